@@ -1,0 +1,73 @@
+"""Command-line entry point. Each command lives in its own module and is imported only when run,
+so `mailtriage --help` and a cached `diagnose` start fast."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> "module:attribute" (relative to this package); loaded on first use.
+COMMANDS: dict[str, str] = {
+    "diagnose": ".diagnose:diagnose",
+    "lint": ".lint:lint",
+    "rules": ".rules:rules",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        module = importlib.import_module(module_name, __name__)
+        command = getattr(module, attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="mailtriage")
+def cli() -> None:
+    """Explain mail-flow failures: what an SMTP error, NDR or log line means, which causes fit,
+    what to check next and how to fix it.
+
+    \b
+    Examples:
+      mailtriage diagnose --smtp-reply "450 4.4.316 Connection refused" --system exchange-online
+      mailtriage diagnose --tcp refused --direction outbound-connector --lang pt-BR
+      mailtriage rules list
+      mailtriage lint rules/
+
+    Exit status: 0 success (diagnose: a specific rule matched), 1 findings (lint errors,
+    diagnose: only generic rules or none matched), 2 bad input or usage.
+    """
+
+
+def main() -> None:
+    """Console-script entry point: known errors become one line on stderr and exit status 2."""
+    from ..errors import MailtriageError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except MailtriageError as exc:
+        click.echo(f"mailtriage: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,1 @@
+"""Symptom intake: turn what users hold (replies, NDRs, log lines) into facts."""
