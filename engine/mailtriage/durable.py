@@ -18,6 +18,7 @@ durable-rules 2.0.28 has measured traps (see the project notes); each is handled
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -244,10 +245,8 @@ class DurableMatcher:
             return _python_eval(ruleset.branches, facts)
         finally:
             if asserted:
-                try:
+                with contextlib.suppress(_dre.error):
                     _dre.retract_fact(handle, text)
-                except _dre.error:
-                    pass
         return fired
 
 
