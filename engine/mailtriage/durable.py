@@ -195,6 +195,16 @@ class DurableMatcher:
                 forward += compiled.forward_nodes
             self.rulesets[key] = chunks
 
+    def build_all(self) -> int:
+        """Create every ruleset now rather than on first use (for long-running processes and
+        benchmarks; the CLI stays lazy). Returns the number of rulesets."""
+        with self._lock:
+            for chunks in self.rulesets.values():
+                for ruleset in chunks:
+                    if ruleset.handle is None and ruleset.broken is None:
+                        self._build(ruleset)
+        return sum(len(chunks) for chunks in self.rulesets.values())
+
     def _build(self, ruleset: _Ruleset) -> None:
         name = f"{self._prefix}_{next(_ruleset_counter)}"
         try:
