@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from ..facts import Facts, FactValue
 from . import IntakeRecord, clean_facts
-from .reply import parse_reply
+from .reply import clean_text, parse_reply
 from .symptoms import remote_provider
 
 MAX_LINE_CHARS = 8_000
@@ -73,6 +73,7 @@ def _record(
     if text:
         for key, value in _parse_text(text):
             facts.setdefault(key, value)
+        facts.setdefault("smtp.text", clean_text(text))
     if status and _STATUS_CODE.match(status):
         said = facts.get("smtp.enhanced")
         if not isinstance(said, str) or (said.endswith(".0.0") and not status.endswith(".0.0")):

@@ -14,13 +14,14 @@ import codecs
 import email
 import re
 from collections.abc import Iterator
+from typing import Any
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 
 from ..facts import Facts
 from . import IntakeRecord, clean_facts
-from .reply import find_candidates, parse_reply
+from .reply import clean_text, find_candidates, parse_reply
 from .symptoms import remote_provider
 
 # A bigger message is cut: bounce notices are small, whatever they quote is not needed.
@@ -281,7 +282,7 @@ class _Report:
         first_received = str(received[0]) if received else ""
         clues = " ".join(
             (self.from_, fields.get("reporting-mta", ""), first_received, _header(self.msg, "X-Mailer"),
-             _header(self.msg, "Message-ID"), " ".join(k for k in self.msg.keys() if k.lower().startswith("x-ms-")),
+             _header(self.msg, "Message-ID"), " ".join(k for k in self.msg if k.lower().startswith("x-ms-")),
              self.notice[:600])
         ).lower()
         if "x-ms-exchange" in clues and ("outlook.com" in clues or "office365" in clues):
@@ -447,7 +448,7 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
     system = report.system()
     delayed_notice = report.delayed()
     records: list[IntakeRecord] = []
-    extra_base = {"truncated": True} if truncated else {}
+    extra_base: dict[str, Any] = {"truncated": True} if truncated else {}
     dsn_recipients = report.recipient_blocks()
     text_recipients = _text_recipients(report)
     if dsn_recipients:
@@ -463,14 +464,18 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                     status or ""
                 ).startswith("5") else "failed"
             diagnostic_text = _strip_type(block.get("diagnostic-code", "")) if block.get("diagnostic-code") else ""
-            if not diagnostic_text or not find_candidates(diagnostic_text):
+            diagnostic = parse_reply(diagnostic_text) if diagnostic_text else {}
+            if "smtp.reply_code" not in diagnostic and "smtp.enhanced" not in diagnostic:
                 # No code in the DSN's own words: read what the notice says about this recipient.
                 for index, (addr, _) in enumerate(text_recipients):
                     if addr.lower() == recipient.lower():
-                        diagnostic_text = (diagnostic_text + "\n" + _recipient_text(
-                            report.notice, text_recipients, index)).strip()
+                        block_text = _recipient_text(report.notice, text_recipients, index)
+                        for key, value in parse_reply(block_text).items():
+                            diagnostic.setdefault(key, value)
+                        diagnostic_text = diagnostic_text or block_text
                         break
-            diagnostic = parse_reply(diagnostic_text) if diagnostic_text else {}
+            if diagnostic_text and "smtp.text" not in diagnostic:
+                diagnostic["smtp.text"] = clean_text(diagnostic_text)
             if diagnostic.get("outer.expired") and "outer.enhanced" not in diagnostic:
                 # An expiry with no attempt inside: the notice may quote the last attempt.
                 for index, (addr, _) in enumerate(text_recipients):
@@ -502,6 +507,8 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
     for index, (recipient, _) in enumerate(text_recipients):
         text = _recipient_text(report.notice, text_recipients, index)
         diagnostic = parse_reply(text)
+        if "smtp.text" not in diagnostic:
+            diagnostic["smtp.text"] = clean_text(text)
         has_code = "smtp.reply_code" in diagnostic or "smtp.enhanced" in diagnostic
         if not has_code and not any(p in notice_lower for p in _LAYOUT_PHRASES):
             continue

@@ -24,12 +24,15 @@ _CANDIDATE = re.compile(
     r"|\#?(?P<enh2>[45]\.\d{1,3}\.\d{1,3})(?!\d|\.\d|-\d)"
     r")"
 )
+_VERSION_BEFORE = re.compile(r"(?:version|release|ver\.?|\bv)\s*$", re.I)
 _BRACKET = re.compile(r"\[(\w+)=([^\]]*)\]")
 _EXPIRY = re.compile(
     r"message expired|expired|retry time(?:out)? (?:exceeded|expired)|delivery time expired|"
     r"unable to deliver in \d+ minutes|too long in (?:the )?queue",
     re.I,
 )
+# "<bob@example.net>: ..." / "bob@example.net... " before the actual words.
+_LEADING_ADDRESS = re.compile(r"^<?[^\s<>@]+@[^\s<>]+?>?(?:\.\.\.|:|\s)\s*")
 _EXO_MARKERS = ("lastattemptedservername", "lastattemptedip", "[hostname=", "suspiciousremoteservererror")
 
 
@@ -60,6 +63,8 @@ def find_candidates(line: str) -> list[Candidate]:
         if code_text is None and enhanced is None:
             continue
         start = match.start()
+        if code_text is None and _VERSION_BEFORE.search(line, max(0, start - 12), start):
+            continue  # "version 5.1.1", "Exim v4.4.1": a software version, not a status
         inside = any(a < start < b for a, b in spans)
         found.append(Candidate(start, match.end(), int(code_text) if code_text else None, enhanced, inside))
     return found
@@ -86,7 +91,13 @@ def _clean_text(text: str, cand: Candidate | None) -> str:
         prefix = rf"\b{cand.code}[ \-]" + (re.escape(cand.enhanced) + " ?" if cand.enhanced else "")
         text = re.sub(prefix, " ", text)
     text = " ".join(text.split())
-    return text.strip(" -:;,'\"<>()")[:MAX_TEXT_FACT_CHARS]
+    text = _LEADING_ADDRESS.sub("", text.strip(" -:;,'\""))
+    return text.strip(" -:;,'\"")[:MAX_TEXT_FACT_CHARS]
+
+
+def clean_text(text: str) -> str:
+    """Error text as one tidy line (no bracket fields, no leading recipient address), capped."""
+    return _clean_text(text, None)
 
 
 def _is_expiry(cand: Candidate, following: str) -> bool:

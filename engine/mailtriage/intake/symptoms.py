@@ -50,7 +50,9 @@ _HOST_BRACKET_IP = re.compile(
     r"(?:host|connect to|with|from|to|server)\s+(?P<host>[A-Za-z0-9][\w.\-]*)\s?\[(?P<ip>[0-9a-fA-F:.]+)\](?::(?P<port>\d{1,5}))?",
     re.I,
 )
-_REMOTE_HOST_SAID = re.compile(r"remote host (?P<ip>[0-9a-fA-F:.]{7,}) said", re.I)
+_REMOTE_HOST_SAID = re.compile(
+    r"(?:remote host (?P<ip>[0-9a-fA-F:.]{7,}) said|(?P<ip2>\d{1,3}(?:\.\d{1,3}){3}) does not like)", re.I
+)
 _REMOTE_SERVER_AT = re.compile(r"remote server at (?P<host>[\w.\-]+)(?: \((?P<ip>[0-9a-fA-F:.]+)\))?", re.I)
 
 _STAGES: tuple[tuple[str, str], ...] = (
@@ -61,6 +63,7 @@ _STAGES: tuple[tuple[str, str], ...] = (
     ("message body", "data"),
     ("rcpt to", "rcpt"),
     ("rcpt", "rcpt"),
+    ("recipient", "rcpt"),
     ("mail from", "mail"),
     ("data command", "data"),
     ("after data", "data"),
@@ -74,7 +77,7 @@ _STAGES: tuple[tuple[str, str], ...] = (
 )
 _STAGE_CONTEXT = re.compile(
     r"(?:in reply to|after|while (?:sending|receiving|performing)(?: the)?|in response to|"
-    r"most progress was|did not like our|during|while)\s+([^;:()]{0,40})",
+    r"most progress was|did not like our|does not like|during|while)\s+([^;:()]{0,40})",
     re.I,
 )
 
@@ -99,15 +102,14 @@ def tcp_state(lower: str, socket_code: int | None) -> str | None:
         return SOCKET_ERRORS[socket_code]
     if "refused" in lower and ("connection refused" in lower or "connectionrefused" in lower):
         return "refused"
-    if "timed out" in lower or "timedout" in lower or "timeout" in lower:
-        if (
-            "connection timed out" in lower
-            or "connect timed out" in lower
-            or "sockete" in lower  # "SocketError: TimedOut"
-            or "timed out while connecting" in lower
-            or "connection timeout" in lower
-        ) and "conversation with" not in lower:
-            return "timeout"
+    if ("timed out" in lower or "timedout" in lower or "timeout" in lower) and "conversation with" not in lower and (
+        "connection timed out" in lower
+        or "connect timed out" in lower
+        or "sockete" in lower  # "SocketError: TimedOut"
+        or "timed out while connecting" in lower
+        or "connection timeout" in lower
+    ):
+        return "timeout"
     if "unreachable" in lower or "no route to host" in lower:
         return "unreachable"
     if "connection reset" in lower or "connectionreset" in lower:
@@ -243,11 +245,11 @@ def remote_endpoint(text: str, facts: Facts) -> None:
                 if 0 < port < 65536:
                     facts.setdefault("smtp.remote_port", port)
             return
-    lower_has = "said" in text or "Remote Server at" in text or "remote server at" in text
+    lower_has = "said" in text or "does not like" in text or "emote Server at" in text or "emote server at" in text
     if lower_has:
         said = _REMOTE_HOST_SAID.search(text)
         if said:
-            facts.setdefault("smtp.remote_ip", said.group("ip"))
+            facts.setdefault("smtp.remote_ip", said.group("ip") or said.group("ip2"))
             return
         at = _REMOTE_SERVER_AT.search(text)
         if at:
