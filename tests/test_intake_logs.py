@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailtriage.facts import vocabulary
-from mailtriage.intake import parse_input
+from mailtriage.intake import clean_facts, parse_input
 from mailtriage.intake.logs import parse_log_line, parse_log_lines
 
 DATA = Path(__file__).parent / "data" / "intake"
@@ -102,3 +102,4 @@ def test_fuzz_lines(text: str, marker: str) -> None:
     record = parse_log_line(text[:half] + marker + text[half:])
     if record is not None:
         assert set(record.facts) <= set(vocabulary())
+        assert clean_facts(dict(record.facts)) == record.facts  # every value already valid

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ..errors import FactError, InputError
-from ..facts import FactValue, coerce_value, vocabulary
+from ..facts import FactValue, FieldSpec, coerce_value, vocabulary
 
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
 
@@ -54,6 +55,27 @@ class SkippedInput:
         return {"source": self.source, "skipped": self.reason}
 
 
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+_PYTHON_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool, "number": float}
+
+
+def _already_valid(spec: FieldSpec, value: FactValue) -> bool:
+    """Fast path for values the parsers built with the right type (the common case in bulk scans)."""
+    if type(value) is not _PYTHON_TYPES[spec.type]:
+        return False
+    if spec.enum is not None:
+        return value in spec.enum
+    if spec.pattern is not None:
+        return isinstance(value, str) and _compiled(spec.pattern).search(value) is not None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (spec.minimum is None or value >= spec.minimum) and (spec.maximum is None or value <= spec.maximum)
+    return True
+
+
 def clean_facts(raw: dict[str, FactValue], extra: dict[str, Any] | None = None) -> dict[str, FactValue]:
     """Keep the fields that fit the vocabulary, coerced; note any dropped one in `extra`."""
     fields = vocabulary()
@@ -63,6 +85,9 @@ def clean_facts(raw: dict[str, FactValue], extra: dict[str, Any] | None = None) 
         if spec is None:
             if extra is not None:
                 extra.setdefault("dropped_facts", []).append(name)
+            continue
+        if _already_valid(spec, value):
+            facts[name] = value
             continue
         try:
             facts[name] = coerce_value(spec, value)

@@ -35,20 +35,64 @@ _POSTFIX_ATTEMPT = re.compile(r"postfix(?:/[\w\-]+)*/(?:smtp|lmtp)\[\d+\]: (?:[0
 _POSTFIX_STATUS_ACTION = {"bounced": "failed", "deferred": "delayed", "expired": "failed", "undeliverable": "failed"}
 
 
+# Error texts differ mostly in addresses and host names; parsing a template with those replaced by
+# numbered stand-ins lets thousands of lines share one cached parse.
+_VARIABLE = re.compile(
+    r"<[^<>\s@]+@[^<>\s]+>"  # <user@domain>
+    r"|(?<![\w.\-])[A-Za-z0-9][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)+(?=\[)"  # host name before [ip]
+    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.]*\d)"  # IPv4 address
+)
+_STAND_IN = re.compile(r"<zz(\d+)@zz\.invalid>|zz(\d+)\.invalid|0\.0\.0\.(\d+)")
+
+
+def _template(text: str) -> tuple[str, list[str]]:
+    originals: list[str] = []
+
+    def stand_in(found: re.Match[str]) -> str:
+        token = found.group(0)
+        index = len(originals)
+        originals.append(token)
+        if token.startswith("<"):
+            return f"<zz{index}@zz.invalid>"
+        if token[0].isdigit() and token.replace(".", "").isdigit():
+            return f"0.0.0.{index}"
+        return f"zz{index}.invalid"
+
+    return _VARIABLE.sub(stand_in, text), originals
+
+
 @lru_cache(maxsize=8192)
-def _parse_text(text: str) -> tuple[tuple[str, FactValue], ...]:
-    return tuple(parse_reply(text).items())
+def _parse_template(template: str) -> tuple[tuple[str, FactValue], ...]:
+    # Cleaned once per template; restoring stand-ins only touches free-text and host fields.
+    return tuple(clean_facts(parse_reply(template)).items())
+
+
+def _parse_text(text: str) -> list[tuple[str, FactValue]]:
+    """parse_reply(text), through the template cache."""
+    template, originals = _template(text)
+    if not originals:
+        return list(_parse_template(text))
+
+    def restore(found: re.Match[str]) -> str:
+        index = int(next(group for group in found.groups() if group is not None))
+        return originals[index] if index < len(originals) else found.group(0)
+
+    return [
+        (key, _STAND_IN.sub(restore, value) if isinstance(value, str) and ("zz" in value or "0.0.0." in value)
+         else value)
+        for key, value in _parse_template(template)
+    ]
 
 
 def _relay_facts(relay: str, facts: Facts) -> None:
     relay = relay.strip()
-    if not relay or relay.lower() in ("none", "local", "private/dovecot-lmtp"):
+    if not relay or relay in ("none", "local") or "/" in relay:
         return
     found = _RELAY.match(relay)
     if not found:
         return
     host = found.group("host")
-    if re.fullmatch(r"[0-9.]+", host):
+    if host.replace(".", "").isdigit():
         facts.setdefault("smtp.remote_ip", host)
     else:
         facts.setdefault("smtp.remote_host", host.rstrip("."))
@@ -73,7 +117,8 @@ def _record(
     if text:
         for key, value in _parse_text(text):
             facts.setdefault(key, value)
-        facts.setdefault("smtp.text", clean_text(text))
+        if "smtp.text" not in facts:
+            facts["smtp.text"] = clean_text(text)
     if status and _STATUS_CODE.match(status):
         said = facts.get("smtp.enhanced")
         if not isinstance(said, str) or (said.endswith(".0.0") and not status.endswith(".0.0")):
@@ -90,8 +135,8 @@ def _record(
         if provider:
             facts["context.remote_provider"] = provider
     extra: dict[str, object] = {"line": number, "report_status": status}
-    return IntakeRecord(facts=clean_facts(facts, extra), kind="log", source=f"{source}:{number}",
-                        recipient=recipient, extra=extra)
+    # Every value is typed and checked where it is read (template facts were cleaned once).
+    return IntakeRecord(facts=facts, kind="log", source=f"{source}:{number}", recipient=recipient, extra=extra)
 
 
 def _after_paren(line: str, start: int) -> str:
@@ -109,14 +154,24 @@ def _postfix(line: str, source: str, number: int) -> IntakeRecord | None:
     action = _POSTFIX_STATUS_ACTION.get(status_word)
     if action is None:
         return None
-    fields = dict(_KV.findall(line[:at]))
-    recipient = fields.get("to", "").strip("<>") or None
+    head = line[:at]
+    recipient = _field(head, " to=<", ">") or None
     facts: Facts = {}
-    _relay_facts(fields.get("relay", ""), facts)
+    _relay_facts(_field(head, " relay=", ","), facts)
     text = _after_paren(line, at)
     if status_word == "expired":
         facts["outer.expired"] = True
-    return _record(facts, text, recipient, action, "postfix", fields.get("dsn"), source, number)
+    return _record(facts, text, recipient, action, "postfix", _field(head, " dsn=", ",") or None, source, number)
+
+
+def _field(text: str, start: str, end: str) -> str:
+    """The value between `start` and `end` in a Postfix `key=value, ` list ('' when absent)."""
+    at = text.find(start)
+    if at < 0:
+        return ""
+    at += len(start)
+    stop = text.find(end, at)
+    return text[at:] if stop < 0 else text[at:stop]
 
 
 def _sendmail(line: str, source: str, number: int) -> IntakeRecord | None:

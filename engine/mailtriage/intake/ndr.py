@@ -14,10 +14,10 @@ import codecs
 import email
 import re
 from collections.abc import Iterator
-from typing import Any
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
+from typing import Any
 
 from ..facts import Facts
 from . import IntakeRecord, clean_facts

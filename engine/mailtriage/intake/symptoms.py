@@ -75,10 +75,10 @@ _STAGES: tuple[tuple[str, str], ...] = (
     ("banner", "banner"),
     ("auth", "auth"),
 )
-_STAGE_CONTEXT = re.compile(
-    r"(?:in reply to|after|while (?:sending|receiving|performing)(?: the)?|in response to|"
-    r"most progress was|did not like our|does not like|during|while)\s+([^;:()]{0,40})",
-    re.I,
+# Phrases after which MTAs name the SMTP stage ("in reply to RCPT TO command", "while sending MAIL FROM").
+_STAGE_TRIGGERS = (
+    "in reply to", "after", "while sending", "while receiving", "while performing", "in response to",
+    "most progress was", "did not like our", "does not like", "during", "while",
 )
 
 
@@ -222,13 +222,19 @@ def dns_facts(text: str, lower: str, facts: Facts) -> None:
 
 
 def stage(lower: str) -> str | None:
-    """The SMTP stage the text says the failure happened at."""
-    for found in _STAGE_CONTEXT.finditer(lower):
-        phrase = found.group(1)
-        for needle, name in _STAGES:
-            if needle in phrase:
-                return name
-    return None
+    """The SMTP stage the text says the failure happened at (the first trigger phrase that names one)."""
+    best: tuple[int, str] | None = None
+    for trigger in _STAGE_TRIGGERS:
+        at = lower.find(trigger)
+        while at >= 0 and (best is None or at < best[0]):
+            phrase = lower[at + len(trigger) : at + len(trigger) + 42].split(";", 1)[0].split(":", 1)[0]
+            phrase = phrase.split("(", 1)[0].split(")", 1)[0]
+            name = next((n for needle, n in _STAGES if needle in phrase), None)
+            if name is not None:
+                best = (at, name)
+                break
+            at = lower.find(trigger, at + 1)
+    return best[1] if best else None
 
 
 def remote_endpoint(text: str, facts: Facts) -> None:
