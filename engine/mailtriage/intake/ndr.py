@@ -351,14 +351,14 @@ def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) 
     following = [p for p in starts if p > pos]
     end = following[0] if following else len(notice)
     text = notice[pos:end]
-    if not find_candidates(" ".join(text.split())) and len(recipients) == 1:
+    if find_candidates(" ".join(text.split())):
+        return text
+    if len(recipients) == 1:
         return notice
     # Mentions elsewhere (Sendmail's transcript: "<<< 550 5.1.1 <addr>... User unknown").
     lower_addr = addr.lower()
-    extra = [line for line in notice[end:].split("\n") if lower_addr in line.lower() and line is not text]
-    if extra and not find_candidates(" ".join(text.split())):
-        text += "\n" + "\n".join(extra)
-    return text
+    extra = [line for line in notice[end:].split("\n") if lower_addr in line.lower()]
+    return text + "\n" + "\n".join(extra) if extra else text
 
 
 def _status_code(value: str) -> str | None:
@@ -434,6 +434,21 @@ def _report_status(facts: Facts) -> str | None:
     return enhanced if isinstance(enhanced, str) else None
 
 
+_RETURNED_PART = re.compile(rb"(?im)^content-type:[ \t]*(?:message/rfc822|text/rfc822-headers)")
+_DSN_PART = re.compile(rb"(?i)content-type:[ \t]*message/(?:global-)?delivery-status")
+
+
+def _drop_returned_message(raw: bytes) -> bytes:
+    """Cut the returned original message before MIME parsing: it is most of the bytes and none of
+    the diagnosis. Only when no delivery-status part follows it (some MTAs order parts oddly)."""
+    header_end = raw.find(b"\n\n")
+    found = _RETURNED_PART.search(raw, header_end if header_end > 0 else 0)
+    if found is None or _DSN_PART.search(raw, found.end()):
+        return raw
+    part_body = raw.find(b"\n\n", found.end())
+    return raw if part_body < 0 else raw[: part_body + 2]
+
+
 def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRecord]:
     """One record per failed or delayed recipient of a bounce; [] for anything that is not one."""
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
@@ -441,6 +456,7 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
     raw = raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if raw.startswith(b"From "):
         raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    raw = _drop_returned_message(raw)
     msg = email.message_from_bytes(raw, policy=compat32)
     report = _Report(msg)
     if report.is_feedback_or_autoreply() or not report.looks_like_bounce():
