@@ -59,9 +59,9 @@ def load_cached_knowledge_base(dirs: list[Path], use_cache: bool = True) -> Know
     if not kb.errors:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as handle:
-                pickle.dump(kb, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(handle.name, target)
+            with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as temporary:
+                pickle.dump(kb, temporary, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(temporary.name, target)
         except OSError:
             pass  # a read-only home only costs speed
     return kb

@@ -82,7 +82,7 @@ class Engine:
         return Diagnosis(facts=facts, matches=matches, next_checks=self._next_checks(facts, matches, near), near_misses=near)
 
     def _explain(self, rule: Rule, facts: dict[str, Any]) -> Match:
-        why = assess(rule.match, facts).held
+        why = list(dict.fromkeys(assess(rule.match, facts).held))  # branches may share leaves
         causes = []
         for cause in rule.causes:
             likely = assess(cause.likely_when, facts) if cause.likely_when else None

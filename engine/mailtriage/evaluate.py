@@ -86,12 +86,12 @@ def assess(condition: Condition, facts: Mapping[str, FactValue]) -> Assessment:
     parts = [assess(child, facts) for child in condition.children]
     values = [part.value for part in parts]
     if isinstance(condition, All):
-        value: bool | None = False if False in values else (None if None in values else True)
-        chosen = parts if value is not False else [p for p in parts if p.value is False]
+        outcome: bool | None = False if False in values else (None if None in values else True)
+        chosen = parts if outcome is not False else [p for p in parts if p.value is False]
     else:
-        value = True if True in values else (None if None in values else False)
-        chosen = [p for p in parts if p.value is True] if value is True else parts
-    result = Assessment(value)
+        outcome = True if True in values else (None if None in values else False)
+        chosen = [p for p in parts if p.value is True] if outcome is True else parts
+    result = Assessment(outcome)
     for part in chosen:
         result.held.extend(part.held)
         result.failed.extend(part.failed)

@@ -97,6 +97,7 @@ def load_knowledge_base(paths: Iterable[Path], display_root: Path | None = None)
                 kb.problems.append(Problem(document.location(("id",)), "MT004", f"duplicate rule id {rule.id!r} (also in {seen_here[rule.id]})"))
                 continue
             seen_here[rule.id] = shown
+            rule.source_file = str(file.resolve())
             if group_index > 0 and rule.id in kb.rules:
                 kb.problems.append(Problem(document.location(("id",)), "MT201", f"overrides bundled rule {rule.id!r}", Severity.WARNING))
             kb.rules[rule.id] = rule
@@ -246,9 +247,9 @@ _CODE_FIELDS = {"smtp.enhanced", "smtp.enhanced_generic", "outer.enhanced"}
 
 def _check_keying(document: YamlDocument, match: dict[str, Any], problems: list[Problem]) -> None:
     """Warn when a branch of a specific rule keys on an enhanced code and nothing else."""
-    branches = match["any"] if "any" in match else [match]
+    branches = match.get("any", [match])
     for index, branch in enumerate(branches):
-        leaves = branch["all"] if "all" in branch else [branch]
+        leaves = branch.get("all", [branch])
         fields = {leaf.get("field") for leaf in leaves if isinstance(leaf, dict)}
         has_text = any(isinstance(leaf, dict) and "matches" in leaf for leaf in leaves)
         if fields & _CODE_FIELDS and not (fields & _KEY_FIELDS) and not has_text:
@@ -337,8 +338,8 @@ def _check_references(kb: KnowledgeBase, documents: dict[str, YamlDocument]) -> 
         for json_path, target in targets:
             if target not in kb.rules:
                 kb.problems.append(Problem(document.location(json_path), "MT010", f"reference to unknown rule id {target!r}"))
-        if rule.status is Status.DEPRECATED and rule.replaced_by and rule.replaced_by in kb.rules:
-            if kb.rules[rule.replaced_by].status is Status.DEPRECATED:
+        replacement = kb.rules.get(rule.replaced_by) if rule.replaced_by else None
+        if rule.status is Status.DEPRECATED and replacement is not None and replacement.status is Status.DEPRECATED:
                 kb.problems.append(Problem(document.location(("replaced_by",)), "MT010", f"replaced_by points at deprecated rule {rule.replaced_by!r}", Severity.WARNING))
         for lang in ("pt-BR",):
             if lang not in rule.translations:

@@ -6,6 +6,7 @@ and the linter checks meaning.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ class Leaf:
     field: str
     op: str
     value: Any
-    pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    pattern: re.Pattern[str] | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, self.op: list(self.value) if self.op == "one_of" else self.value}
@@ -196,7 +197,8 @@ class Rule:
     examples_no_match: list[Example] = field(default_factory=list)
     generic_level: GenericLevel | None = None
     replaced_by: str | None = None
-    source_path: str = field(default="", compare=False)
+    source_path: str = field(default="", compare=False)  # as shown in messages
+    source_file: str = field(default="", compare=False)  # absolute, for reading it again
     translations: dict[str, Translation] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
