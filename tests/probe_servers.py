@@ -165,7 +165,7 @@ class ScriptedSmtpServer:
 
     def __post_init__(self) -> None:
         self._listener = socket.create_server((LOOPBACK, 0))
-        self._listener.settimeout(0.2)
+        self._listener.settimeout(0.05)
         self.port = self._listener.getsockname()[1]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -384,7 +384,7 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -72,6 +72,9 @@ class HostProbe:
         elapsed = (time.monotonic() - self._step_started) * 1000
         step = Step(name, status, summary, elapsed, dict(detail))
         self.host.steps.append(step)
+        if name == "tls" and self.session is not None:
+            # The handshake has no lines of its own in the transcript; say how it ended.
+            self.session.note(f"TLS: {summary}")
         return step
 
     def _reply_facts(self, reply: Reply, stage: str) -> None:

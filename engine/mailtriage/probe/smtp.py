@@ -149,7 +149,8 @@ class SmtpSession:
         except ConnectionResetError:
             raise ConnectionClosed(stage, reset=True) from None
         except ssl.SSLError:
-            # An unclean TLS shutdown (the peer closed under TLS) is an abrupt close too.
+            # The peer closed under TLS without close_notify. OpenSSL reports an RST this way
+            # too (SSLEOFError, errno lost), so under TLS a reset cannot be told from a FIN.
             raise ConnectionClosed(stage, reset=False) from None
         except OSError as exc:
             if self.budget.cancelled:
@@ -223,7 +224,9 @@ class SmtpSession:
             self._buffer = b""
         plain = self.sock
         plain.settimeout(self.budget.limit())
-        wrapped = context.wrap_socket(plain, server_hostname=server_hostname, do_handshake_on_connect=False)
+        wrapped = context.wrap_socket(
+            plain, server_hostname=server_hostname, do_handshake_on_connect=False, suppress_ragged_eofs=False
+        )
         self.budget.unregister(plain)
         self.sock = wrapped
         self.budget.register(wrapped)
