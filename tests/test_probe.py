@@ -829,3 +829,21 @@ def test_cli_as_a_process(dns_port: int) -> None:
         )
     assert completed.returncode == 1, completed.stderr
     assert json.loads(completed.stdout)["facts"]["tcp.state"] == "refused"
+
+
+@pytest.mark.parametrize(
+    ("code", "lines", "enhanced", "text"),
+    [
+        (421, ("4.3.2 Service not available",), "4.3.2", "Service not available"),
+        (554, ("mx.example.com ESMTP not accepting mail",), None, "mx.example.com ESMTP not accepting mail"),
+        (550, ("4.4.7 class digit disagrees",), None, "4.4.7 class digit disagrees"),
+        (250, ("mx.example.com", "PIPELINING", "STARTTLS"), None, "mx.example.com PIPELINING STARTTLS"),
+        (451, ("4.7.1 Greylisted,", "4.7.1 try again later"), "4.7.1", "Greylisted, try again later"),
+        (220, ("",), None, ""),
+    ],
+)
+def test_reply_codes_and_text(code: int, lines: tuple[str, ...], enhanced: str | None, text: str) -> None:
+    from mailtriage.probe.smtp import Reply
+
+    reply = Reply(code, lines)
+    assert (reply.enhanced, reply.text) == (enhanced, text)

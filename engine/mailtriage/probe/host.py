@@ -297,6 +297,8 @@ class HostProbe:
             self._step("tls", StepStatus.FAIL, f"server closed the connection during the TLS handshake ({exc})")
             raise _Stop from None
         except ssl.SSLError as exc:
+            if self.budget.cancelled:
+                raise Cancelled("interrupted") from None
             error = tls.classify_ssl_error(exc)
             self.facts["tls.error"] = error
             self.facts["smtp.stage"] = "tls"

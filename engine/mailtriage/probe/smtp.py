@@ -56,15 +56,19 @@ class Reply:
     @property
     def enhanced(self) -> str | None:
         found = _ENHANCED.match(self.lines[0]) if self.lines else None
-        return found.group(1) if found else None
+        # RFC 3463: the class digit repeats the reply's first digit; otherwise it is just text.
+        if found is None or found.group(1)[0] != str(self.code)[0]:
+            return None
+        return found.group(1)
 
     @property
     def text(self) -> str:
         """The reply text without codes, lines joined by a space."""
         parts = []
+        enhanced = self.enhanced
         for line in self.lines:
             found = _ENHANCED.match(line)
-            parts.append(line[found.end():] if found else line)
+            parts.append(line[found.end():] if found and found.group(1) == enhanced else line)
         return " ".join(part.strip() for part in parts if part.strip())
 
     def __str__(self) -> str:
