@@ -602,6 +602,7 @@ def test_ctrl_c_reports_what_was_collected(
     for host in probe.hosts[1:]:
         assert not host.finished
         assert "tcp.state" not in host.facts
+        assert (host.steps[-1].name, host.steps[-1].summary) == ("stopped", "interrupted (during tcp)")
 
 
 # ---------------------------------------------------------------------------------------------

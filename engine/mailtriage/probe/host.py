@@ -65,8 +65,9 @@ class HostProbe:
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self, step: str) -> None:
         self._step_started = time.monotonic()
+        self.host.in_progress = step
 
     def _step(self, name: str, status: StepStatus, summary: str, **detail: FactValue) -> Step:
         elapsed = (time.monotonic() - self._step_started) * 1000
@@ -102,7 +103,7 @@ class HostProbe:
     def _quit(self) -> None:
         """Say goodbye; a failure here is only a warning (the verdict is already known)."""
         assert self.session is not None
-        self._start()
+        self._start("quit")
         try:
             reply = self.session.command("QUIT", "quit")
         except DialogueError as exc:
@@ -129,8 +130,9 @@ class HostProbe:
         except _Stop:
             self.host.finished = True
         except Cancelled as exc:
-            self._start()
-            self._step("stopped", StepStatus.SKIPPED, str(exc))
+            where = self.host.in_progress
+            self._start("stopped")
+            self._step("stopped", StepStatus.SKIPPED, f"{exc} (during {where})" if where else str(exc))
         finally:
             if self.session is not None:
                 self.session.close()
@@ -139,7 +141,7 @@ class HostProbe:
         if is_ip(self.host.name):
             return [self.host.name]
         assert self.ctx.resolver is not None
-        self._start()
+        self._start("address")
         outcome = probe_dns.lookup_addresses(self.ctx.resolver, self.host.name, self.budget)
         if outcome.result == probe_dns.TIMEOUT and self.budget.cut_short():
             raise Cancelled("overall deadline reached")
@@ -159,7 +161,7 @@ class HostProbe:
         self.facts["smtp.remote_port"] = port
         failures: list[tuple[str, str]] = []
         for address in addresses:
-            self._start()
+            self._start("tcp")
             try:
                 sock, _ = smtp.connect(address, port, self.budget, self.ctx.connector)
             except OSError as exc:
@@ -185,7 +187,7 @@ class HostProbe:
         session = self.session
         assert session is not None
         # Banner
-        self._start()
+        self._start("banner")
         try:
             banner = session.read_reply("banner")
         except DialogueError as exc:
@@ -206,7 +208,7 @@ class HostProbe:
     def _ehlo(self, name: str, stage: str) -> set[str]:
         session = self.session
         assert session is not None
-        self._start()
+        self._start(name)
         try:
             reply = session.command(f"EHLO {self.ctx.ehlo_name}", stage)
         except DialogueError as exc:
@@ -220,7 +222,7 @@ class HostProbe:
             self._fail_reply(name, reply, stage, f"EHLO refused: {reply}")
         # 5xx to EHLO: an old server may still speak HELO (RFC 5321 section 3.2).
         self._step(name, StepStatus.WARN, f"EHLO refused ({reply}); trying HELO", code=reply.code)
-        self._start()
+        self._start("helo")
         try:
             helo = session.command(f"HELO {self.ctx.ehlo_name}", "helo")
         except DialogueError as exc:
@@ -234,7 +236,7 @@ class HostProbe:
         """True when the server agreed to start TLS; False when going on without it."""
         session = self.session
         assert session is not None
-        self._start()
+        self._start("starttls")
         offered = "STARTTLS" in extensions
         self.facts["smtp.starttls_offered"] = offered
         if not offered:
@@ -266,7 +268,7 @@ class HostProbe:
         session = self.session
         assert session is not None
         name = self.options.tls_name or self.host.name
-        self._start()
+        self._start("tls")
         try:
             session.start_tls(self.ctx.verify_context, name)
         except ssl.SSLCertVerificationError as exc:
@@ -348,7 +350,7 @@ class HostProbe:
         session = self.session
         assert session is not None
         if self.options.rcpt:
-            self._start()
+            self._start("mail")
             try:
                 mail = session.command("MAIL FROM:<>", "mail")
             except DialogueError as exc:
@@ -356,7 +358,7 @@ class HostProbe:
             if mail.code != 250:
                 self._fail_reply("mail", mail, "mail", f"MAIL FROM:<> refused: {mail}")
             self._step("mail", StepStatus.OK, str(mail), code=mail.code)
-            self._start()
+            self._start("rcpt")
             try:
                 rcpt = session.command(f"RCPT TO:<{self.options.rcpt}>", "rcpt")
             except DialogueError as exc:

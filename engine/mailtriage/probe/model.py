@@ -78,6 +78,7 @@ class HostResult:
     facts: Facts = field(default_factory=dict)
     transcript: list[TranscriptLine] = field(default_factory=list)
     finished: bool = False
+    in_progress: str | None = None  # the step running now (or when the probe was stopped)
 
     @property
     def verdict(self) -> Verdict:

@@ -178,6 +178,12 @@ def run_probe(options: ProbeOptions, connector: ConnectFunction = default_connec
         for thread in threads:
             thread.join(_JOIN_GRACE)
     result.elapsed_ms = budget.elapsed() * 1000
+    for host in result.hosts:
+        # A thread still blocked (in connect, say) has not said where it stopped; say it for it.
+        if not host.finished and not any(step.name == "stopped" for step in host.steps):
+            reason = "interrupted" if result.interrupted else "overall deadline reached"
+            where = f" (during {host.in_progress})" if host.in_progress else ""
+            host.steps.append(Step("stopped", StepStatus.SKIPPED, reason + where, 0.0))
     result.deadline_reached = not result.interrupted and (
         any(not host.finished for host in result.hosts) or any(s.name == "stopped" for s in result.domain_steps)
     )
