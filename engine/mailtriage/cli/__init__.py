@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "lint": ".lint:lint",
     "probe": ".probe:probe",
     "rules": ".rules:rules",
+    "scan": ".scan:scan",
 }
 
 
