@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from .diagnosis import CauseAssessment, Diagnosis, Likelihood, Match, NearMiss, NextCheck
 from .errors import RuleError
-from .evaluate import assess
+from .evaluate import Assessment, assess
 from .facts import normalize_facts, vocabulary
 from .loader import KnowledgeBase
-from .matching import PythonMatcher
-from .model import Rule, Status
+from .matching import Branch, DispatchIndex, PythonMatcher
+from .model import Condition, Rule, Status
 
 Backend = Literal["durable", "python"]
 RULES_ENV = "MAILTRIAGE_RULES"
@@ -50,7 +50,9 @@ class Engine:
             self.matcher: Any = DurableMatcher(active)
         else:
             self.matcher = PythonMatcher(active)
-        self._explainer = PythonMatcher(active)
+        # Both matchers file the same branches under the same keys; explanation reuses that index.
+        self._index: DispatchIndex = self.matcher.index
+        self._specificity = {rule.id: rule.specificity for rule in kb.rules.values()}
 
     @classmethod
     def load(
@@ -76,17 +78,24 @@ class Engine:
         """Match the facts, rank the matches, assess causes and find what to check next."""
         facts = normalize_facts(raw_facts)
         matched_ids = self.matcher.match(facts)
-        matches = [self._explain(self.rules[rule_id], facts) for rule_id in matched_ids]
-        matches.sort(key=lambda m: (-m.rule.specificity, m.rule.status is Status.EXPERIMENTAL, -len(m.why), m.rule.id))
-        near = self._near_misses(facts, matched_ids)
-        return Diagnosis(facts=facts, matches=matches, next_checks=self._next_checks(facts, matches, near), near_misses=near)
+        # One diagnosis assesses the same conditions several times (a cause while explaining and
+        # again for next checks, a candidate branch for near misses and next checks): memoise.
+        assessor = _Assessor(facts)
+        matches = [self._explain(self.rules[rule_id], assessor) for rule_id in matched_ids]
+        specificity = self._specificity
+        matches.sort(key=lambda m: (-specificity[m.rule.id], m.rule.status is Status.EXPERIMENTAL, -len(m.why), m.rule.id))
+        candidates = self._index.candidates(facts)
+        near = self._near_misses(candidates, matched_ids, assessor)
+        next_checks = self._next_checks(facts, matches, candidates, assessor)
+        return Diagnosis(facts=facts, matches=matches, next_checks=next_checks, near_misses=near)
 
-    def _explain(self, rule: Rule, facts: dict[str, Any]) -> Match:
-        why = list(dict.fromkeys(assess(rule.match, facts).held))  # branches may share leaves
+    def _explain(self, rule: Rule, assessor: _Assessor) -> Match:
+        assess = assessor.assess
+        why = list(dict.fromkeys(assess(rule.match).held))  # branches may share leaves
         causes = []
         for cause in rule.causes:
-            likely = assess(cause.likely_when, facts) if cause.likely_when else None
-            unlikely = assess(cause.unlikely_when, facts) if cause.unlikely_when else None
+            likely = assess(cause.likely_when) if cause.likely_when else None
+            unlikely = assess(cause.unlikely_when) if cause.unlikely_when else None
             if unlikely is not None and unlikely.value is True:
                 causes.append(CauseAssessment(cause, Likelihood.UNLIKELY, unlikely.held))
             elif likely is not None and likely.value is True:
@@ -104,19 +113,19 @@ class Engine:
         )
         return Match(rule=rule, why=why, causes=causes, fixes=fixes)
 
-    def _near_misses(self, facts: dict[str, Any], matched: set[str]) -> list[NearMiss]:
+    def _near_misses(self, candidates: list[Branch], matched: set[str], assessor: _Assessor) -> list[NearMiss]:
         """Specific rules that failed on exactly one known fact, among those sharing a dispatch key."""
         near: dict[str, NearMiss] = {}
-        for branch in self._explainer.index.candidates(facts):
+        for branch in candidates:
             rule = self.rules[branch.rule_id]
-            if rule.id in matched or rule.id in near or rule.specificity < 3:
+            if rule.id in matched or rule.id in near or self._specificity[rule.id] < 3:
                 continue
-            result = assess(branch.condition, facts)
+            result = assessor.assess(branch.condition)
             if result.value is False and len(result.failed) == 1 and result.held:
                 near[rule.id] = NearMiss(rule, result.failed[0])
         return sorted(near.values(), key=lambda n: n.rule.id)[:MAX_NEAR_MISSES]
 
-    def _next_checks(self, facts: dict[str, Any], matches: list[Match], near: list[NearMiss]) -> list[NextCheck]:
+    def _next_checks(self, facts: dict[str, Any], matches: list[Match], candidates: list[Branch], assessor: _Assessor) -> list[NextCheck]:
         """Unknown facts that decide causes of the best matches or candidates that almost matched."""
         fields = vocabulary()
         scores: dict[str, list[str]] = {}
@@ -129,18 +138,20 @@ class Engine:
             if subject not in subjects:
                 subjects.append(subject)
 
-        best = [m for m in matches if m.rule.specificity == (matches[0].rule.specificity if matches else 0)]
+        top = self._specificity[matches[0].rule.id] if matches else 0
+        best = [m for m in matches if self._specificity[m.rule.id] == top]
         for match in best[:3]:
             for assessed in match.causes:
                 for condition in (assessed.cause.likely_when, assessed.cause.unlikely_when):
                     if condition is None:
                         continue
-                    for leaf in assess(condition, facts).unknown:
+                    for leaf in assessor.assess(condition).unknown:
                         note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
-        for branch in self._explainer.index.candidates(facts):
-            if branch.rule_id in {m.rule.id for m in matches}:
+        matched = {m.rule.id for m in matches}
+        for branch in candidates:
+            if branch.rule_id in matched:
                 continue
-            result = assess(branch.condition, facts)
+            result = assessor.assess(branch.condition)
             if result.value is None and result.held:
                 for leaf in result.unknown:
                     note(leaf.field, branch.rule_id)
@@ -151,6 +162,23 @@ class Engine:
             assert spec.question is not None and spec.how is not None
             checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects))
         return checks
+
+
+class _Assessor:
+    """Three-valued assessments of conditions against one fact set, each computed once."""
+
+    def __init__(self, facts: dict[str, Any]) -> None:
+        self.facts = facts
+        self._done: dict[int, tuple[Condition, Assessment]] = {}
+
+    def assess(self, condition: Condition) -> Assessment:
+        # Keyed by identity: conditions are immutable parts of the loaded rules (kept alive by the
+        # entry itself, so an id cannot be reused while the memo exists).
+        entry = self._done.get(id(condition))
+        if entry is None:
+            entry = (condition, assess(condition, self.facts))
+            self._done[id(condition)] = entry
+        return entry[1]
 
 
 def _evidence(assessed: CauseAssessment) -> int:
