@@ -129,28 +129,38 @@ class Assessment:
 
 
 def assess(condition: Condition, facts: Mapping[str, FactValue]) -> Assessment:
+    # The hot path of explanation: lists are passed positionally (no default factories) and each
+    # composite walks its parts once.
     if isinstance(condition, Leaf):
         if condition.op != "exists" and condition.field not in facts:
-            return Assessment(None, unknown=[condition])
+            return Assessment(None, [], [], [condition])
         if leaf_holds(condition, facts):
-            return Assessment(True, held=[condition])
-        return Assessment(False, failed=[condition])
+            return Assessment(True, [condition], [], [])
+        return Assessment(False, [], [condition], [])
     if isinstance(condition, Not):
         inner = assess(condition.child, facts)
         value = None if inner.value is None else not inner.value
         # Under a negation, leaves that failed are the ones that made it hold.
-        return Assessment(value, held=inner.failed, failed=inner.held, unknown=inner.unknown)
+        return Assessment(value, inner.failed, inner.held, inner.unknown)
     parts = [assess(child, facts) for child in condition.children]
-    values = [part.value for part in parts]
-    if isinstance(condition, All):
-        outcome: bool | None = False if False in values else (None if None in values else True)
-        chosen = parts if outcome is not False else [p for p in parts if p.value is False]
+    decisive = not isinstance(condition, All)  # the value that settles an all (False) or an any (True)
+    saw_decisive = saw_unknown = False
+    for part in parts:
+        if part.value is decisive:
+            saw_decisive = True
+        elif part.value is None:
+            saw_unknown = True
+    if saw_decisive:
+        outcome: bool | None = decisive
+        chosen = [p for p in parts if p.value is decisive]
     else:
-        outcome = True if True in values else (None if None in values else False)
-        chosen = [p for p in parts if p.value is True] if outcome is True else parts
-    result = Assessment(outcome)
+        outcome = None if saw_unknown else not decisive
+        chosen = parts
+    held: list[Leaf] = []
+    failed: list[Leaf] = []
+    unknown: list[Leaf] = []
     for part in chosen:
-        result.held.extend(part.held)
-        result.failed.extend(part.failed)
-        result.unknown.extend(part.unknown)
-    return result
+        held.extend(part.held)
+        failed.extend(part.failed)
+        unknown.extend(part.unknown)
+    return Assessment(outcome, held, failed, unknown)
