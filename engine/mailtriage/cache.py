@@ -11,7 +11,6 @@ import hashlib
 import os
 import pickle
 import sys
-import tempfile
 from pathlib import Path
 
 from .loader import KnowledgeBase, load_knowledge_base, rule_files
@@ -57,6 +56,8 @@ def load_cached_knowledge_base(dirs: list[Path], use_cache: bool = True) -> Know
         pass
     kb = load_knowledge_base(dirs)
     if not kb.errors:
+        import tempfile  # only when writing: a warm start never needs it
+
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as temporary:

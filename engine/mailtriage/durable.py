@@ -26,13 +26,13 @@ import functools
 import itertools
 import json
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import durable_rules_engine as _dre
 
-from .evaluate import holds, leaf_holds
+from .evaluate import Predicate, compile_condition, holds, leaf_holds
 from .facts import FactValue, vocabulary
 from .matching import Branch, DispatchIndex, DispatchKey
 from .model import All, AnyOf, Condition, Leaf, Not, Rule
@@ -181,6 +181,19 @@ class _Ruleset:
         self.presence_members = [(f'"{presence_key(name)}": ', name) for name in sorted(self.presence)]
 
 
+class _RulesetsByKey(dict[DispatchKey | None, list[_Ruleset]]):
+    """Rulesets by dispatch key, compiled the first time a key is looked up."""
+
+    def __init__(self, compile_key: Callable[[DispatchKey | None], list[_Ruleset]]) -> None:
+        super().__init__()
+        self._compile_key = compile_key
+
+    def __missing__(self, key: DispatchKey | None) -> list[_Ruleset]:
+        chunks = self._compile_key(key)  # KeyError for a key the index does not have
+        self[key] = chunks
+        return chunks
+
+
 class DurableMatcher:
     """Matches fact sets with durable-rules, partitioned so that no rule-count limit applies."""
 
@@ -189,36 +202,54 @@ class DurableMatcher:
     def __init__(self, rules: Iterable[Rule], chunk_size: int = MAX_BRANCHES_PER_RULESET) -> None:
         self.index = DispatchIndex(rules)
         self.regexes = _RegexTable()
-        self.python_only: list[tuple[Branch, DispatchKey | None, str]] = []
-        self.rulesets: dict[DispatchKey | None, list[_Ruleset]] = {}
+        self.chunk_size = chunk_size
+        # Branches are compiled per dispatch key on first use of the key (a one-shot CLI query
+        # touches a handful of keys out of hundreds); `rulesets[key]` compiles on demand.
+        self.rulesets: _RulesetsByKey = _RulesetsByKey(self._compile_key)
+        self._python_only: dict[DispatchKey | None, list[tuple[Branch, Predicate, str]]] = {}
         self._lock = threading.Lock()
         self._prefix = f"mt{next(_ruleset_counter)}"
         self.fallbacks = 0
-        for key, branches in self.index.by_key.items():
-            chunks: list[_Ruleset] = []
-            current: _Ruleset | None = None
-            forward = 0
-            for branch in branches:
-                try:
-                    compiled = compile_branch(branch, key, self.regexes)
-                except CompileError as exc:
-                    self.python_only.append((branch, key, str(exc)))
-                    continue
-                if current is None or len(current.branches) >= chunk_size or forward + compiled.forward_nodes > MAX_FORWARD_NODES_PER_RULESET:
-                    current = _Ruleset(key, [], [])
-                    chunks.append(current)
-                    forward = 0
-                current.branches.append(branch)
-                current.compiled.append(compiled)
-                current.regex_ids |= compiled.regexes
-                current.presence |= compiled.presence
-                forward += compiled.forward_nodes
-            self.rulesets[key] = chunks
+
+    def _compile_key(self, key: DispatchKey | None) -> list[_Ruleset]:
+        chunks: list[_Ruleset] = []
+        python_only: list[tuple[Branch, Predicate, str]] = []
+        current: _Ruleset | None = None
+        forward = 0
+        for branch in self.index.by_key[key]:
+            try:
+                compiled = compile_branch(branch, key, self.regexes)
+            except CompileError as exc:
+                python_only.append((branch, compile_condition(branch.condition), str(exc)))
+                continue
+            if current is None or len(current.branches) >= self.chunk_size or forward + compiled.forward_nodes > MAX_FORWARD_NODES_PER_RULESET:
+                current = _Ruleset(key, [], [])
+                chunks.append(current)
+                forward = 0
+            current.branches.append(branch)
+            current.compiled.append(compiled)
+            current.regex_ids |= compiled.regexes
+            current.presence |= compiled.presence
+            forward += compiled.forward_nodes
+        self._python_only[key] = python_only
+        return chunks
+
+    def _compile_all(self) -> None:
+        for key in self.index.by_key:
+            self.rulesets[key]  # compiles the key on first access
+
+    @property
+    def python_only(self) -> list[tuple[Branch, DispatchKey | None, str]]:
+        """Branches durable-rules cannot represent (evaluated in Python), with their key and why."""
+        with self._lock:
+            self._compile_all()
+        return [(branch, key, reason) for key, entries in self._python_only.items() for branch, _test, reason in entries]
 
     def build_all(self) -> int:
         """Create every ruleset now rather than on first use (for long-running processes and
         benchmarks; the CLI stays lazy). Returns the number of rulesets."""
         with self._lock:
+            self._compile_all()
             for chunks in self.rulesets.values():
                 for ruleset in chunks:
                     if ruleset.handle is None and ruleset.broken is None:
@@ -238,17 +269,18 @@ class DurableMatcher:
         base = _durable_json(facts)
         matched: set[str] = set()
         with self._lock:
-            for key in keys:
-                for ruleset in self.rulesets.get(key, ()):
+            for key in keys:  # every key of keys_for is in the index
+                for ruleset in self.rulesets[key]:
                     if ruleset.handle is None and ruleset.broken is None:
                         self._build(ruleset)
                     if ruleset.broken is not None:
                         matched |= _python_eval(ruleset.branches, facts)
                         continue
                     matched |= self._query(ruleset, base, facts)
-        for branch, key, _reason in self.python_only:
-            if key in keys and holds(branch.condition, facts):
-                matched.add(branch.rule_id)
+        for key in keys:
+            for branch, test, _reason in self._python_only[key]:
+                if test(facts):
+                    matched.add(branch.rule_id)
         return matched
 
     def _query(self, ruleset: _Ruleset, base: str, facts: Mapping[str, FactValue]) -> set[str]:

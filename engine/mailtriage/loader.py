@@ -13,14 +13,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import FactError, Location, Problem, Severity
 from .facts import coerce_value, vocabulary
 from .i18n import SOURCE_LANGUAGE, translatable_strings
 from .model import LEAF_OPS, Rule, Status, Translation
 from .resources import schema_path
-from .yamlsource import JsonPath, YamlDocument, read_yaml
+
+if TYPE_CHECKING:
+    # Only loading YAML needs PyYAML; the engine imports this module for KnowledgeBase, and a
+    # cached knowledge base must not pay for the YAML import (a third of the CLI's start-up).
+    from .yamlsource import JsonPath, YamlDocument
 
 _TRANSLATION_NAME = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2}(?:-[A-Z]{2})?)\.ya?ml$")
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
@@ -67,6 +71,8 @@ def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 def load_knowledge_base(paths: Iterable[Path], display_root: Path | None = None) -> KnowledgeBase:
     """Load rules and translations from `paths`; later paths override earlier ones by rule id."""
+    from .yamlsource import read_yaml
+
     kb = KnowledgeBase()
     translations: list[tuple[YamlDocument, dict[str, Any]]] = []
     documents: dict[str, YamlDocument] = {}
