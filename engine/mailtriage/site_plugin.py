@@ -54,6 +54,8 @@ MAX_PROBLEMS_SHOWN = 10
 
 class _PluginConfig(base.Config):  # type: ignore[no-untyped-call]  # mkdocs leaves __init_subclass__ untyped
     rules_dir = c.Dir(exists=True, default="rules")
+    # The repository checkout: rule paths in edit links are relative to it.
+    repo_root = c.Dir(exists=True, default=".")
     rules_prefix = c.Type(str, default="rules")
     browse_prefix = c.Type(str, default="browse")
     reading_page = c.Type(str, default="reading-errors.md")
@@ -95,7 +97,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             reading_page=self.config.reading_page,
             translation_guide=self.config.translation_guide,
         )
-        self.project_root = Path(config.config_file_path or ".").resolve().parent
+        self.project_root = Path(self.config.repo_root).resolve()
         if self.kb is None:  # i18n builds each language with the same plugin instance
             self.kb = self._load(Path(self.config.rules_dir))
             self.rules = dict(sorted(self.kb.rules.items()))
@@ -188,6 +190,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             f"{ASSET_PREFIX}/rules.js": f"window.MAILTRIAGE_RULES = {data};\n",
             f"{ASSET_PREFIX}/paste.js": (ASSETS_DIR / "paste.js").read_text(encoding="utf-8"),
             f"{ASSET_PREFIX}/mailtriage.css": (ASSETS_DIR / "mailtriage.css").read_text(encoding="utf-8"),
+            f"{ASSET_PREFIX}/iframe-worker-shim.js": (ASSETS_DIR / "iframe-worker-shim.js").read_text(encoding="utf-8"),
         }
         for src_uri, content in assets.items():
             existing = files.get_file_from_path(src_uri)
@@ -220,11 +223,10 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         from .site_text import system_name
 
         words = PASTE_WORDS.get(build.lang, PASTE_WORDS[SOURCE_LANGUAGE])
-        here = page.url if page.url.endswith("/") or not page.url else posixpath.dirname(page.url) + "/"
-        depth = here.count("/")
-        to_root = "../" * depth
-        lang_root = posixpath.relpath(build.prefix or ".", here or ".") + "/"
-        lang_root = "" if lang_root == "./" else lang_root
+        directory = (page.url if page.url.endswith("/") else posixpath.dirname(page.url)).strip("/")
+        to_root = "../" * (len(directory.split("/")) if directory else 0)
+        lang_root = posixpath.relpath(build.prefix.strip("/") or ".", directory or ".")
+        lang_root = "" if lang_root == "." else lang_root + "/"
         spec = vocabulary().get("context.system")
         systems = [str(v) for v in (spec.enum if spec and spec.enum else ())]
         options = "".join(f'<option value="{escape_literal(s)}">{escape_literal(system_name(s, build.lang))}</option>' for s in systems)
