@@ -12,7 +12,9 @@ import click
 COMMANDS: dict[str, str] = {
     "diagnose": ".diagnose:diagnose",
     "lint": ".lint:lint",
+    "probe": ".probe:probe",
     "rules": ".rules:rules",
+    "scan": ".scan:scan",
 }
 
 
