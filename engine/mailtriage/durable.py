@@ -12,6 +12,9 @@ durable-rules 2.0.28 has measured traps (see the project notes); each is handled
 - strings are compared as raw JSON text and string/number comparisons are unreliable: only
   normalised, typed, non-free-text values are asserted (free text only as a presence marker);
 - the C extension holds the GIL and shares session state: one lock around each query;
+- `$nex` misfires when the same ruleset also tests the field (found by our property tests: with
+  `$eq f v` beside it, `$nex f` fires although f is present): presence is handed over as a boolean
+  fact `px.<field>` and `$ex`/`$nex` are never used;
 - errors at assert time (such as 303, more than 64 matching siblings) fall back to the Python
   evaluator for that ruleset.
 """
@@ -48,6 +51,7 @@ class CompileError(Exception):
 class _Compiled:
     expression: dict[str, Any]
     regexes: set[int]
+    presence: set[str]
     forward_nodes: int
     groups: int
 
@@ -76,6 +80,7 @@ class _Compiler:
     def __init__(self, regexes: _RegexTable) -> None:
         self.regexes = regexes
         self.used: set[int] = set()
+        self.presence: set[str] = set()
         self.forward = 0
         self.groups = 0
 
@@ -103,10 +108,7 @@ class _Compiler:
             self.used.add(self.regexes.id_for(leaf))
             return {"$eq": {flag: not negate}}
         if op == "exists":
-            present = bool(value) != negate
-            if not present:
-                self.forward += 1
-            return {"$ex" if present else "$nex": {name: 1}}
+            return self._presence(name, bool(value) != negate)
         if _is_text(name):
             raise CompileError(f"{name} is free text; only 'matches' and 'exists' apply")
         if op == "one_of":
@@ -127,8 +129,11 @@ class _Compiler:
         return {durable_op: {name: value}}
 
     def _absent(self, name: str) -> dict[str, Any]:
-        self.forward += 1
-        return {"$nex": {name: 1}}
+        return self._presence(name, False)
+
+    def _presence(self, name: str, present: bool) -> dict[str, Any]:
+        self.presence.add(name)
+        return {"$eq": {f"px.{presence_key(name)}": present}}
 
 
 def compile_branch(branch: Branch, key: DispatchKey | None, regexes: _RegexTable) -> _Compiled:
@@ -144,7 +149,11 @@ def compile_branch(branch: Branch, key: DispatchKey | None, regexes: _RegexTable
     expression = compiler._group("$and", parts)
     if compiler.groups > MAX_GROUPS_PER_RULE:
         raise CompileError(f"{compiler.groups} and/or groups (durable-rules allows {MAX_GROUPS_PER_RULE})")
-    return _Compiled(expression, compiler.used, compiler.forward, compiler.groups)
+    return _Compiled(expression, compiler.used, compiler.presence, compiler.forward, compiler.groups)
+
+
+def presence_key(name: str) -> str:
+    return name.replace(".", "_")
 
 
 @dataclass
@@ -155,6 +164,7 @@ class _Ruleset:
     branches: list[Branch]
     compiled: list[_Compiled]
     regex_ids: set[int] = field(default_factory=set)
+    presence: set[str] = field(default_factory=set)
     handle: int | None = None
     broken: str | None = None  # why durable-rules could not take it; then Python evaluates it
 
@@ -192,6 +202,7 @@ class DurableMatcher:
                 current.branches.append(branch)
                 current.compiled.append(compiled)
                 current.regex_ids |= compiled.regexes
+                current.presence |= compiled.presence
                 forward += compiled.forward_nodes
             self.rulesets[key] = chunks
 
@@ -225,6 +236,8 @@ class DurableMatcher:
         fact = dict(base)
         if ruleset.regex_ids:
             fact["rx"] = {f"r{i}": leaf_holds(self.regexes.leaves[i], facts) for i in ruleset.regex_ids}
+        if ruleset.presence:
+            fact["px"] = {presence_key(name): name in facts for name in ruleset.presence}
         text = json.dumps(fact, ensure_ascii=False)
         handle = ruleset.handle
         fired: set[str] = set()

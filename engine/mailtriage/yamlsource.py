@@ -77,6 +77,9 @@ def read_yaml(path: str, text: str | None = None) -> tuple[YamlDocument | None, 
 
 
 _constructor = yaml.SafeLoader("")
+_PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{name}" for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary")
+}
 
 
 def _construct(
@@ -91,6 +94,8 @@ def _construct(
     if count[0] > MAX_NODES:
         raise _YamlProblem(f"document has more than {MAX_NODES} values", line, column, "MT012")
     positions[json_path] = (line, column)
+    if node.tag not in _PLAIN_TAGS:
+        raise _YamlProblem(f"tag {node.tag!r} is not allowed in rule files", line, column, "MT001")
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:

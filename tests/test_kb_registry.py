@@ -1,0 +1,201 @@
+"""The registry and provider knowledge: IANA generic rules, Gmail, Outlook.com and Yahoo rules.
+
+These checks hold the knowledge to its contract until (and besides) `mailtriage lint`: every IANA
+code has its generic rule, every rule validates and carries a complete, current pt-BR translation,
+every example reply parses, and provider rules never key on an enhanced code alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailtriage.facts import normalize_facts
+from mailtriage.i18n import source_hash, translatable_strings
+from mailtriage.intake.reply import parse_reply
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+OWN_DIRS = ("iana", "gmail", "outlook-com", "yahoo")
+
+# The enumerated codes of the IANA registry (RFC 5248 sub-registry 3), as X.subject.detail.
+IANA_DETAIL_CODES = (
+    ["X.0.0"]
+    + [f"X.1.{n}" for n in range(11)]
+    + [f"X.2.{n}" for n in range(5)]
+    + [f"X.3.{n}" for n in range(7)]
+    + [f"X.4.{n}" for n in range(8)]
+    + [f"X.5.{n}" for n in range(7)]
+    + [f"X.6.{n}" for n in range(11)]
+    + [f"X.7.{n}" for n in range(31)]
+)
+PROVIDER_FIELDS = {"context.system", "context.remote_provider"}
+CODE_FIELDS = {"smtp.enhanced", "smtp.enhanced_generic", "smtp.enhanced_subject", "smtp.enhanced_class"}
+
+
+def rule_files() -> list[Path]:
+    return sorted(
+        path
+        for folder in OWN_DIRS
+        for path in (RULES_DIR / folder).glob("*.yaml")
+        if not path.name.endswith(".pt-BR.yaml")
+    )
+
+
+@cache
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+@cache
+def schema(name: str) -> dict[str, Any]:
+    data = json.loads((RULES_DIR / "schema" / f"{name}.schema.json").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def rules_by_id() -> dict[str, dict[str, Any]]:
+    return {load(path)["id"]: load(path) for path in rule_files()}
+
+
+def leaves(condition: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for key in ("all", "any"):
+        if key in condition:
+            for item in condition[key]:
+                yield from leaves(item)
+            return
+    if "not" in condition:
+        yield from leaves(condition["not"])
+        return
+    yield condition
+
+
+def branches(match: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list(match["any"]) if "any" in match else [match]
+
+
+def example_facts(example: Mapping[str, Any]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    if "reply" in example:
+        raw.update(parse_reply(example["reply"]))
+    raw.update(example.get("facts", {}))
+    return dict(normalize_facts(raw))
+
+
+ALL_FILES = rule_files()
+IDS = [path.relative_to(RULES_DIR).as_posix() for path in ALL_FILES]
+
+
+def test_every_iana_code_has_one_generic_rule() -> None:
+    rules = rules_by_id()
+    for code in IANA_DETAIL_CODES:
+        _, subject, detail = code.split(".")
+        rule = rules.get(f"iana-x-{subject}-{detail}")
+        assert rule is not None, code
+        assert (rule["kind"], rule["generic_level"], rule["codes"]) == ("generic", "detail", [code])
+        assert rule["match"] == {"field": "smtp.enhanced_generic", "equals": code}
+    for digit in (2, 4, 5):
+        assert rules[f"iana-class-{digit}"]["match"] == {"field": "smtp.enhanced_class", "equals": digit}
+    for subject_number in range(8):
+        rule = rules[f"iana-subject-x-{subject_number}"]
+        assert rule["match"] == {"field": "smtp.enhanced_subject", "equals": f"X.{subject_number}"}
+    generic = [rule for rule in rules.values() if rule["id"].startswith("iana-")]
+    assert len(generic) == 3 + 8 + 81
+
+
+def test_deprecated_duplicate_points_to_its_replacement() -> None:
+    rules = rules_by_id()
+    assert rules["iana-x-6-10"]["status"] == "deprecated"
+    assert rules["iana-x-6-10"]["replaced_by"] == "iana-x-6-8"
+    assert [rule["id"] for rule in rules.values() if rule["status"] == "deprecated"] == ["iana-x-6-10"]
+
+
+@given(
+    st.sampled_from([2, 4, 5]),
+    st.integers(min_value=0, max_value=999),
+    st.integers(min_value=0, max_value=999),
+)
+def test_any_enhanced_code_gets_a_generic_explanation(klass: int, subject: int, detail: int) -> None:
+    facts = normalize_facts({"smtp.enhanced": f"{klass}.{subject}.{detail}"})
+    generic = [rule for rule in rules_by_id().values() if rule["kind"] == "generic"]
+    # Generic rules are single equality leaves, so their match can be checked directly.
+    matched = {
+        rule["generic_level"]
+        for rule in generic
+        if facts.get(rule["match"]["field"]) == rule["match"]["equals"]
+    }
+    assert "class" in matched
+    assert ("subject" in matched) == (subject <= 7)
+    assert ("detail" in matched) == (f"X.{subject}.{detail}" in IANA_DETAIL_CODES)
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=IDS)
+def test_rule_is_valid_and_consistent(path: Path) -> None:
+    rule = load(path)
+    jsonschema.validate(rule, schema("rule"))
+    assert path.read_text(encoding="utf-8").startswith("# yaml-language-server: $schema=../schema/rule.schema.json")
+    for leaf in leaves(rule["match"]):
+        if "matches" in leaf:
+            re.compile(leaf["matches"])
+    cause_ids = {cause["id"] for cause in rule.get("causes", [])}
+    for fix in rule.get("fixes", []):
+        assert set(fix.get("addresses", [])) <= cause_ids, fix["id"]
+    for example in rule["examples"]["match"] + rule["examples"]["no_match"]:
+        if "expect_top_cause" in example:
+            assert example["expect_top_cause"] in cause_ids
+    known = set(rules_by_id())
+    for other in [*rule.get("see_also", []), rule.get("replaced_by") or rule["id"]]:
+        assert other in known, other
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=IDS)
+def test_translation_is_complete_and_current(path: Path) -> None:
+    rule = load(path)
+    translation_path = path.with_name(path.name[: -len(".yaml")] + ".pt-BR.yaml")
+    translation = yaml.safe_load(translation_path.read_text(encoding="utf-8"))
+    jsonschema.validate(translation, schema("translation"))
+    assert (translation["rule"], translation["lang"]) == (rule["id"], "pt-BR")
+    english = translatable_strings(rule)
+    assert set(translation["strings"]) == set(english)
+    for key, text in english.items():
+        entry = translation["strings"][key]
+        assert entry["source"] == source_hash(text), key
+        assert "TODO" not in entry["text"] and entry["text"] != text, key
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=IDS)
+def test_examples_parse_and_carry_a_reply(path: Path) -> None:
+    rule = load(path)
+    for example in rule["examples"]["match"] + rule["examples"]["no_match"]:
+        if "reply" in example:
+            assert parse_reply(example["reply"]), example["reply"]
+        example_facts(example)  # raises FactError on a bad fact
+    assert any("reply" in example for example in rule["examples"]["match"])
+    assert any("reply" in example for example in rule["examples"]["no_match"])
+    if rule["kind"] == "generic" and rule["generic_level"] == "detail":
+        code = rule["codes"][0]
+        for example in rule["examples"]["match"]:
+            assert example_facts(example)["smtp.enhanced_generic"] == code
+        for example in rule["examples"]["no_match"]:
+            assert example_facts(example).get("smtp.enhanced_generic") != code
+
+
+@pytest.mark.parametrize("path", [p for p in ALL_FILES if load(p)["kind"] == "specific"],
+                         ids=[i for p, i in zip(ALL_FILES, IDS, strict=True) if load(p)["kind"] == "specific"])
+def test_specific_rules_never_key_on_a_code_alone(path: Path) -> None:
+    rule = load(path)
+    for branch in branches(rule["match"]):
+        fields = {leaf["field"] for leaf in leaves(branch)}
+        if fields & CODE_FIELDS:
+            assert fields & PROVIDER_FIELDS or "smtp.text" in fields, branch
