@@ -69,7 +69,9 @@ class RuleError(MailtriageError):
     def __init__(self, problems: list[Problem]) -> None:
         first = problems[0] if problems else None
         super().__init__(
-            f"{len(problems)} problem(s) in the rules; first: {first}" if first else "invalid rules",
+            f"{first.code} {first.message} ({len(problems)} problem(s) in the rules; run `mailtriage lint`)"
+            if first
+            else "invalid rules",
             first.location if first else None,
         )
         self.problems = problems

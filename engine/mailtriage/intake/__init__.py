@@ -1,17 +1,27 @@
 """Symptom intake: turn what users hold (replies, NDRs, log lines) into facts.
 
 `parse_input` is the one entry point the CLI and the scanner use; it recognises the kind of
-input unless told, and returns one record per failed recipient or attempt.
+input unless told, and returns one record per failed recipient or attempt. `iter_path_records`
+does the same for files, folders, mbox files and maildirs.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from ..facts import FactValue
+from ..errors import FactError, InputError
+from ..facts import FactValue, FieldSpec, coerce_value, vocabulary
 
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
+
+_HEADER_LINE = re.compile(rb"^(?:From |[A-Za-z][A-Za-z0-9\-]{1,60}:[ \t]?)")
+_LOG_LINE = re.compile(
+    rb"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)"
+)
 
 
 @dataclass
@@ -24,14 +34,124 @@ class IntakeRecord:
     recipient: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "recipient": self.recipient,
+            "facts": dict(self.facts),
+            "extra": dict(self.extra),
+        }
+
+
+@dataclass
+class SkippedInput:
+    """An input that was not read, and why (unreadable, binary, empty, too big...)."""
+
+    source: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "skipped": self.reason}
+
+
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+_PYTHON_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool, "number": float}
+
+
+def _already_valid(spec: FieldSpec, value: FactValue) -> bool:
+    """Fast path for values the parsers built with the right type (the common case in bulk scans)."""
+    if type(value) is not _PYTHON_TYPES[spec.type]:
+        return False
+    if spec.enum is not None:
+        return value in spec.enum
+    if spec.pattern is not None:
+        return isinstance(value, str) and _compiled(spec.pattern).search(value) is not None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (spec.minimum is None or value >= spec.minimum) and (spec.maximum is None or value <= spec.maximum)
+    return True
+
+
+def clean_facts(raw: dict[str, FactValue], extra: dict[str, Any] | None = None) -> dict[str, FactValue]:
+    """Keep the fields that fit the vocabulary, coerced; note any dropped one in `extra`."""
+    fields = vocabulary()
+    facts: dict[str, FactValue] = {}
+    for name, value in raw.items():
+        spec = fields.get(name)
+        if spec is None:
+            if extra is not None:
+                extra.setdefault("dropped_facts", []).append(name)
+            continue
+        if _already_valid(spec, value):
+            facts[name] = value
+            continue
+        try:
+            facts[name] = coerce_value(spec, value)
+        except FactError:
+            if extra is not None:
+                extra.setdefault("dropped_facts", []).append(name)
+    return facts
+
+
+def detect_kind(data: bytes) -> str:
+    """Guess whether bytes are a message ("ndr"), MTA log lines ("log") or a pasted reply ("reply")."""
+    head = data[:8192].lstrip(b"\r\n\t ")
+    lines = [line for line in head.replace(b"\r", b"\n").split(b"\n")[:12] if line.strip()]
+    if not lines:
+        return "reply"
+    log_lines = sum(1 for line in lines[:5] if _LOG_LINE.match(line))
+    if log_lines and log_lines >= min(2, len(lines[:5])):
+        return "log"
+    if log_lines and (b"postfix/" in head or b"status=" in head or b"sendmail[" in head):
+        return "log"
+    header_lines = 0
+    for line in lines[:8]:
+        if _HEADER_LINE.match(line) or line[:1] in (b" ", b"\t"):
+            header_lines += 1
+        else:
+            break
+    if header_lines >= 2 and (b"\n\n" in data[:262144] or b"\r\n\r\n" in data[:262144]):
+        return "ndr"
+    return "reply"
+
 
 def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") -> list[IntakeRecord]:
-    """Read facts from pasted text, a message or log lines. An empty list means nothing recognised."""
+    """Read facts from pasted text, a message or log lines. An empty list means nothing recognised.
+
+    Raises InputError for an unknown `kind`.
+    """
+    if kind not in INPUT_KINDS:
+        raise InputError(f"unknown input kind {kind!r}; use one of: {', '.join(INPUT_KINDS)}")
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    if kind == "auto":
+        kind = detect_kind(raw)
+    if kind == "ndr":
+        from .ndr import parse_message
+
+        return parse_message(raw, source=source)
+    if kind == "log":
+        from .logs import parse_log_lines
+
+        text = raw.decode("utf-8", "replace")
+        return list(parse_log_lines(text.splitlines(), source=source))
     from .reply import parse_reply
 
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = raw.decode("utf-8", "replace")
     facts = parse_reply(text)
     if not facts:
         return []
     facts.setdefault("input.kind", "reply")
-    return [IntakeRecord(facts=facts, kind="reply", source=source)]
+    extra: dict[str, Any] = {}
+    return [IntakeRecord(facts=clean_facts(facts, extra), kind="reply", source=source, extra=extra)]
+
+
+def iter_path_records(paths: Iterable[str]) -> Iterator[IntakeRecord | SkippedInput]:
+    """Records from files, folders, mbox files, maildirs and log files; unreadable inputs are skipped
+    with a reason, never raised."""
+    from .paths import iter_path_records as _iter
+
+    return _iter(paths)

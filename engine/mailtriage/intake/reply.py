@@ -1,53 +1,214 @@
-"""Parse one pasted SMTP reply or error string into facts."""
+"""Parse one pasted SMTP reply or error string into facts.
+
+A pasted error is often nested: Exchange Online's expiry NDR says `550 5.4.316 Message expired,
+connection refused` and quotes the last attempt `450 4.4.316 Connection refused [...]`. The
+attempt is what gets diagnosed: it goes to `smtp.*`, the wrapper to `outer.*`.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ..facts import Facts
+from .symptoms import text_symptoms
 
-_REPLY = re.compile(r"(?<![\d.])([2-5]\d\d)(?:[ -]+|$)(?:#?([245]\.\d{1,3}\.\d{1,3})(?![\d.]))?")
-_ENHANCED = re.compile(r"(?<![\d.])#?([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
+# Longest text we look at: replies are short, pasted NDR fragments are a few kB at most.
+MAX_REPLY_CHARS = 20_000
+MAX_TEXT_FACT_CHARS = 1_000
+
+_CANDIDATE = re.compile(
+    r"(?<![\w./\-=+@\[$%])(?<!\d:)"
+    r"(?:"
+    r"(?P<code>[245][0-5]\d)(?:[ \-]+['\"]?\#?|(?=$|['\"()\]<>,;]|\.(?!\d)))(?P<enh1>[245]\.\d{1,3}\.\d{1,3}(?!\d|\.\d))?"
+    r"|\#?(?P<enh2>[45]\.\d{1,3}\.\d{1,3})(?!\d|\.\d|-\d)"
+    r")"
+)
+_VERSION_BEFORE = re.compile(r"(?:version|release|ver\.?|\bv)\s*$", re.I)
 _BRACKET = re.compile(r"\[(\w+)=([^\]]*)\]")
-_SOCKET = re.compile(r"socket error code (\d{5})", re.IGNORECASE)
+_EXPIRY = re.compile(
+    r"message expired|expired|retry time(?:out)? (?:exceeded|expired)|delivery time expired|"
+    r"unable to deliver in \d+ minutes|too long in (?:the )?queue",
+    re.I,
+)
+# "<bob@example.net>: ..." / "bob@example.net... " before the actual words.
+_LEADING_ADDRESS = re.compile(r"^<?[^\s<>@]+@[^\s<>]+?>?(?:\.\.\.|:|\s)\s*")
+_EXO_MARKERS = ("lastattemptedservername", "lastattemptedip", "[hostname=", "suspiciousremoteservererror")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One reply code and/or enhanced code found in the text."""
+
+    start: int
+    end: int
+    code: int | None
+    enhanced: str | None
+    in_bracket: bool
+
+    @property
+    def strength(self) -> int:
+        if self.code is not None and self.enhanced is not None:
+            return 3
+        return 2 if self.enhanced is not None else 1
+
+
+def find_candidates(line: str) -> list[Candidate]:
+    """Every reply/enhanced code in order, noting which sit inside an Exchange `[Field=...]` bracket."""
+    spans = [(m.start(), m.end()) for m in _BRACKET.finditer(line)] if "=" in line else []
+    found: list[Candidate] = []
+    for match in _CANDIDATE.finditer(line):
+        code_text = match.group("code")
+        enhanced = match.group("enh1") or match.group("enh2")
+        if code_text is None and enhanced is None:
+            continue
+        start = match.start()
+        if code_text is None and _VERSION_BEFORE.search(line, max(0, start - 12), start):
+            continue  # "version 5.1.1", "Exim v4.4.1": a software version, not a status
+        inside = any(a < start < b for a, b in spans)
+        found.append(Candidate(start, match.end(), int(code_text) if code_text else None, enhanced, inside))
+    return found
+
+
+def _merge_multiline(cands: list[Candidate], line: str) -> list[Candidate]:
+    """`550-5.7.26 a 550-5.7.26 b 550 5.7.26 c` is one reply: keep its first occurrence."""
+    merged: list[Candidate] = []
+    for cand in cands:
+        if merged:
+            last = merged[-1]
+            if (cand.code, cand.enhanced) == (last.code, last.enhanced) and cand.in_bracket == last.in_bracket:
+                continue
+            # A bare enhanced code right after a reply code that had none ("550 Mailbox full (#5.2.2)")
+            # completes it only when it directly follows.
+        merged.append(cand)
+    return merged
+
+
+def _clean_text(text: str, cand: Candidate | None) -> str:
+    """Reply text without codes, bracket fields and repeated multi-line prefixes."""
+    text = _BRACKET.sub("", text)
+    if cand is not None and cand.code is not None:
+        prefix = rf"\b{cand.code}[ \-]" + (re.escape(cand.enhanced) + " ?" if cand.enhanced else "")
+        text = re.sub(prefix, " ", text)
+    text = " ".join(text.split())
+    text = _LEADING_ADDRESS.sub("", text.strip(" -:;,'\""))
+    return text.strip(" -:;,'\"")[:MAX_TEXT_FACT_CHARS]
+
+
+def clean_text(text: str) -> str:
+    """Error text as one tidy line (no bracket fields, no leading recipient address), capped."""
+    return _clean_text(text, None)
+
+
+def _is_expiry(cand: Candidate, following: str) -> bool:
+    """An outer report that gave up after retrying (X.4.7, 5.4.300, "Message expired, ...")."""
+    if cand.enhanced is not None:
+        _, subject, detail = cand.enhanced.split(".")
+        if subject == "4" and detail in ("7", "300"):
+            return True
+    return bool(_EXPIRY.match(following.lstrip(" -:;,'\"")[:80]))
+
+
+def _bracket_facts(line: str, facts: Facts) -> None:
+    for key, value in _BRACKET.findall(line):
+        key_lower = key.lower()
+        value = value.strip()
+        if key_lower == "message":
+            facts.setdefault("smtp.details_message", value[:MAX_TEXT_FACT_CHARS])
+        elif key_lower == "lastattemptedservername":
+            facts.setdefault("smtp.remote_host", value.rstrip("."))
+        elif key_lower == "lastattemptedip":
+            address, _, port = value.rpartition(":")
+            if address and port.isdigit() and 0 < int(port) < 65536:
+                facts.setdefault("smtp.remote_ip", address.strip("[]"))
+                facts.setdefault("smtp.remote_port", int(port))
+            elif value:
+                facts.setdefault("smtp.remote_ip", value)
+
+
+def _best(cands: list[Candidate]) -> Candidate | None:
+    outside = [c for c in cands if not c.in_bracket and (c.enhanced is None or c.enhanced[0] != "2")]
+    if not outside:
+        return None
+    top = max(c.strength for c in outside)
+    return next(c for c in outside if c.strength == top)
+
+
+def _complete(chosen: Candidate, cands: list[Candidate], line: str) -> Candidate:
+    """Pair a bare reply code with the bare enhanced code that closes its reply (qmail's `(#5.5.0)`)."""
+    if chosen.code is None and chosen.enhanced is not None:
+        before = [c for c in cands if c.start < chosen.start and not c.in_bracket]
+        if before:
+            prev = before[-1]
+            if (
+                prev.enhanced is None and prev.code is not None
+                and str(prev.code)[0] == chosen.enhanced[0] and chosen.start - prev.end < 400
+            ):
+                return Candidate(prev.start, prev.end, prev.code, chosen.enhanced, False)
+        return chosen
+    if chosen.enhanced is not None or chosen.code is None:
+        return chosen
+    for cand in cands:
+        if cand.start <= chosen.start or cand.in_bracket:
+            continue
+        if cand.code is not None:
+            break
+        if cand.enhanced is not None and cand.enhanced[0] == str(chosen.code)[0] and cand.start - chosen.end < 400:
+            return Candidate(chosen.start, chosen.end, chosen.code, cand.enhanced, False)
+    return chosen
 
 
 def parse_reply(text: str) -> Facts:
-    """Read the reply code, enhanced code, text and Exchange's bracketed details from one reply.
+    """Read codes, text, nested attempt, Exchange details and stated symptoms from one error string.
 
-    Returns only what was found; an empty dict means the text holds no SMTP reply at all.
+    Returns only what was found; an empty dict means the text holds no recognisable error.
     """
+    line = " ".join(text[:MAX_REPLY_CHARS].split())
+    if not line:
+        return {}
     facts: Facts = {}
-    line = " ".join(text.split())
-    found = _REPLY.search(line)
-    rest = line
-    if found:
-        facts["smtp.reply_code"] = int(found.group(1))
-        if found.group(2):
-            facts["smtp.enhanced"] = found.group(2)
-        rest = line[found.end():]
+    cands = _merge_multiline(find_candidates(line), line)
+    chosen = _best(cands)
+    outer: Candidate | None = None
+    if chosen is not None:
+        after = line[chosen.end:]
+        if _is_expiry(chosen, after):
+            later = [
+                c for c in cands
+                if c.start > chosen.start and not c.in_bracket and c.code is not None
+                and (c.code, c.enhanced) != (chosen.code, chosen.enhanced)
+            ]
+            if later:
+                top = max(c.strength for c in later)
+                outer, chosen = chosen, next(c for c in later if c.strength == top)
+            facts["outer.expired"] = True
+        chosen = _complete(chosen, cands, line)
+        if chosen.code is not None:
+            facts["smtp.reply_code"] = chosen.code
+        if chosen.enhanced is not None:
+            facts["smtp.enhanced"] = chosen.enhanced
+        if outer is not None:
+            if outer.code is not None:
+                facts["outer.reply_code"] = outer.code
+            if outer.enhanced is not None:
+                facts["outer.enhanced"] = outer.enhanced
+            outer_text = _clean_text(line[outer.end:chosen.start], outer)
+            if outer_text:
+                facts["outer.text"] = outer_text
+        message = _clean_text(line[chosen.end:], chosen)
     else:
-        enhanced = _ENHANCED.search(line)
-        if enhanced:
-            facts["smtp.enhanced"] = enhanced.group(1)
-            rest = line[enhanced.end():]
-    for key, value in _BRACKET.findall(rest):
-        key_lower = key.lower()
-        if key_lower == "message":
-            facts["smtp.details_message"] = value.strip()
-        elif key_lower == "lastattemptedservername":
-            facts["smtp.remote_host"] = value.strip()
-        elif key_lower == "lastattemptedip":
-            address, _, port = value.strip().rpartition(":")
-            if address and port.isdigit():
-                facts["smtp.remote_ip"] = address
-                facts["smtp.remote_port"] = int(port)
-            else:
-                facts["smtp.remote_ip"] = value.strip()
-    socket = _SOCKET.search(line)
-    if socket:
-        facts["smtp.socket_error"] = int(socket.group(1))
-    message = _BRACKET.sub("", rest).strip(" -:;,")
-    if message and facts:
+        message = _clean_text(line, None)
+    if "=" in line:
+        _bracket_facts(line, facts)
+    text_symptoms(line, facts)
+    if not facts:
+        return {}
+    if message:
         facts["smtp.text"] = message
+    lower = line.lower()
+    if any(marker in lower for marker in _EXO_MARKERS) or (
+        facts.get("outer.expired") and "message expired" in lower
+        and str(facts.get("outer.enhanced", facts.get("smtp.enhanced", ""))).startswith("5.4.3")
+    ):
+        facts.setdefault("context.system", "exchange-online")
     return facts

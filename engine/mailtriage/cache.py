@@ -1,0 +1,67 @@
+"""A cache of the loaded knowledge base, keyed by the rules' content.
+
+Parsing YAML and validating schemas costs far more than a diagnosis; the CLI should start in a
+blink. The first load after any change validates everything and pickles the result; later loads
+read the pickle. Only error-free knowledge bases are cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+
+from .loader import KnowledgeBase, load_knowledge_base, rule_files
+from .resources import schema_path
+
+CACHE_ENV = "MAILTRIAGE_CACHE_DIR"
+_FORMAT = "1"
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "mailtriage"
+
+
+def content_key(dirs: list[Path]) -> str:
+    digest = hashlib.sha256(f"{_FORMAT}|{sys.version_info[:2]}".encode())
+    from . import model
+
+    digest.update(Path(model.__file__).read_bytes())
+    for name in ("rule", "facts", "translation"):
+        digest.update(schema_path(name).read_bytes())
+    for group in dirs:
+        digest.update(f"\0group:{group.resolve()}".encode())
+        for file in rule_files([group]):
+            digest.update(f"\0{file}\0".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:32]
+
+
+def load_cached_knowledge_base(dirs: list[Path], use_cache: bool = True) -> KnowledgeBase:
+    if not use_cache:
+        return load_knowledge_base(dirs)
+    key = content_key(dirs)
+    target = cache_dir() / f"kb-{key}.pickle"
+    try:
+        with open(target, "rb") as handle:
+            kb = pickle.load(handle)
+        if isinstance(kb, KnowledgeBase):
+            return kb
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        pass
+    kb = load_knowledge_base(dirs)
+    if not kb.errors:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as temporary:
+                pickle.dump(kb, temporary, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(temporary.name, target)
+        except OSError:
+            pass  # a read-only home only costs speed
+    return kb

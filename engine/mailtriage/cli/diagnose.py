@@ -1,0 +1,164 @@
+"""`mailtriage diagnose`: explain an error from pasted text, a file, or explicit symptoms."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .options import lang_option, rules_option
+
+_EXAMPLES = """
+\b
+Examples:
+  mailtriage diagnose --smtp-reply "450 4.4.316 Connection refused" --system exchange-online
+  mailtriage diagnose "550 5.4.316 Message expired, connection refused"
+  mailtriage diagnose --tcp refused --direction outbound-connector --migrated-to-cloud
+  mailtriage diagnose ndr.eml --format json
+  tail -n 200 /var/log/mail.log | mailtriage diagnose - --input-kind log
+"""
+
+
+def _choices(field: str) -> click.Choice[str]:
+    from ..facts import vocabulary
+
+    spec = vocabulary()[field]
+    assert spec.enum is not None
+    return click.Choice([str(v) for v in spec.enum], case_sensitive=False)
+
+
+# (option, fact field, help) for the symptom options with a closed vocabulary.
+_ENUM_OPTIONS = (
+    ("--dns", "dns.result", "DNS outcome for the destination."),
+    ("--tcp", "tcp.state", "TCP connection outcome."),
+    ("--tls-error", "tls.error", "Why TLS failed."),
+    ("--stage", "smtp.stage", "SMTP stage at which it failed."),
+    ("--system", "context.system", "The system that reported the error."),
+    ("--provider", "context.remote_provider", "The provider whose server answered."),
+    ("--direction", "context.direction", "Which way the message was going."),
+    ("--destination", "context.destination", "Who runs the connector's destination server."),
+)
+# (flag name, fact field, help) for yes/no context; each gets --NAME/--no-NAME.
+_BOOL_OPTIONS = (
+    ("smart-host", "context.smart_host", "The connector routes to a smart host."),
+    ("tls-required", "context.tls_required", "The connector requires TLS."),
+    ("migrated-to-cloud", "context.migrated_to_cloud", "On-premises mail servers were retired after migrating."),
+    ("recent-dns-change", "context.recent_dns_change", "The destination's DNS changed recently."),
+    ("recent-network-change", "context.recent_network_change", "The destination's ISP/IPs/firewall changed recently."),
+    ("starttls-offered", "smtp.starttls_offered", "The server offers STARTTLS."),
+    ("closed-abruptly", "smtp.closed_abruptly", "The server dropped the connection mid-dialogue."),
+)
+
+
+def _symptom_options(func: Any) -> Any:
+    for name, field, text in reversed(_BOOL_OPTIONS):
+        func = click.option(f"--{name}/--no-{name}", field.replace(".", "__"), default=None, help=text)(func)
+    for option, field, text in reversed(_ENUM_OPTIONS):
+        func = click.option(option, field.replace(".", "__"), type=_choices(field), help=text)(func)
+    return func
+
+
+@click.command(epilog=_EXAMPLES)
+@click.argument("input_text", metavar="[INPUT]", required=False)
+@click.option("--smtp-reply", help='An SMTP reply line, e.g. "450 4.4.316 Connection refused".')
+@click.option("--input-kind", type=click.Choice(["auto", "reply", "ndr", "log"]), default="auto", show_default=True, help="What INPUT is.")
+@_symptom_options
+@click.option("--hours-queued", type=click.FloatRange(min=0), help="How long the message has been queued, in hours.")
+@click.option("--fact", "extra_facts", multiple=True, metavar="FIELD=VALUE", help="Any fact of the vocabulary (repeatable), e.g. --fact smtp.socket_error=10061.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@lang_option
+@rules_option
+@click.option("--backend", type=click.Choice(["durable", "python"]), default="durable", show_default=True, hidden=True)
+def diagnose(
+    input_text: str | None,
+    smtp_reply: str | None,
+    input_kind: str,
+    hours_queued: float | None,
+    extra_facts: tuple[str, ...],
+    fmt: str,
+    lang: str,
+    rule_dirs: tuple[str, ...],
+    backend: str,
+    **symptoms: Any,
+) -> None:
+    """Explain a mail-flow error: what it means, which causes fit, what to check next, how to fix it.
+
+    INPUT is pasted text (an SMTP reply, an NDR excerpt, log lines), a file (.eml, mbox, log), or
+    `-` for standard input; its kind is detected unless --input-kind says. Symptom options add or
+    override facts. Exit status: 0 when a specific rule matched, 1 when only generic rules or none
+    matched, 2 on bad input.
+    """
+    from ..engine import Engine
+    from ..errors import InputError
+    from ..intake import parse_input
+    from .render import render_diagnosis, to_json
+
+    flags: dict[str, Any] = {key.replace("__", "."): value for key, value in symptoms.items() if value is not None}
+    if hours_queued is not None:
+        flags["context.hours_queued"] = hours_queued
+    for item in extra_facts:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="--fact")
+        flags[name.strip()] = value.strip()
+
+    records: list[tuple[str | None, dict[str, Any]]] = []
+    if smtp_reply is not None:
+        parsed = parse_input(smtp_reply, kind="reply", source="--smtp-reply")
+        if not parsed:
+            raise InputError(f"--smtp-reply: no SMTP reply code found in {smtp_reply!r}")
+        records.extend((r.recipient, r.facts) for r in parsed)
+    if input_text is not None:
+        data, source = _read_input(input_text)
+        parsed = parse_input(data, kind=input_kind, source=source)
+        if not parsed:
+            raise InputError(f"{source}: nothing recognisable as an SMTP reply, bounce message or MTA log line")
+        records.extend((r.recipient, r.facts) for r in parsed)
+    if not records:
+        if not flags:
+            raise click.UsageError("give INPUT, --smtp-reply or at least one symptom option (see --help)")
+        records.append((None, {}))
+    if not any(k.startswith("input.") for k in flags):
+        flags.setdefault("input.kind", "flags") if not (input_text or smtp_reply) else None
+
+    engine = Engine.load(rule_dirs, backend=backend)  # type: ignore[arg-type]
+    results = []
+    for recipient, facts in records:
+        merged = {**facts, **flags}
+        results.append((recipient, engine.diagnose(merged)))
+
+    first = results[0][1]
+    if fmt == "json":
+        data_out = first.to_dict(lang)
+        if len(results) > 1:
+            data_out["records"] = [{"recipient": r, **d.to_dict(lang)} for r, d in results]
+        click.echo(to_json(data_out))
+    else:
+        for index, (recipient, result) in enumerate(results):
+            if len(results) > 1:
+                click.echo(("\n" if index else "") + f"== {recipient or f'record {index + 1}'} ==")
+            render_diagnosis(result, fmt, lang)
+    sys.exit(0 if all(d.specific for _, d in results) else 1)
+
+
+def _read_input(value: str) -> tuple[bytes | str, str]:
+    """INPUT is `-` (stdin), an existing file, or the text itself."""
+    from ..errors import InputError
+
+    if value == "-":
+        return sys.stdin.buffer.read(), "<stdin>"
+    path = Path(value)
+    if "\n" not in value and len(value) < 4096:
+        try:
+            if path.is_file():
+                try:
+                    return path.read_bytes(), str(path)
+                except OSError as exc:
+                    raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+            if path.is_dir():
+                raise InputError(f"{path}: is a folder; use `mailtriage scan` for folders")
+        except OSError:
+            pass
+    return value, "<argument>"

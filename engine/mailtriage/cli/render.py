@@ -1,0 +1,164 @@
+"""Rendering of diagnoses and lint reports: rich text for people, JSON and Markdown for tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ..diagnosis import Diagnosis
+from ..errors import Problem, Severity
+
+LABELS = {
+    "en": {
+        "facts": "Facts used",
+        "no_match": "No rule matched these facts.",
+        "generic_only": "Only generic explanations matched: the code's registry meaning is shown.",
+        "why": "Why",
+        "causes": "Likely causes",
+        "fixes": "How to fix",
+        "next": "What to check next",
+        "how": "How",
+        "also": "Also matched",
+        "near": "Almost matched",
+        "likely": "likely",
+        "possible": "possible",
+        "unlikely": "unlikely",
+        "refs": "References",
+        "failed": "failed on",
+        "because": "because",
+    },
+    "pt-BR": {
+        "facts": "Fatos usados",
+        "no_match": "Nenhuma regra corresponde a estes fatos.",
+        "generic_only": "Só explicações genéricas corresponderam: é mostrado o significado do código no registro.",
+        "why": "Por quê",
+        "causes": "Causas prováveis",
+        "fixes": "Como corrigir",
+        "next": "O que verificar a seguir",
+        "how": "Como",
+        "also": "Também corresponderam",
+        "near": "Quase corresponderam",
+        "likely": "provável",
+        "possible": "possível",
+        "unlikely": "improvável",
+        "refs": "Referências",
+        "failed": "falhou em",
+        "because": "porque",
+    },
+}
+
+
+def labels(lang: str) -> dict[str, str]:
+    return LABELS.get(lang, LABELS["en"])
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
+
+
+def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
+    data = diagnosis.to_dict(lang)
+    text = labels(lang)
+    lines: list[str] = []
+    if not data["matches"]:
+        lines.append(text["no_match"])
+    for position, match in enumerate(data["matches"][:3]):
+        level = "#" if position == 0 else "##"
+        lines.append(f"{level} {match['title']}")
+        lines.append("")
+        lines.append(f"`{match['rule']}` · {', '.join(match['codes'])} · {match['kind']}")
+        lines.append("")
+        lines.append(match["summary"])
+        lines.append("")
+        if match["why"]:
+            lines.append(f"**{text['why']}:** " + "; ".join(w["condition"] for w in match["why"]))
+            lines.append("")
+        if match["causes"]:
+            lines.append(f"### {text['causes']}")
+            lines.extend(f"- **{text[c['likelihood']]}**: {c['title']}" for c in match["causes"])
+            lines.append("")
+        if match["fixes"]:
+            lines.append(f"### {text['fixes']}")
+            for fix in match["fixes"]:
+                lines.append(f"**{fix['title']}**")
+                lines.append("")
+                lines.extend(f"{n}. {step}" for n, step in enumerate(fix["steps"], start=1))
+                lines.append("")
+    if data["next_checks"]:
+        lines.append(f"## {text['next']}")
+        lines.extend(f"- {c['question']} {text['how']}: {c['how']}" for c in data["next_checks"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_diagnosis(diagnosis: Diagnosis, fmt: str = "text", lang: str = "en", file: Any = None) -> None:
+    """Print a diagnosis as `text` (rich), `json` or `markdown`."""
+    out = file or sys.stdout
+    if fmt == "json":
+        out.write(to_json(diagnosis.to_dict(lang)) + "\n")
+        return
+    if fmt == "markdown":
+        out.write(diagnosis_markdown(diagnosis, lang))
+        return
+    _render_rich(diagnosis, lang, out)
+
+
+def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
+    from rich.console import Console, Group
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = Console(file=out, highlight=False, soft_wrap=False)
+    data = diagnosis.to_dict(lang)
+    text = labels(lang)
+    facts = ", ".join(f"{k}={v}" for k, v in data["facts"].items() if not k.startswith("smtp.enhanced_"))
+    console.print(f"[dim]{text['facts']}: {escape(facts) or '-'}[/dim]")
+    if not data["matches"]:
+        console.print(f"[yellow]{text['no_match']}[/yellow]")
+    elif not data["specific"]:
+        console.print(f"[yellow]{text['generic_only']}[/yellow]")
+    style = {"likely": "bold green", "possible": "yellow", "unlikely": "dim"}
+    for position, match in enumerate(data["matches"][:2] if data["specific"] else data["matches"][:3]):
+        body: list[Any] = [Text(match["summary"]), Text("")]
+        if match["why"]:
+            body.append(Text.from_markup(f"[bold]{text['why']}:[/bold] " + escape("; ".join(w["condition"] for w in match["why"]))))
+        if match["causes"]:
+            body.append(Text.from_markup(f"\n[bold]{text['causes']}[/bold]"))
+            for cause in match["causes"]:
+                tag = text[cause["likelihood"]]
+                body.append(Text.from_markup(f"  [{style[cause['likelihood']]}]{tag:>10}[/] {escape(cause['title'])}"))
+        if match["fixes"]:
+            body.append(Text.from_markup(f"\n[bold]{text['fixes']}[/bold]"))
+            for fix in match["fixes"]:
+                body.append(Text.from_markup(f"  [bold]{escape(fix['title'])}[/bold]"))
+                for number, step in enumerate(fix["steps"], start=1):
+                    body.append(Text(f"    {number}. {step}"))
+        if match["references"] and position == 0:
+            body.append(Text.from_markup(f"\n[bold]{text['refs']}[/bold]"))
+            for ref in match["references"]:
+                body.append(Text(f"  {ref['title']}: {ref['url']}"))
+        title = f"[bold]{escape(match['title'])}[/bold]  [dim]{match['rule']} · {', '.join(match['codes'])}[/dim]"
+        console.print(Panel(Group(*body), title=title, title_align="left", border_style="cyan" if position == 0 else "dim"))
+    others = data["matches"][2:] if data["specific"] else data["matches"][3:]
+    if others:
+        console.print(f"[bold]{text['also']}:[/bold] " + escape(", ".join(f"{m['rule']} ({m['kind']})" for m in others)))
+    if data["near_misses"]:
+        console.print(f"[bold]{text['near']}:[/bold]")
+        for near in data["near_misses"]:
+            console.print(f"  {escape(near['rule'])}: {text['failed']} {escape(near['failed']['condition'])}")
+    if data["next_checks"]:
+        console.print(f"\n[bold]{text['next']}[/bold]")
+        for number, check in enumerate(data["next_checks"], start=1):
+            console.print(f"  {number}. {escape(check['question'])}")
+            console.print(f"     [dim]{text['how']}: {escape(check['how'])}[/dim]")
+
+
+def render_problems(problems: list[Problem], fmt: str, out: Any = None) -> None:
+    out = out or sys.stdout
+    if fmt == "json":
+        out.write(to_json([p.to_dict() for p in problems]) + "\n")
+        return
+    for problem in problems:
+        tag = "error" if problem.severity is Severity.ERROR else "warning"
+        out.write(f"{problem.location}: {problem.code} {tag}: {problem.message}\n")

@@ -1,0 +1,99 @@
+"""The plain-Python evaluator of condition trees: the explainer and the oracle for durable-rules.
+
+Two readings of one tree:
+- `holds` is two-valued, the semantics durable-rules implements: a test of a missing field is
+  false, and `not` inverts whatever its child gave.
+- `assess` is three-valued (True, False, None = cannot tell yet) and says which leaves held, failed
+  or were unknown; diagnosis uses it to rank causes and to find what to check next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .facts import FactValue
+from .model import All, AnyOf, Condition, Leaf, Not
+
+
+def leaf_holds(leaf: Leaf, facts: Mapping[str, FactValue]) -> bool:
+    value = facts.get(leaf.field)
+    op = leaf.op
+    if op == "exists":
+        return (value is not None) == bool(leaf.value)
+    if value is None:
+        return False
+    if op == "equals":
+        return _same(value, leaf.value)
+    if op == "one_of":
+        return any(_same(value, candidate) for candidate in leaf.value)
+    if op == "matches":
+        assert leaf.pattern is not None
+        return isinstance(value, str) and leaf.pattern.search(value) is not None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    limit = float(leaf.value)
+    if op == "less_than":
+        return value < limit
+    if op == "at_most":
+        return value <= limit
+    if op == "greater_than":
+        return value > limit
+    if op == "at_least":
+        return value >= limit
+    raise ValueError(f"unknown operator {op}")
+
+
+def _same(fact: FactValue, expected: object) -> bool:
+    # Types are normalised before evaluation; bool must not equal 1 here even though it does in Python.
+    if isinstance(fact, bool) or isinstance(expected, bool):
+        return isinstance(fact, bool) and isinstance(expected, bool) and fact is expected
+    return fact == expected
+
+
+def holds(condition: Condition, facts: Mapping[str, FactValue]) -> bool:
+    if isinstance(condition, Leaf):
+        return leaf_holds(condition, facts)
+    if isinstance(condition, All):
+        return all(holds(child, facts) for child in condition.children)
+    if isinstance(condition, AnyOf):
+        return any(holds(child, facts) for child in condition.children)
+    return not holds(condition.child, facts)
+
+
+@dataclass
+class Assessment:
+    """Three-valued result of a condition, with the leaves behind it."""
+
+    value: bool | None
+    held: list[Leaf] = field(default_factory=list)
+    failed: list[Leaf] = field(default_factory=list)
+    unknown: list[Leaf] = field(default_factory=list)
+
+
+def assess(condition: Condition, facts: Mapping[str, FactValue]) -> Assessment:
+    if isinstance(condition, Leaf):
+        if condition.op != "exists" and condition.field not in facts:
+            return Assessment(None, unknown=[condition])
+        if leaf_holds(condition, facts):
+            return Assessment(True, held=[condition])
+        return Assessment(False, failed=[condition])
+    if isinstance(condition, Not):
+        inner = assess(condition.child, facts)
+        value = None if inner.value is None else not inner.value
+        # Under a negation, leaves that failed are the ones that made it hold.
+        return Assessment(value, held=inner.failed, failed=inner.held, unknown=inner.unknown)
+    parts = [assess(child, facts) for child in condition.children]
+    values = [part.value for part in parts]
+    if isinstance(condition, All):
+        outcome: bool | None = False if False in values else (None if None in values else True)
+        chosen = parts if outcome is not False else [p for p in parts if p.value is False]
+    else:
+        outcome = True if True in values else (None if None in values else False)
+        chosen = [p for p in parts if p.value is True] if outcome is True else parts
+    result = Assessment(outcome)
+    for part in chosen:
+        result.held.extend(part.held)
+        result.failed.extend(part.failed)
+        result.unknown.extend(part.unknown)
+    return result

@@ -1,0 +1,260 @@
+"""Read MTA log lines (Postfix, Exim, Sendmail): one record per delivery-failure line, all other
+lines skipped.
+
+Speed matters (logs run to millions of lines), so every line first passes a few substring tests
+and only failure lines reach the regexes; the error texts themselves repeat a lot and their
+parse is cached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+
+from ..facts import Facts, FactValue
+from . import IntakeRecord, clean_facts
+from .reply import clean_text, parse_reply
+from .symptoms import remote_provider
+
+MAX_LINE_CHARS = 8_000
+
+_KV = re.compile(r"(\w+)=(<[^>]*>|[^,]*)")
+_STATUS_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_RELAY = re.compile(r"^\[?(?P<host>[^\[\]:\s]+?)\.?\]?(?:\s*\[(?P<ip>[0-9a-fA-F:.]+)\])?(?::(?P<port>\d+))?$")
+_EXIM_LINE = re.compile(
+    r"^(?:\S+ \S+ )?(?:\[\d+\] )?(?:\S+ )?(?P<id>[\w]{6}-[\w]{6,11}-[\w]{2,4}) (?P<flag>\*\*|==) "
+    r"(?P<rcpt>\S+?)(?: <(?P<orig>[^>]*)>)?(?::| (?P<rest>.*?)(?::|$)) ?(?P<text>.*)$"
+)
+_EXIM_HOST = re.compile(r"\bH=(?P<host>[^\s\[]+)(?: \[(?P<ip>[0-9a-fA-F:.]+)\])?")
+_EXIM_ERRNO = re.compile(r"defer \((-?\d+)\)")
+# Linux errno values Exim prints in "defer (111): Connection refused".
+_ERRNO_TCP = {111: "refused", 110: "timeout", 113: "unreachable", 101: "unreachable", 104: "reset"}
+_POSTFIX_ATTEMPT = re.compile(r"postfix(?:/[\w\-]+)*/(?:smtp|lmtp)\[\d+\]: (?:[0-9A-Za-z]+: )?(?P<text>.*)$")
+
+_POSTFIX_STATUS_ACTION = {"bounced": "failed", "deferred": "delayed", "expired": "failed", "undeliverable": "failed"}
+
+
+# Error texts differ mostly in addresses and host names; parsing a template with those replaced by
+# numbered stand-ins lets thousands of lines share one cached parse.
+_VARIABLE = re.compile(
+    r"<[^<>\s@]+@[^<>\s]+>"  # <user@domain>
+    r"|(?<![\w.\-])[A-Za-z0-9][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)+(?=\[)"  # host name before [ip]
+    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.]*\d)"  # IPv4 address
+)
+_STAND_IN = re.compile(r"<zz(\d+)@zz\.invalid>|zz(\d+)\.invalid|0\.0\.0\.(\d+)")
+
+
+def _template(text: str) -> tuple[str, list[str]]:
+    originals: list[str] = []
+
+    def stand_in(found: re.Match[str]) -> str:
+        token = found.group(0)
+        index = len(originals)
+        originals.append(token)
+        if token.startswith("<"):
+            return f"<zz{index}@zz.invalid>"
+        if token[0].isdigit() and token.replace(".", "").isdigit():
+            return f"0.0.0.{index}"
+        return f"zz{index}.invalid"
+
+    return _VARIABLE.sub(stand_in, text), originals
+
+
+@lru_cache(maxsize=8192)
+def _parse_template(template: str) -> tuple[tuple[str, FactValue], ...]:
+    # Cleaned once per template; restoring stand-ins only touches free-text and host fields.
+    return tuple(clean_facts(parse_reply(template)).items())
+
+
+def _parse_text(text: str) -> list[tuple[str, FactValue]]:
+    """parse_reply(text), through the template cache."""
+    template, originals = _template(text)
+    if not originals:
+        return list(_parse_template(text))
+
+    def restore(found: re.Match[str]) -> str:
+        index = int(next(group for group in found.groups() if group is not None))
+        return originals[index] if index < len(originals) else found.group(0)
+
+    return [
+        (key, _STAND_IN.sub(restore, value) if isinstance(value, str) and ("zz" in value or "0.0.0." in value)
+         else value)
+        for key, value in _parse_template(template)
+    ]
+
+
+def _relay_facts(relay: str, facts: Facts) -> None:
+    relay = relay.strip()
+    if not relay or relay in ("none", "local") or "/" in relay:
+        return
+    found = _RELAY.match(relay)
+    if not found:
+        return
+    host = found.group("host")
+    if host.replace(".", "").isdigit():
+        facts.setdefault("smtp.remote_ip", host)
+    else:
+        facts.setdefault("smtp.remote_host", host.rstrip("."))
+    if found.group("ip"):
+        facts.setdefault("smtp.remote_ip", found.group("ip"))
+    if found.group("port"):
+        port = int(found.group("port"))
+        if 0 < port < 65536:
+            facts.setdefault("smtp.remote_port", port)
+
+
+def _domain(recipient: str | None) -> str | None:
+    if recipient and "@" in recipient:
+        return recipient.rsplit("@", 1)[1].strip("<> ").lower().rstrip(".") or None
+    return None
+
+
+def _record(
+    facts: Facts, text: str, recipient: str | None, action: str, system: str, status: str | None,
+    source: str, number: int,
+) -> IntakeRecord:
+    if text:
+        for key, value in _parse_text(text):
+            facts.setdefault(key, value)
+        if "smtp.text" not in facts:
+            facts["smtp.text"] = clean_text(text)
+    if status and _STATUS_CODE.match(status):
+        said = facts.get("smtp.enhanced")
+        if not isinstance(said, str) or (said.endswith(".0.0") and not status.endswith(".0.0")):
+            facts["smtp.enhanced"] = status
+    facts["input.kind"] = "log"
+    facts["report.action"] = action
+    facts.setdefault("context.system", system)
+    domain = _domain(recipient)
+    if domain:
+        facts["context.recipient_domain"] = domain
+    host = facts.get("smtp.remote_host")
+    if isinstance(host, str) and "context.remote_provider" not in facts:
+        provider = remote_provider(host)
+        if provider:
+            facts["context.remote_provider"] = provider
+    extra: dict[str, object] = {"line": number, "report_status": status}
+    # Every value is typed and checked where it is read (template facts were cleaned once).
+    return IntakeRecord(facts=facts, kind="log", source=f"{source}:{number}", recipient=recipient, extra=extra)
+
+
+def _after_paren(line: str, start: int) -> str:
+    """The text inside the parentheses that follow `status=...`, keeping nested parentheses."""
+    open_at = line.find("(", start)
+    if open_at < 0:
+        return ""
+    close_at = line.rfind(")")
+    return line[open_at + 1 : close_at if close_at > open_at else len(line)]
+
+
+def _postfix(line: str, source: str, number: int) -> IntakeRecord | None:
+    at = line.find(" status=")
+    status_word = line[at + 8 :].split(" ", 1)[0].rstrip(",")
+    action = _POSTFIX_STATUS_ACTION.get(status_word)
+    if action is None:
+        return None
+    head = line[:at]
+    recipient = _field(head, " to=<", ">") or None
+    facts: Facts = {}
+    _relay_facts(_field(head, " relay=", ","), facts)
+    text = _after_paren(line, at)
+    if status_word == "expired":
+        facts["outer.expired"] = True
+    return _record(facts, text, recipient, action, "postfix", _field(head, " dsn=", ",") or None, source, number)
+
+
+def _field(text: str, start: str, end: str) -> str:
+    """The value between `start` and `end` in a Postfix `key=value, ` list ('' when absent)."""
+    at = text.find(start)
+    if at < 0:
+        return ""
+    at += len(start)
+    stop = text.find(end, at)
+    return text[at:] if stop < 0 else text[at:stop]
+
+
+def _sendmail(line: str, source: str, number: int) -> IntakeRecord | None:
+    at = line.find(" stat=")
+    text = line[at + 6 :].strip()
+    lower = text.lower()
+    if lower.startswith(("sent", "queued")):
+        return None
+    fields = dict(_KV.findall(line[:at]))
+    dsn = fields.get("dsn", "")
+    if dsn.startswith("2"):
+        return None
+    action = "delayed" if lower.startswith("deferred") or dsn.startswith("4") else "failed"
+    recipient = fields.get("to", "").split(",")[0].strip("<>") or None
+    facts: Facts = {}
+    _relay_facts(fields.get("relay", ""), facts)
+    if lower.startswith("deferred:"):
+        text = text[9:].strip()
+    return _record(facts, text, recipient, action, "sendmail", dsn or None, source, number)
+
+
+def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
+    found = _EXIM_LINE.match(line)
+    if not found:
+        return None
+    action = "failed" if found.group("flag") == "**" else "delayed"
+    recipient = found.group("rcpt").rstrip(":")
+    text = found.group("text")
+    rest = found.group("rest") or ""
+    facts: Facts = {}
+    host = _EXIM_HOST.search(line)
+    if host:
+        facts["smtp.remote_host"] = host.group("host").rstrip(".")
+        if host.group("ip"):
+            facts["smtp.remote_ip"] = host.group("ip")
+    errno = _EXIM_ERRNO.search(line)
+    if errno and int(errno.group(1)) in _ERRNO_TCP:
+        facts["tcp.state"] = _ERRNO_TCP[int(errno.group(1))]
+        facts["smtp.stage"] = "connect"
+    if "retry time not reached" in line:
+        return None
+    if not text and rest:
+        text = rest
+    return _record(facts, text, recipient, action, "exim", None, source, number)
+
+
+def _postfix_attempt(line: str, source: str, number: int) -> IntakeRecord | None:
+    """Postfix lines about one failed connection attempt, logged without a status= field."""
+    found = _POSTFIX_ATTEMPT.search(line)
+    if not found:
+        return None
+    text = found.group("text")
+    if text.startswith(("warning: ", "SSL_connect error", "Untrusted TLS", "Cannot start TLS")):
+        text = text.removeprefix("warning: ")
+    facts: Facts = {}
+    record = _record(facts, text, None, "delayed", "postfix", None, source, number)
+    interesting = ("tcp.state", "tls.error", "smtp.closed_abruptly", "dns.result", "smtp.reply_code")
+    return record if any(key in record.facts for key in interesting) else None
+
+
+def parse_log_line(line: str, source: str = "<log>", number: int = 1) -> IntakeRecord | None:
+    """A record for one delivery-failure line, or None for every other line."""
+    if len(line) > MAX_LINE_CHARS:
+        line = line[:MAX_LINE_CHARS]
+    if " status=" in line:
+        if "status=sent" in line or "status=deliverable" in line:
+            return None
+        return _postfix(line, source, number)
+    if " stat=" in line:
+        return _sendmail(line, source, number)
+    if " ** " in line or " == " in line:
+        return _exim(line, source, number)
+    if "postfix/" in line and (
+        "connect to " in line or "lost connection" in line or "TLS" in line or "SSL" in line
+        or "timed out" in line
+    ):
+        return _postfix_attempt(line, source, number)
+    return None
+
+
+def parse_log_lines(lines: Iterable[str], source: str = "<log>") -> Iterator[IntakeRecord]:
+    """Records for the delivery-failure lines among `lines` (numbered from 1)."""
+    for number, line in enumerate(lines, 1):
+        record = parse_log_line(line, source, number)
+        if record is not None:
+            yield record

@@ -1,0 +1,538 @@
+"""Read non-delivery reports and delay notices (RFC 3464 DSNs, Exchange/Office 365 NDRs and the
+plain-text bounces of Postfix, Sendmail, Exim, qmail and others): one record per failed or delayed
+recipient, and nothing at all for messages that are not bounces.
+
+The approach is generic rather than one parser per MTA: take the machine-readable DSN fields when
+there are any, and otherwise find the recipients where bounce layouts put them (an address on a
+line of its own, after "delivered to", in X-Failed-Recipients) and read the error text that
+follows each one with the reply parser.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import re
+from collections.abc import Iterator
+from email.header import decode_header, make_header
+from email.message import Message
+from email.policy import compat32
+from typing import Any
+
+from ..facts import Facts
+from . import IntakeRecord, clean_facts
+from .reply import clean_text, find_candidates, parse_reply
+from .symptoms import remote_provider
+
+# A bigger message is cut: bounce notices are small, whatever they quote is not needed.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_NOTICE_CHARS = 60_000
+MAX_PART_DEPTH = 12
+
+_ADDRESS = r"[\w.!#$%&'*+/=?^`{|}~\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
+_ADDRESS_RE = re.compile(_ADDRESS)
+# An address at the start of a line, where Postfix, qmail, Exim, Sendmail and Exchange list them.
+_LINE_RECIPIENT = re.compile(
+    rf"^[ \t]*(?:>+[ \t]*|[*\-\u2022][ \t]*)?"
+    r"(?:RCPT To:|Recipient address:|Original-Recipient:|Recipient:|Delivery failed:|Failed:|Address:|To:)?"
+    rf"[ \t]*[<\"']?(?P<addr>{_ADDRESS})[>\"']?",
+    re.M | re.I,
+)
+# An address inside a sentence that names it as the failed recipient.
+_PHRASE_RECIPIENT = re.compile(
+    r"(?:rcpt to:|delivered to|delivering your (?:mail|message) to|delivery to|could not be delivered to|"
+    r"failed recipient:?|following recipients?:|following addresses:|not be delivered to|"
+    r"unable to deliver (?:your )?message to|recipient|address)\s*(?:<|\")?(?P<addr>" + _ADDRESS + r")",
+    re.I,
+)
+_CUT_MARKERS = re.compile(
+    r"^[ \t]*(?:-{2,}|={2,}|_{2,}|\*{2,})?[ \t]*(?:"
+    r"below this line is a copy of the message|this is a copy of the message|original message follows|"
+    r"original message|returned message|undelivered message|message headers follow|copy of the original|"
+    r"original message headers|headers of the original|forwarded message|"
+    r"content-type: message/rfc822|content-type: text/rfc822-headers)",
+    re.M | re.I,
+)
+_STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
+_TAG = re.compile(r"<[^>]*>")
+
+_BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail delivery", "mail.delivery", "mdaemon", "bounce",
+                   "mailerdaemon", "microsoftexchange", "noreply-dmarc")
+_BOUNCE_SUBJECTS = (
+    "undeliver", "delivery status notification", "failure notice", "returned mail", "delivery fail",
+    "mail delivery", "non-delivery", "nondelivery", "delivery notification", "could not be delivered",
+    "not delivered", "delivery problem", "delayed mail", "delivery delayed", "warning: message",
+    "message delayed", "delivery report", "rejected", "bounce", "mail system error", "unzustellbar",
+    "non remis", "error sending", "returned to sender", "not be delivered", "delivery has failed",
+    "undelivered", "failed delivery", "permanent error", "temporary error", "delivery error",
+)
+# Layouts of known bounce generators: without a status code, only these are trusted.
+_LAYOUT_PHRASES = (
+    "the mail system", "this is the qmail-send program", "following address(es) failed",
+    "following addresses had permanent fatal errors", "following addresses had transient",
+    "delivery has failed to these recipients", "did not reach the following recipient",
+    "could not be delivered to one or more recipients", "delivery to the following recipient",
+    "there was an error delivering your mail", "your message wasn't delivered", "could not be reached",
+    "i'm afraid i wasn't able to deliver", "unable to deliver message to the following",
+    "message could not be delivered", "following recipients failed", "delivery failed",
+    "not be delivered to", "was not delivered to", "has not yet been delivered", "permanent error",
+    "transcript of session follows", "diagnostic information for administrators",
+    "your message did not reach", "undeliverable", "delivery to the following recipients failed",
+    "returned to sender", "user unknown", "no such user", "mailbox unavailable",
+)
+_DELAY_PHRASES = (
+    "has not yet been delivered", "not been delivered yet", "will continue to try", "will keep trying",
+    "will retry", "still trying", "delivery delayed", "delayed mail", "delivery is delayed",
+    "warning: message", "this is only a warning", "this is a warning message only",
+    "delivery status notification (delay)", "temporary problem", "will try again",
+    "still being retried", "no action is required on your part",
+)
+_GIVEN_UP = ("given up", "gave up", "permanent", "expired", "could not be delivered", "has failed",
+             "failed permanently", "giving up", "not be delivered", "undeliverable")
+
+
+def _header(msg: Message, name: str) -> str:
+    """A header as text, decoding RFC 2047 words and tolerating broken encodings."""
+    value = msg.get(name)
+    if value is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
+        return str(value)
+
+
+def _decode_part(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, str):
+        return payload
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
+    try:
+        return payload.decode(charset)
+    except (UnicodeError, LookupError):
+        try:
+            return payload.decode("utf-8")
+        except UnicodeError:
+            return payload.decode("latin-1")
+
+
+def _walk(part: Message, depth: int = 0) -> Iterator[Message]:
+    """Every part of the report, without descending into the returned original message."""
+    yield part
+    ctype = part.get_content_type()
+    if depth >= MAX_PART_DEPTH or ctype in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers"):
+        return
+    if ctype == "message/delivery-status":
+        return
+    if part.is_multipart():
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for sub in payload:
+                if isinstance(sub, Message):
+                    yield from _walk(sub, depth + 1)
+
+
+def _dsn_fields(text: str) -> list[dict[str, str]]:
+    """RFC 3464 field blocks from text: unfolded `Name: value` lines, blocks split at blank lines."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last: str | None = None
+    for raw_line in text.split("\n"):
+        line = raw_line.rstrip()
+        if not line:
+            if current:
+                blocks.append(current)
+            current, last = {}, None
+            continue
+        if line[0] in " \t" and last is not None:
+            current[last] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if sep and name and " " not in name.strip() and len(name) < 40:
+            last = name.strip().lower()
+            current[last] = value.strip()
+        else:
+            last = None
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _delivery_status_blocks(part: Message) -> list[dict[str, str]]:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks: list[dict[str, str]] = []
+        for block in payload:
+            if isinstance(block, Message):
+                fields: dict[str, str] = {}
+                for key, value in block.items():
+                    fields[key.lower()] = " ".join(str(value).split())
+                payload_text = block.get_payload()
+                if isinstance(payload_text, str) and ":" in payload_text:
+                    # compat32 puts fields after a malformed line into the body; read them too.
+                    for extra in _dsn_fields(payload_text):
+                        for key, value in extra.items():
+                            fields.setdefault(key, value)
+                blocks.append(fields)
+        return blocks
+    return _dsn_fields(_decode_part(part).replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _strip_type(value: str) -> str:
+    """`rfc822; a@b` -> `a@b`, `dns; mx.example.com` -> `mx.example.com`."""
+    _, sep, rest = value.partition(";")
+    text = rest if sep and len(_) < 20 and " " not in _.strip() else value
+    return text.strip().strip("<>").strip()
+
+
+def _cut_notice(text: str) -> str:
+    found = _CUT_MARKERS.search(text)
+    if found and found.start() > 0:
+        text = text[: found.start()]
+    return text[:MAX_NOTICE_CHARS]
+
+
+def _html_to_text(html: str) -> str:
+    html = re.sub(r"(?is)<(script|style).*?</\1>", " ", html)
+    html = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</h\d>", "\n", html)
+    text = _TAG.sub(" ", html)
+    for entity, char in (("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), ("&quot;", '"'),
+                         ("&#39;", "'")):
+        text = text.replace(entity, char)
+    return text
+
+
+class _Report:
+    """What one message says, gathered once: headers, DSN blocks and the human-readable notice."""
+
+    def __init__(self, msg: Message) -> None:
+        self.msg = msg
+        self.from_ = _header(msg, "From")
+        self.to = _header(msg, "To")
+        self.subject = _header(msg, "Subject")
+        self.dsn_blocks: list[dict[str, str]] = []
+        texts: list[str] = []
+        htmls: list[str] = []
+        self.report_type = ""
+        for part in _walk(msg):
+            ctype = part.get_content_type()
+            if ctype == "multipart/report" and not self.report_type:
+                report_type = part.get_param("report-type")
+                self.report_type = report_type if isinstance(report_type, str) else ""
+            if ctype.startswith("multipart/") and not part.is_multipart():
+                # Broken MIME (boundary lines missing): the whole body is one text.
+                texts.append(_decode_part(part))
+            elif ctype == "message/delivery-status" or ctype == "message/global-delivery-status":
+                self.dsn_blocks.extend(_delivery_status_blocks(part))
+            elif ctype == "text/plain" or (ctype.startswith("text/") and ctype not in ("text/html",)
+                                            and not part.get_filename()):
+                if ctype not in ("text/rfc822-headers",):
+                    texts.append(_decode_part(part))
+            elif ctype == "text/html":
+                htmls.append(_decode_part(part))
+            elif not part.is_multipart() and ctype in ("application/octet-stream",) and not part.get_filename():
+                texts.append(_decode_part(part))
+        if not texts and htmls:
+            texts = [_html_to_text(h) for h in htmls]
+        notice = "\n".join(texts).replace("\r\n", "\n").replace("\r", "\n")
+        self.full_text = notice[: MAX_NOTICE_CHARS * 2]
+        self.notice = _cut_notice(notice)
+        if not self.dsn_blocks and "final-recipient:" in self.full_text.lower():
+            # A DSN pasted into the text body (broken MIME, forwarded reports).
+            start = self.full_text.lower().find("reporting-mta:")
+            if start < 0:
+                start = self.full_text.lower().find("final-recipient:")
+            self.dsn_blocks = _dsn_fields(self.full_text[start:])
+
+    def recipient_blocks(self) -> list[dict[str, str]]:
+        return [b for b in self.dsn_blocks if "final-recipient" in b or "original-recipient" in b]
+
+    def message_fields(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for block in self.dsn_blocks:
+            if "final-recipient" in block or "original-recipient" in block:
+                continue
+            merged.update(block)
+        return merged
+
+    def looks_like_bounce(self) -> bool:
+        if "delivery-status" in self.report_type.lower() or self.recipient_blocks():
+            return True
+        if self.msg.get("X-Failed-Recipients"):
+            return True
+        sender = self.from_.lower()
+        subject = self.subject.lower()
+        return any(s in sender for s in _BOUNCE_SENDERS) or any(s in subject for s in _BOUNCE_SUBJECTS)
+
+    def is_feedback_or_autoreply(self) -> bool:
+        kind = self.report_type.lower()
+        return kind in ("feedback-report", "disposition-notification")
+
+    def system(self) -> str | None:
+        """The system that generated the report, when the headers make it clear."""
+        fields = self.message_fields()
+        received = self.msg.get_all("Received") or []
+        first_received = str(received[0]) if received else ""
+        clues = " ".join(
+            (self.from_, fields.get("reporting-mta", ""), first_received, _header(self.msg, "X-Mailer"),
+             _header(self.msg, "Message-ID"), " ".join(k for k in self.msg if k.lower().startswith("x-ms-")),
+             self.notice[:600])
+        ).lower()
+        if "x-ms-exchange" in clues and ("outlook.com" in clues or "office365" in clues):
+            if "hotmail.com" in self.from_.lower() or "outlook.com>" in self.from_.lower():
+                return "outlook-com"
+            return "exchange-online"
+        if ".prod.outlook.com" in clues or "protection.outlook.com" in fields.get("reporting-mta", "").lower():
+            return "exchange-online"
+        if "microsoft exchange" in clues or "x-ms-exchange" in clues or "msexchange" in clues:
+            return "exchange-server"
+        if "googlemail.com" in self.from_.lower() or "mx.google.com" in clues or "gmail.com" in fields.get(
+            "reporting-mta", ""
+        ).lower():
+            return "gmail"
+        if "yahoo" in self.from_.lower() or "yahoo" in fields.get("reporting-mta", "").lower():
+            return "yahoo"
+        if "(postfix)" in clues or "x-postfix" in " ".join(fields).lower() or "this is the mail system at host" in clues:
+            return "postfix"
+        if "qmail-send program" in clues or "(qmail " in clues:
+            return "qmail"
+        if "exim" in clues or (self.msg.get("X-Failed-Recipients") and "mail delivery software" in clues):
+            return "exim"
+        if "sendmail" in clues or re.search(r"\(8\.\d+\.\d+/8\.\d+\.\d+\)", clues):
+            return "sendmail"
+        return None
+
+    def delayed(self) -> bool:
+        text = (self.subject + "\n" + self.notice[:3000]).lower()
+        if not any(p in text for p in _DELAY_PHRASES) and "delay" not in self.subject.lower():
+            return False
+        return not any(p in text for p in _GIVEN_UP) or "delay" in self.subject.lower()
+
+
+def _text_recipients(report: _Report) -> list[tuple[str, int]]:
+    """Failed recipients named in the notice text, with where each is first named."""
+    excluded = {a.lower() for a in _ADDRESS_RE.findall(report.from_ + " " + report.to)}
+    found: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    notice = report.notice
+    matches = [(m.group("addr"), m.start()) for m in _LINE_RECIPIENT.finditer(notice)]
+    matches += [(m.group("addr"), m.start()) for m in _PHRASE_RECIPIENT.finditer(notice)]
+    matches.sort(key=lambda item: item[1])
+    for addr, pos in matches:
+        key = addr.lower().rstrip(".")
+        if key in excluded or key.split("@")[0] in ("mailer-daemon", "mailerdaemon"):
+            continue
+        if key not in seen:
+            seen.add(key)
+            found.append((addr.rstrip("."), pos))
+    failed_header = report.msg.get_all("X-Failed-Recipients") or []
+    for value in failed_header:
+        for addr in _ADDRESS_RE.findall(str(value)):
+            key = addr.lower()
+            if key not in seen:
+                seen.add(key)
+                found.append((addr, -1))
+    return found
+
+
+def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) -> str:
+    """The part of the notice that talks about one recipient: from where it is named to the next one."""
+    addr, pos = recipients[index]
+    if pos < 0:
+        return notice
+    starts = sorted(p for _, p in recipients if p >= 0)
+    following = [p for p in starts if p > pos]
+    end = following[0] if following else len(notice)
+    text = notice[pos:end]
+    if find_candidates(" ".join(text.split())):
+        return text
+    if len(recipients) == 1:
+        return notice
+    # Mentions elsewhere (Sendmail's transcript: "<<< 550 5.1.1 <addr>... User unknown").
+    lower_addr = addr.lower()
+    extra = [line for line in notice[end:].split("\n") if lower_addr in line.lower()]
+    return text + "\n" + "\n".join(extra) if extra else text
+
+
+def _status_code(value: str) -> str | None:
+    found = _STATUS.search(value)
+    if not found:
+        return None
+    return ".".join(str(int(p)) for p in found.groups())
+
+
+def _merge_status(facts: Facts, status: str | None) -> None:
+    """Reconcile the DSN Status field with the code the diagnostic text carries."""
+    if status is None:
+        return
+    said = facts.get("smtp.enhanced")
+    if not isinstance(said, str):
+        facts["smtp.enhanced"] = status
+        return
+    if said == status:
+        return
+    if said.endswith(".0.0") and not status.endswith(".0.0"):
+        facts["smtp.enhanced"] = status
+    elif status.endswith(".0.0") or said[0] == status[0]:
+        return  # the remote server's own, more precise words win
+    elif status[0] == "5" and said[0] == "4" and "outer.enhanced" not in facts:
+        # The report gave up on an attempt that failed temporarily: the attempt is diagnosed.
+        facts["outer.enhanced"] = status
+
+
+def _base_facts(report: _Report, system: str | None, recipient: str | None, action: str) -> Facts:
+    facts: Facts = {"input.kind": "ndr", "report.action": action}
+    if system:
+        facts["context.system"] = system
+    if recipient and "@" in recipient:
+        facts["context.recipient_domain"] = recipient.rsplit("@", 1)[1].lower().rstrip(".>")
+    return facts
+
+
+def _finish(facts: Facts, diagnostic: Facts) -> Facts:
+    for key, value in diagnostic.items():
+        if key == "context.system" and "context.system" in facts:
+            continue
+        facts.setdefault(key, value)
+    host = facts.get("smtp.remote_host")
+    if isinstance(host, str) and "context.remote_provider" not in facts:
+        provider = remote_provider(host)
+        if provider:
+            facts["context.remote_provider"] = provider
+    return facts
+
+
+def _wrap_attempt(diagnostic: Facts, attempt: Facts) -> None:
+    """Make `attempt` the diagnosed error and the expiry in `diagnostic` its outer report."""
+    code, enhanced = attempt.get("smtp.reply_code"), attempt.get("smtp.enhanced")
+    if enhanced is None or (attempt.get("outer.expired") and "outer.enhanced" not in attempt):
+        return
+    if (code, enhanced) == (diagnostic.get("smtp.reply_code"), diagnostic.get("smtp.enhanced")):
+        return
+    for field in ("reply_code", "enhanced", "text"):
+        value = diagnostic.pop(f"smtp.{field}", None)
+        if value is not None:
+            diagnostic[f"outer.{field}"] = value
+    for key, value in attempt.items():
+        if not key.startswith("outer."):
+            diagnostic[key] = value
+
+
+def _report_status(facts: Facts) -> str | None:
+    """The status the report itself states: the outer code of a nested error, else the attempt's."""
+    outer = facts.get("outer.enhanced")
+    if isinstance(outer, str):
+        return outer
+    enhanced = facts.get("smtp.enhanced")
+    return enhanced if isinstance(enhanced, str) else None
+
+
+_RETURNED_PART = re.compile(rb"(?im)^content-type:[ \t]*(?:message/rfc822|text/rfc822-headers)")
+_DSN_PART = re.compile(rb"(?i)content-type:[ \t]*message/(?:global-)?delivery-status")
+
+
+def _drop_returned_message(raw: bytes) -> bytes:
+    """Cut the returned original message before MIME parsing: it is most of the bytes and none of
+    the diagnosis. Only when no delivery-status part follows it (some MTAs order parts oddly)."""
+    header_end = raw.find(b"\n\n")
+    found = _RETURNED_PART.search(raw, header_end if header_end > 0 else 0)
+    if found is None or _DSN_PART.search(raw, found.end()):
+        return raw
+    part_body = raw.find(b"\n\n", found.end())
+    return raw if part_body < 0 else raw[: part_body + 2]
+
+
+def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRecord]:
+    """One record per failed or delayed recipient of a bounce; [] for anything that is not one."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    truncated = len(raw) > MAX_MESSAGE_BYTES
+    raw = raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    raw = _drop_returned_message(raw)
+    msg = email.message_from_bytes(raw, policy=compat32)
+    report = _Report(msg)
+    if report.is_feedback_or_autoreply() or not report.looks_like_bounce():
+        return []
+    system = report.system()
+    delayed_notice = report.delayed()
+    records: list[IntakeRecord] = []
+    extra_base: dict[str, Any] = {"truncated": True} if truncated else {}
+    dsn_recipients = report.recipient_blocks()
+    text_recipients = _text_recipients(report)
+    if dsn_recipients:
+        message_fields = report.message_fields()
+        for block in dsn_recipients:
+            recipient = _strip_type(block.get("final-recipient") or block.get("original-recipient", ""))
+            action = block.get("action", "").strip().lower().split()[0] if block.get("action", "").strip() else ""
+            status = _status_code(block.get("status", ""))
+            if action in ("delivered", "relayed", "expanded"):
+                continue
+            if action not in ("failed", "delayed"):
+                action = "delayed" if (delayed_notice or (status or "").startswith("4")) and not (
+                    status or ""
+                ).startswith("5") else "failed"
+            diagnostic_text = _strip_type(block.get("diagnostic-code", "")) if block.get("diagnostic-code") else ""
+            diagnostic = parse_reply(diagnostic_text) if diagnostic_text else {}
+            if "smtp.reply_code" not in diagnostic and "smtp.enhanced" not in diagnostic:
+                # No code in the DSN's own words: read what the notice says about this recipient.
+                for index, (addr, _) in enumerate(text_recipients):
+                    if addr.lower() == recipient.lower():
+                        block_text = _recipient_text(report.notice, text_recipients, index)
+                        for key, value in parse_reply(block_text).items():
+                            diagnostic.setdefault(key, value)
+                        diagnostic_text = diagnostic_text or block_text
+                        break
+            if diagnostic_text and "smtp.text" not in diagnostic:
+                diagnostic["smtp.text"] = clean_text(diagnostic_text)
+            if diagnostic.get("outer.expired") and "outer.enhanced" not in diagnostic:
+                # An expiry with no attempt inside: the notice may quote the last attempt.
+                for index, (addr, _) in enumerate(text_recipients):
+                    if addr.lower() == recipient.lower():
+                        _wrap_attempt(diagnostic, parse_reply(_recipient_text(report.notice, text_recipients, index)))
+                        break
+            facts = _base_facts(report, system, recipient, action)
+            _merge_status(diagnostic, status)
+            remote = _strip_type(block.get("remote-mta", ""))
+            if remote and "smtp.remote_host" not in diagnostic and "smtp.remote_ip" not in diagnostic:
+                if re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", remote.strip("[]")):
+                    diagnostic["smtp.remote_ip"] = remote.strip("[]")
+                else:
+                    diagnostic["smtp.remote_host"] = remote.rstrip(".")
+            facts = _finish(facts, diagnostic)
+            if system is None and "x-postfix-queue-id" in message_fields:
+                facts["context.system"] = "postfix"
+            extra = dict(extra_base)
+            extra["report_status"] = _report_status(facts)
+            if diagnostic_text:
+                extra["diagnostic"] = " ".join(diagnostic_text.split())[:1000]
+            records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
+                                        recipient=recipient or None, extra=extra))
+        if records:
+            return records
+        if any(b.get("action", "").lower().startswith(("delivered", "relayed", "expanded")) for b in dsn_recipients):
+            return []
+    notice_lower = report.notice.lower()
+    for index, (recipient, _) in enumerate(text_recipients):
+        text = _recipient_text(report.notice, text_recipients, index)
+        diagnostic = parse_reply(text)
+        if "smtp.text" not in diagnostic:
+            diagnostic["smtp.text"] = clean_text(text)
+        has_code = "smtp.reply_code" in diagnostic or "smtp.enhanced" in diagnostic
+        if not has_code and not any(p in notice_lower for p in _LAYOUT_PHRASES):
+            continue
+        action = "delayed" if delayed_notice else "failed"
+        facts = _finish(_base_facts(report, system, recipient, action), diagnostic)
+        extra = dict(extra_base)
+        extra["report_status"] = _report_status(facts)
+        extra["diagnostic"] = " ".join(text.split())[:1000]
+        records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
+                                    recipient=recipient, extra=extra))
+    return records

@@ -1,0 +1,339 @@
+"""The rule model: plain dataclasses and enums built from validated YAML data.
+
+The JSON Schema checks structure before anything here runs; `from_dict` trusts that structure
+and the linter checks meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .facts import FactValue
+from .i18n import SOURCE_LANGUAGE, source_hash, translatable_strings
+
+# Ops of a leaf condition, in the YAML spelling.
+LEAF_OPS = ("equals", "one_of", "matches", "less_than", "at_most", "greater_than", "at_least", "exists")
+
+
+class Status(enum.Enum):
+    STABLE = "stable"
+    EXPERIMENTAL = "experimental"
+    DEPRECATED = "deprecated"
+
+
+class Kind(enum.Enum):
+    SPECIFIC = "specific"
+    GENERIC = "generic"
+
+
+class GenericLevel(enum.Enum):
+    CLASS = "class"
+    SUBJECT = "subject"
+    DETAIL = "detail"
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditions
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A test of one fact field: `field OP value`."""
+
+    field: str
+    op: str
+    value: Any
+    pattern: re.Pattern[str] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, self.op: list(self.value) if self.op == "one_of" else self.value}
+
+    def describe(self) -> str:
+        words = {
+            "equals": "is",
+            "one_of": "is one of",
+            "matches": "matches",
+            "less_than": "<",
+            "at_most": "<=",
+            "greater_than": ">",
+            "at_least": ">=",
+        }
+        if self.op == "exists":
+            return f"{self.field} is {'known' if self.value else 'unknown'}"
+        if self.op == "one_of":
+            return f"{self.field} is one of {', '.join(str(v) for v in self.value)}"
+        if self.op == "matches":
+            return f"{self.field} matches /{self.value}/"
+        return f"{self.field} {words[self.op]} {self.value}"
+
+
+@dataclass(frozen=True)
+class All:
+    children: tuple[Condition, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"all": [child.to_dict() for child in self.children]}
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    children: tuple[Condition, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"any": [child.to_dict() for child in self.children]}
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Condition
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"not": self.child.to_dict()}
+
+
+Condition = Leaf | All | AnyOf | Not
+
+
+def condition_from_dict(data: dict[str, Any]) -> Condition:
+    """Build a condition tree from its YAML form (already schema-checked)."""
+    if "all" in data:
+        return All(tuple(condition_from_dict(child) for child in data["all"]))
+    if "any" in data:
+        return AnyOf(tuple(condition_from_dict(child) for child in data["any"]))
+    if "not" in data:
+        return Not(condition_from_dict(data["not"]))
+    op = next(key for key in LEAF_OPS if key in data)
+    value = data[op]
+    if op == "one_of":
+        value = tuple(value)
+    pattern = re.compile(value, re.IGNORECASE) if op == "matches" else None
+    return Leaf(field=data["field"], op=op, value=value, pattern=pattern)
+
+
+def iter_leaves(condition: Condition) -> list[Leaf]:
+    if isinstance(condition, Leaf):
+        return [condition]
+    if isinstance(condition, Not):
+        return iter_leaves(condition.child)
+    return [leaf for child in condition.children for leaf in iter_leaves(child)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules
+
+
+@dataclass
+class Cause:
+    id: str
+    title: str
+    detail: str = ""
+    likely_when: Condition | None = None
+    unlikely_when: Condition | None = None
+
+
+@dataclass
+class Fix:
+    id: str
+    title: str
+    steps: list[str]
+    addresses: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Reference:
+    title: str
+    url: str
+
+
+@dataclass
+class Example:
+    reply: str | None = None
+    facts: dict[str, FactValue] = field(default_factory=dict)
+    note: str | None = None
+    expect_top_cause: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.note:
+            data["note"] = self.note
+        if self.reply is not None:
+            data["reply"] = self.reply
+        if self.facts:
+            data["facts"] = dict(self.facts)
+        if self.expect_top_cause:
+            data["expect_top_cause"] = self.expect_top_cause
+        return data
+
+
+@dataclass
+class Translation:
+    """One language's strings for one rule, with the hash of the English each was made from."""
+
+    lang: str
+    path: str
+    strings: dict[str, tuple[str, str]]  # key -> (text, source hash)
+
+
+@dataclass
+class Rule:
+    id: str
+    status: Status
+    kind: Kind
+    family: str
+    codes: list[str]
+    systems: list[str]
+    title: str
+    summary: str
+    match: Condition
+    causes: list[Cause] = field(default_factory=list)
+    fixes: list[Fix] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    see_also: list[str] = field(default_factory=list)
+    examples_match: list[Example] = field(default_factory=list)
+    examples_no_match: list[Example] = field(default_factory=list)
+    generic_level: GenericLevel | None = None
+    replaced_by: str | None = None
+    source_path: str = field(default="", compare=False)  # as shown in messages
+    source_file: str = field(default="", compare=False)  # absolute, for reading it again
+    translations: dict[str, Translation] = field(default_factory=dict, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source_path: str = "") -> Rule:
+        examples = data.get("examples") or {}
+        return cls(
+            id=data["id"],
+            status=Status(data["status"]),
+            kind=Kind(data["kind"]),
+            family=data["family"],
+            codes=list(data["codes"]),
+            systems=list(data["systems"]),
+            title=data["title"],
+            summary=data["summary"],
+            match=condition_from_dict(data["match"]),
+            causes=[
+                Cause(
+                    id=c["id"],
+                    title=c["title"],
+                    detail=c.get("detail", ""),
+                    likely_when=condition_from_dict(c["likely_when"]) if "likely_when" in c else None,
+                    unlikely_when=condition_from_dict(c["unlikely_when"]) if "unlikely_when" in c else None,
+                )
+                for c in data.get("causes") or []
+            ],
+            fixes=[
+                Fix(id=f["id"], title=f["title"], steps=list(f["steps"]), addresses=list(f.get("addresses") or []))
+                for f in data.get("fixes") or []
+            ],
+            references=[Reference(r["title"], r["url"]) for r in data.get("references") or []],
+            see_also=list(data.get("see_also") or []),
+            examples_match=[_example(e) for e in examples.get("match") or []],
+            examples_no_match=[_example(e) for e in examples.get("no_match") or []],
+            generic_level=GenericLevel(data["generic_level"]) if "generic_level" in data else None,
+            replaced_by=data.get("replaced_by"),
+            source_path=source_path,
+            raw=data,
+        )
+
+    def to_dict(self, lang: str = SOURCE_LANGUAGE) -> dict[str, Any]:
+        """The rule in its YAML shape, with text in `lang` where a current translation exists."""
+        return {
+            "id": self.id,
+            "status": self.status.value,
+            "kind": self.kind.value,
+            "generic_level": self.generic_level.value if self.generic_level else None,
+            "replaced_by": self.replaced_by,
+            "family": self.family,
+            "codes": list(self.codes),
+            "systems": list(self.systems),
+            "title": self.text("title", lang),
+            "summary": self.text("summary", lang),
+            "match": self.match.to_dict(),
+            "causes": [
+                {
+                    "id": c.id,
+                    "title": self.text(f"causes.{c.id}.title", lang),
+                    "detail": self.text(f"causes.{c.id}.detail", lang) if c.detail else "",
+                }
+                for c in self.causes
+            ],
+            "fixes": [self.fix_dict(f, lang) for f in self.fixes],
+            "references": [{"title": r.title, "url": r.url} for r in self.references],
+            "see_also": list(self.see_also),
+            "examples": {
+                "match": [e.to_dict() for e in self.examples_match],
+                "no_match": [e.to_dict() for e in self.examples_no_match],
+            },
+            "languages": self.languages(),
+            "source_path": self.source_path,
+        }
+
+    def fix_dict(self, fix: Fix, lang: str) -> dict[str, Any]:
+        return {
+            "id": fix.id,
+            "title": self.text(f"fixes.{fix.id}.title", lang),
+            "addresses": list(fix.addresses),
+            "steps": [self.text(f"fixes.{fix.id}.steps.{i}", lang) for i in range(len(fix.steps))],
+        }
+
+    # -- translations -------------------------------------------------------------------------
+
+    def english_strings(self) -> dict[str, str]:
+        return translatable_strings(self.raw) if self.raw else {}
+
+    def text(self, key: str, lang: str = SOURCE_LANGUAGE) -> str:
+        """The string `key` in `lang` if a current translation exists, else the English."""
+        english = self.english_strings().get(key, "")
+        if lang != SOURCE_LANGUAGE:
+            translation = self.translations.get(lang)
+            if translation is not None:
+                entry = translation.strings.get(key)
+                if entry is not None and entry[1] == source_hash(english):
+                    return entry[0]
+        return english
+
+    def translation_state(self, lang: str) -> tuple[list[str], list[str]]:
+        """(missing keys, stale keys) of the `lang` translation."""
+        english = self.english_strings()
+        translation = self.translations.get(lang)
+        if translation is None:
+            return sorted(english), []
+        missing = sorted(k for k in english if k not in translation.strings)
+        stale = sorted(
+            k for k, text in english.items() if k in translation.strings and translation.strings[k][1] != source_hash(text)
+        )
+        return missing, stale
+
+    def languages(self) -> list[str]:
+        """Languages with a complete, current translation (English always)."""
+        complete = [SOURCE_LANGUAGE]
+        for lang in sorted(self.translations):
+            missing, stale = self.translation_state(lang)
+            if not missing and not stale:
+                complete.append(lang)
+        return complete
+
+    def is_translated(self, lang: str) -> bool:
+        return lang in self.languages()
+
+    @property
+    def specificity(self) -> int:
+        """Higher is more specific: specific rules, then registry detail, subject, class."""
+        if self.kind is Kind.SPECIFIC:
+            return 3
+        return {GenericLevel.DETAIL: 2, GenericLevel.SUBJECT: 1, GenericLevel.CLASS: 0}.get(
+            self.generic_level or GenericLevel.CLASS, 0
+        )
+
+
+def _example(data: dict[str, Any]) -> Example:
+    return Example(
+        reply=data.get("reply"),
+        facts=dict(data.get("facts") or {}),
+        note=data.get("note"),
+        expect_top_cause=data.get("expect_top_cause"),
+    )

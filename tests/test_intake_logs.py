@@ -1,0 +1,105 @@
+"""MTA log lines -> one record per delivery-failure line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailtriage.facts import vocabulary
+from mailtriage.intake import clean_facts, parse_input
+from mailtriage.intake.logs import parse_log_line, parse_log_lines
+
+DATA = Path(__file__).parent / "data" / "intake"
+PF = "May 16 08:00:03 relay postfix/smtp[1002]: 4AB12C3D4E: "
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (PF + "to=<bob@example.net>, relay=mx1.example.net[192.0.2.25]:25, delay=1, dsn=5.1.1, status=bounced "
+              "(host mx1.example.net[192.0.2.25] said: 550 5.1.1 <bob@example.net>: User unknown "
+              "(in reply to RCPT TO command))",
+         {"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "smtp.stage": "rcpt", "report.action": "failed",
+          "smtp.remote_host": "mx1.example.net", "smtp.remote_ip": "192.0.2.25", "context.system": "postfix",
+          "context.recipient_domain": "example.net"}),
+        (PF + "to=<c@example.com>, relay=none, delay=30, dsn=4.4.1, status=deferred "
+              "(connect to mx.example.com[198.51.100.7]:25: Connection refused)",
+         {"tcp.state": "refused", "smtp.stage": "connect", "smtp.enhanced": "4.4.1", "report.action": "delayed"}),
+        (PF + "to=<c@example.com>, relay=none, delay=30, dsn=4.4.1, status=deferred "
+              "(connect to mx.example.com[198.51.100.7]:25: Connection timed out)",
+         {"tcp.state": "timeout"}),
+        (PF + "to=<f@nowhere.example>, relay=none, dsn=4.4.3, status=deferred (Host or domain name not found. "
+              "Name service error for name=nowhere.example type=MX: Host not found, try again)",
+         {"dns.result": "servfail", "dns.query_name": "nowhere.example", "smtp.enhanced": "4.4.3"}),
+        (PF + "to=<k@slow.example>, relay=mx.slow.example[192.0.2.99]:25, dsn=4.4.2, status=deferred "
+              "(lost connection with mx.slow.example[192.0.2.99] while sending RCPT TO)",
+         {"smtp.closed_abruptly": True, "smtp.stage": "rcpt"}),
+        (PF + "to=<l@tls.example>, relay=mx.tls.example[192.0.2.77]:25, dsn=4.7.4, status=deferred "
+              "(TLS is required, but was not offered by host mx.tls.example[192.0.2.77])",
+         {"tls.error": "required-not-offered", "smtp.enhanced": "4.7.4"}),
+        (PF + "to=<x@example.org>, relay=none, dsn=4.4.1, status=expired, returned to sender",
+         {"report.action": "failed", "outer.expired": True}),
+        ("2024-05-16 09:00:01 1sABCD-000123-EF ** grace@example.com R=dnslookup T=remote_smtp "
+         "H=mx.example.com [198.51.100.20]: SMTP error from remote mail server after RCPT TO:<grace@example.com>: "
+         "550 5.7.1 Relaying denied",
+         {"smtp.reply_code": 550, "smtp.enhanced": "5.7.1", "smtp.stage": "rcpt", "report.action": "failed",
+          "context.system": "exim", "smtp.remote_host": "mx.example.com"}),
+        ("2024-05-16 09:00:02 1sABCD-000123-EF == heidi@example.net R=dnslookup T=remote_smtp defer (111): "
+         "Connection refused", {"tcp.state": "refused", "report.action": "delayed", "context.system": "exim"}),
+        ("2024-05-16 09:00:02 1sABCD-000123-EF ** nobody@gone.example: Unrouteable address",
+         {"report.action": "failed", "context.recipient_domain": "gone.example"}),
+        ("May 16 11:00:01 smtp sendmail[12346]: 44GB0aX0012345: to=<judy@example.net>, delay=00:00:01, "
+         "mailer=esmtp, relay=mx.example.net. [198.51.100.30], dsn=5.2.1, stat=User unknown",
+         {"smtp.enhanced": "5.2.1", "report.action": "failed", "context.system": "sendmail",
+          "smtp.remote_host": "mx.example.net", "smtp.text": "User unknown"}),
+        ("May 16 11:00:03 smtp sendmail[12346]: 44GB0aX0012346: to=<m@slow.example>, mailer=esmtp, "
+         "relay=mx.slow.example., dsn=4.0.0, stat=Deferred: Connection timed out with mx.slow.example.",
+         {"tcp.state": "timeout", "report.action": "delayed"}),
+    ],
+)
+def test_failure_lines(line: str, expected: dict[str, object]) -> None:
+    record = parse_log_line(line)
+    assert record is not None
+    assert record.kind == "log"
+    assert {key: record.facts.get(key) for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        PF + "to=<d@example.org>, relay=mx.example.org[192.0.2.60]:25, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+        "May 16 08:00:01 relay postfix/smtpd[1001]: connect from client.example.org[192.0.2.50]",
+        "May 16 08:00:11 relay postfix/qmgr[900]: 4AB12C3D4E: removed",
+        "2024-05-16 09:00:03 1sABCD-000123-EF => ok@example.org R=dnslookup T=remote_smtp H=mx.example.org",
+        "2024-05-16 09:00:04 1sABCD-000123-EF Completed",
+        "May 16 11:00:02 smtp sendmail[1]: X: to=<ok@example.org>, dsn=2.0.0, stat=Sent (Ok: queued)",
+        "",
+        "kernel: eth0 link up",
+    ],
+)
+def test_other_lines_skipped(line: str) -> None:
+    assert parse_log_line(line) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "lines"), [("postfix.log", [3, 4, 6, 7, 8, 9, 10]), ("exim.log", [2, 3]), ("sendmail.log", [2, 4])]
+)
+def test_log_files(name: str, lines: list[int]) -> None:
+    text = (DATA / name).read_text()
+    records = list(parse_log_lines(text.splitlines(), source=name))
+    assert [r.extra["line"] for r in records] == lines
+    assert [r.source for r in records] == [f"{name}:{n}" for n in lines]
+    assert [r.extra["line"] for r in parse_input(text, source=name)] == lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.sampled_from(["", " status=", " stat=", " ** ", " == ", " postfix/smtp[1]: "]))
+def test_fuzz_lines(text: str, marker: str) -> None:
+    half = len(text) // 2
+    record = parse_log_line(text[:half] + marker + text[half:])
+    if record is not None:
+        assert set(record.facts) <= set(vocabulary())
+        assert clean_facts(dict(record.facts)) == record.facts  # every value already valid

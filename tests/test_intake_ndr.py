@@ -1,0 +1,186 @@
+"""Bounce messages (DSNs, Exchange NDRs, MTA plain-text bounces) -> one record per failed recipient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailtriage.facts import vocabulary
+from mailtriage.intake import IntakeRecord, SkippedInput, iter_path_records, parse_input
+from mailtriage.intake.ndr import MAX_MESSAGE_BYTES, parse_message
+
+DATA = Path(__file__).parent / "data" / "intake"
+
+
+def records_of(name: str) -> dict[str, IntakeRecord]:
+    return {r.recipient or "": r for r in parse_message((DATA / name).read_bytes(), source=name)}
+
+
+def subset(record: IntakeRecord, expected: dict[str, object]) -> dict[str, object]:
+    return {key: record.facts.get(key) for key in expected}
+
+
+@pytest.mark.parametrize(
+    ("name", "recipient", "expected"),
+    [
+        ("dsn-rfc3464.eml", "bob@example.net",
+         {"report.action": "failed", "smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "context.system": "postfix",
+          "smtp.remote_host": "mx1.example.net", "context.recipient_domain": "example.net", "input.kind": "ndr"}),
+        ("dsn-rfc3464.eml", "carol@example.com",
+         {"report.action": "delayed", "smtp.enhanced": "4.4.1", "tcp.state": "refused", "smtp.stage": "connect",
+          "smtp.remote_ip": "198.51.100.7"}),
+        ("postfix-plain.eml", "erin@example.net",
+         {"report.action": "failed", "smtp.reply_code": 552, "smtp.enhanced": "5.2.2", "smtp.stage": "rcpt",
+          "smtp.remote_host": "mx.example.net", "context.system": "postfix"}),
+        ("postfix-plain.eml", "frank@nowhere.example",
+         {"dns.result": "servfail", "dns.query_name": "nowhere.example", "smtp.enhanced": None}),
+        ("exim-plain.eml", "grace@example.com",
+         {"smtp.reply_code": 550, "smtp.enhanced": "5.7.1", "smtp.stage": "rcpt", "context.system": "exim",
+          "smtp.remote_ip": "198.51.100.20"}),
+        ("exim-plain.eml", "heidi@example.net", {"dns.result": "no-address", "context.system": "exim"}),
+        ("qmail-plain.eml", "ivan@example.com",
+         {"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "context.system": "qmail",
+          "smtp.remote_ip": "198.51.100.44"}),
+        ("sendmail-plain.eml", "judy@example.net",
+         {"smtp.reply_code": 550, "smtp.enhanced": "5.2.1", "context.system": "sendmail"}),
+        ("delay-notice.eml", "kim@slow.example",
+         {"report.action": "delayed", "smtp.enhanced": "4.4.2", "smtp.stage": "banner"}),
+        ("broken-mime.eml", "leo@example.com",
+         {"report.action": "failed", "smtp.enhanced": "5.1.1", "smtp.remote_host": "mx.example.com"}),
+        ("bad-charset.eml", "mallory@example.net", {"smtp.enhanced": "5.1.1", "smtp.stage": "rcpt"}),
+    ],
+)
+def test_bounce_records(name: str, recipient: str, expected: dict[str, object]) -> None:
+    records = records_of(name)
+    assert recipient in records, sorted(records)
+    assert subset(records[recipient], expected) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "recipients"),
+    [
+        ("dsn-rfc3464.eml", {"bob@example.net", "carol@example.com"}),  # dave was delivered
+        ("postfix-plain.eml", {"erin@example.net", "frank@nowhere.example"}),
+        ("exim-plain.eml", {"grace@example.com", "heidi@example.net"}),
+        ("qmail-plain.eml", {"ivan@example.com"}),
+        ("sendmail-plain.eml", {"judy@example.net"}),
+        ("not-bounce.eml", set()),
+    ],
+)
+def test_one_record_per_failed_recipient(name: str, recipients: set[str]) -> None:
+    assert set(records_of(name)) == recipients
+
+
+def test_exchange_expiry_around_dns_attempt() -> None:
+    [record] = parse_message((DATA / "exo-expired-dns.eml").read_bytes())
+    assert subset(record, {
+        "smtp.reply_code": 450, "smtp.enhanced": "4.4.312", "outer.reply_code": 550, "outer.enhanced": "5.4.312",
+        "outer.expired": True, "dns.detail": "InfoNoRecords", "smtp.remote_host": "smtp.fabrikam.example",
+        "context.system": "exchange-online", "report.action": "failed",
+    }) == {
+        "smtp.reply_code": 450, "smtp.enhanced": "4.4.312", "outer.reply_code": 550, "outer.enhanced": "5.4.312",
+        "outer.expired": True, "dns.detail": "InfoNoRecords", "smtp.remote_host": "smtp.fabrikam.example",
+        "context.system": "exchange-online", "report.action": "failed",
+    }
+
+
+def test_exchange_expiry_around_refused_attempt_crlf() -> None:
+    raw = (DATA / "exo-expired-refused.eml").read_bytes()
+    assert b"\r\n" in raw
+    [record] = parse_message(raw)
+    assert record.recipient == "jane@contoso.com"
+    expected = {
+        "smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "outer.enhanced": "5.4.316", "outer.expired": True,
+        "smtp.remote_host": "mail.contoso.com", "smtp.remote_ip": "192.0.2.10", "smtp.remote_port": 25,
+        "smtp.socket_error": 10061, "tcp.state": "refused", "context.system": "exchange-online",
+    }
+    assert subset(record, expected) == expected
+    # The same message with LF or bare CR line endings reads the same.
+    for ending in (b"\n", b"\r"):
+        [other] = parse_message(raw.replace(b"\r\n", ending))
+        assert other.facts == record.facts
+
+
+@pytest.mark.parametrize(
+    ("name", "rule_id"),
+    [("exo-expired-refused.eml", "exo-connector-connection-refused"),
+     ("exo-expired-dns.eml", "exo-connector-dns-query-failed")],
+)
+def test_connector_rule_on_top(name: str, rule_id: str) -> None:
+    from mailtriage.engine import Engine
+
+    engine = Engine.load()
+    if rule_id not in engine.rules:
+        pytest.skip(f"rule {rule_id} is not in the knowledge base yet")
+    [record] = parse_message((DATA / name).read_bytes())
+    diagnosis = engine.diagnose(record.facts)
+    assert diagnosis.matches and diagnosis.matches[0].rule.id == rule_id
+
+
+def test_not_a_bounce_gives_nothing() -> None:
+    assert parse_message((DATA / "not-bounce.eml").read_bytes()) == []
+    assert parse_input((DATA / "not-bounce.eml").read_bytes()) == []
+
+
+def test_parse_input_detects_messages() -> None:
+    records = parse_input((DATA / "exim-plain.eml").read_bytes(), source="x.eml")
+    assert {r.kind for r in records} == {"ndr"}
+    assert {r.source for r in records} == {"x.eml"}
+
+
+def test_mbox_and_maildir() -> None:
+    items = list(iter_path_records([str(DATA / "bounces.mbox"), str(DATA / "maildir")]))
+    records = [i for i in items if isinstance(i, IntakeRecord)]
+    skipped = [i for i in items if isinstance(i, SkippedInput)]
+    mbox = {(r.source.rsplit("#", 1)[1], r.recipient) for r in records if "#" in r.source}
+    assert mbox == {("1", "grace@example.com"), ("1", "heidi@example.net"),
+                    ("3", "erin@example.net"), ("3", "frank@nowhere.example")}
+    maildir = {r.recipient for r in records if "maildir" in r.source}
+    assert maildir == {"ivan@example.com", "erin@example.net", "frank@nowhere.example"}
+    assert [s.reason for s in skipped] == ["not a bounce or delay notice"]
+
+
+def test_huge_message_is_capped(tmp_path: Path) -> None:
+    head = (DATA / "postfix-plain.eml").read_bytes().split(b"--- Below this line", 1)[0]
+    path = tmp_path / "huge.eml"
+    with open(path, "wb") as handle:
+        handle.write(head + b"--- Below this line is a copy of the message.\n\n")
+        line = b"x" * 1023 + b"\n"
+        for _ in range(50 * 1024):
+            handle.write(line)
+    items = list(iter_path_records([str(path)]))
+    assert {i.recipient for i in items if isinstance(i, IntakeRecord)} == {"erin@example.net", "frank@nowhere.example"}
+    assert all(i.extra.get("truncated") for i in items if isinstance(i, IntakeRecord))
+    assert path.stat().st_size > MAX_MESSAGE_BYTES
+
+
+def test_unreadable_inputs_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    (tmp_path / "empty.eml").write_bytes(b"")
+    (tmp_path / "binary.eml").write_bytes(bytes(range(256)) * 40)
+    reasons = {Path(i.source).name: i.reason for i in iter_path_records([str(tmp_path), str(tmp_path / "gone.eml")])
+               if isinstance(i, SkippedInput)}
+    assert reasons == {"binary.eml": "binary data, not a message or log", "empty.eml": "empty file",
+                       "gone.eml": "no such file or directory"}
+
+
+FIXTURES = sorted(p.name for p in DATA.glob("*.eml"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(FIXTURES), st.integers(0, 4000), st.integers(0, 400), st.binary(max_size=60))
+def test_fuzz_damaged_messages(name: str, at: int, cut: int, junk: bytes) -> None:
+    raw = (DATA / name).read_bytes()
+    damaged = raw[:at] + junk + raw[at + cut:]
+    for record in parse_message(damaged):
+        assert set(record.facts) <= set(vocabulary())
+        assert record.facts["report.action"] in ("failed", "delayed")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=3000))
+def test_fuzz_random_bytes(data: bytes) -> None:
+    for record in parse_message(data):
+        assert set(record.facts) <= set(vocabulary())

@@ -1,0 +1,103 @@
+"""The linter on broken-rule fixtures: each problem with file:line:col, a code, and exit 1."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA
+from mailtriage.cli import cli
+from mailtriage.yamlsource import read_yaml
+
+LINT = DATA / "lint"
+
+
+def run_lint(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["lint", *args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("fixture", "code", "file", "line", "column"),
+    [
+        ("bad-yaml", "MT001", "rule.yaml", 9, 8),
+        ("schema-violation", "MT003", "rule.yaml", 3, 9),
+        ("duplicate-id", "MT004", "b.yaml", 2, 5),
+        ("bad-regex", "MT007", "rule.yaml", 13, 35),
+        ("failing-example", "MT009", "rule.yaml", 29, 7),
+        ("unknown-field", "MT006", "rule.yaml", 17, 26),
+        ("bad-code", "MT005", "rule.yaml", 12, 38),
+        ("unknown-reference", "MT010", "rule.yaml", 23, 12),
+    ],
+)
+def test_each_broken_rule_is_reported_with_its_position(fixture: str, code: str, file: str, line: int, column: int) -> None:
+    exit_code, output = run_lint(str(LINT / fixture))
+    assert exit_code == 1, output
+    expected = f"{fixture}/{file}:{line}:{column}: {code} error:"
+    assert any(expected in row for row in output.splitlines()), output
+
+
+def test_stale_translation_is_a_warning_that_fails_strict() -> None:
+    exit_code, output = run_lint(str(LINT / "stale-translation"))
+    assert exit_code == 0, output
+    assert re.search(r"relay-denied\.pt-BR\.yaml:4:\d+: MT102 warning", output), output
+    exit_code, output = run_lint(str(LINT / "stale-translation"), "--strict")
+    assert exit_code == 1
+
+
+def test_valid_fixture_is_clean_even_in_strict_mode() -> None:
+    exit_code, output = run_lint(str(LINT / "valid"), "--strict")
+    assert exit_code == 0, output
+
+
+def test_bundled_rules_lint_clean() -> None:
+    exit_code, output = run_lint()
+    assert exit_code == 0, output
+
+
+def test_one_broken_rule_does_not_hide_the_others(tmp_path: Path) -> None:
+    for name in ("bad-regex", "unknown-field", "schema-violation"):
+        (tmp_path / f"{name}.yaml").write_text((LINT / name / "rule.yaml").read_text().replace("test-relay-denied", f"t-{name}"))
+    exit_code, output = run_lint(str(tmp_path), "--format", "json")
+    assert exit_code == 1
+    report = json.loads(output)
+    assert sorted(p["code"] for p in report["problems"] if p["severity"] == "error") == ["MT003", "MT006", "MT007"]
+    assert all(p["line"] and p["column"] for p in report["problems"])
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "where"),
+    [
+        ("a: 1\na: 2\n", "MT002", (2, 1)),
+        ("a: &x [1]\nb: *x\n", "MT002", (1, 4)),
+        ("a: 2020-01-01\n", "MT003", (1, 4)),
+        ("a: [1\n", "MT001", (2, 1)),
+        ("", "MT003", (1, 1)),
+        ("!!python/object:os.system {}\n", "MT001", (1, 1)),
+    ],
+)
+def test_yaml_is_read_safely(text: str, code: str, where: tuple[int, int]) -> None:
+    document, problems = read_yaml("x.yaml", text)
+    assert document is None
+    assert [(p.code, p.location.line, p.location.column) for p in problems] == [(code, *where)]
+
+
+def test_billion_laughs_is_refused_without_expanding(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        prev = chr(ord("a") + level - 1)
+        this = chr(ord("a") + level)
+        lines.append(f"{this}: &{this} [" + ",".join([f"*{prev}"] * 9) + "]")
+    document, problems = read_yaml("bomb.yaml", "\n".join(lines) + "\n")
+    assert document is None and problems[0].code == "MT002"
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("a: " + "x" * 600_000 + "\n")
+    document, problems = read_yaml(str(big))
+    assert document is None and problems[0].code == "MT012"
