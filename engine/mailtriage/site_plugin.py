@@ -140,15 +140,16 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
     # -- helpers ------------------------------------------------------------------------------
 
     def _load(self, rules_dir: Path) -> KnowledgeBase:
-        from .loader import load_knowledge_base
+        # The engine's cache: parsing and validating a few hundred YAML files is most of a build.
+        from .cache import load_cached_knowledge_base
 
-        kb = load_knowledge_base([rules_dir], display_root=self.project_root)
+        kb = load_cached_knowledge_base([rules_dir])
         if kb.errors:
             for problem in kb.errors[:MAX_PROBLEMS_SHOWN]:
-                log.error(str(problem))
+                log.error(self._shown(str(problem)))
             more = len(kb.errors) - MAX_PROBLEMS_SHOWN
             raise PluginError(
-                f"{len(kb.errors)} error(s) in the rules under {rules_dir}"
+                f"{len(kb.errors)} error(s) in the rules under {self._shown(str(rules_dir))}"
                 + (f" ({more} more not shown)" if more > 0 else "")
                 + "; run `mailtriage lint` for the full list"
             )
@@ -159,6 +160,16 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         if not kb.rules:
             raise PluginError(f"no rules found under {rules_dir}")
         return kb
+
+    def _shown(self, text: str) -> str:
+        """Paths in messages relative to the repository, as the linter shows them."""
+        return text.replace(f"{self.project_root}{os.sep}", "")
+
+    def _repo_path(self, path: str) -> str | None:
+        try:
+            return Path(path).resolve().relative_to(self.project_root).as_posix()
+        except ValueError:
+            return None
 
     def _add_page(self, files: Files, config: MkDocsConfig, build: _Build, src_uri: str, content: str) -> None:
         page = File.generated(config, src_uri, content=content)
@@ -199,20 +210,18 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             files.append(File.generated(config, src_uri, content=content))
 
     def _rule_links(self, config: MkDocsConfig, rule: Rule, lang: str) -> RuleLinks:
-        source = Path(rule.source_file or rule.source_path)
-        try:
-            relative = source.resolve().relative_to(self.project_root).as_posix()
-        except ValueError:
+        relative = self._repo_path(rule.source_file or rule.source_path)
+        if relative is None:
             return RuleLinks()
-        translation = relative.rsplit(".", 1)[0] + f".{lang}.yaml"
+        existing = rule.translations.get(lang)
+        translation = (self._repo_path(existing.path) if existing else None) or relative.rsplit(".", 1)[0] + f".{lang}.yaml"
         repo = (config.repo_url or "").rstrip("/")
         if not repo:
             return RuleLinks(translation_path=translation)
         edit = f"{repo}/{self.config.repo_edit_uri.strip('/')}/"
         if lang == SOURCE_LANGUAGE:
             return RuleLinks(edit_url=edit + relative, translation_path=translation)
-        if lang in rule.translations:
-            translation = rule.translations[lang].path
+        if existing is not None:
             return RuleLinks(edit_url=edit + translation, translation_path=translation, translation_url=edit + translation)
         folder, _, name = translation.rpartition("/")
         new = f"{repo}/{self.config.repo_new_uri.strip('/')}/{folder}?filename={name}"

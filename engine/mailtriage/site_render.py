@@ -330,7 +330,7 @@ def codes_page(rules: dict[str, Rule], lang: str, layout: PageLayout) -> str:
     out.append("| " + " | ".join(escape_literal(h) for h in header) + " |")
     out.append("|---|---|---|---|---|")
     rows = [(code, rule) for rule in _listed(rules) for code in rule.codes or [""]]
-    for code, rule in sorted(rows, key=lambda e: (_code_sort(e[0]), -e[1].specificity, e[1].id)):
+    for code, rule in sorted(rows, key=lambda e: (not e[0], _code_sort(e[0]), -e[1].specificity, e[1].id)):
         kind = ui(lang, f"kind.{rule.kind.value}")
         if rule.generic_level is not None and rule.kind is Kind.GENERIC:
             kind += f" ({ui(lang, f'level.{rule.generic_level.value}')})"

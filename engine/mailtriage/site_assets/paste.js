@@ -557,6 +557,7 @@
       no_match: "No rule matches these facts. Try choosing who reported the error, or browse the codes table.",
       specific: "specific",
       generic: "generic",
+      levels: { detail: "detail", subject: "subject", "class": "class" },
       dropped: "Ignored (out of range): ",
       loading_failed: "The rule list did not load, so nothing can be matched. Rebuild the site or reload the page."
     },
@@ -567,6 +568,7 @@
       no_match: "Nenhuma regra corresponde a estes fatos. Tente escolher quem reportou o erro, ou consulte a tabela de códigos.",
       specific: "específica",
       generic: "genérica",
+      levels: { detail: "detalhe", subject: "assunto", "class": "classe" },
       dropped: "Ignorado (fora do intervalo): ",
       loading_failed: "A lista de regras não carregou, então nada pode ser comparado. Gere o site de novo ou recarregue a página."
     }
@@ -610,7 +612,7 @@
       link.setAttribute("data-rule-id", rule.id);
       item.appendChild(link);
       var meta = el("span", "mt-paste-meta");
-      var kind = rule.kind === "specific" ? words.specific : words.generic + (rule.generic_level ? " · " + rule.generic_level : "");
+      var kind = rule.kind === "specific" ? words.specific : words.generic + (rule.generic_level ? " · " + (words.levels[rule.generic_level] || rule.generic_level) : "");
       meta.appendChild(el("span", "mt-badge", kind));
       (rule.codes || []).slice(0, 3).forEach(function (code) { meta.appendChild(el("code", null, code)); });
       item.appendChild(meta);
