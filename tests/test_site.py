@@ -628,5 +628,8 @@ def test_fixture_site_offline_from_file_urls_runs_no_hostile_script(browser: Any
         assert "<script>" in link.inner_text()
         assert link.get_attribute("href", timeout=1000).endswith("rules/hostile-script-injection.html")  # type: ignore[union-attr]
         assert page.evaluate("window.__pwned") is None
+        # Search works from file:// too (the vendored iframe-worker shim, no CDN).
+        page.fill("input.md-search__input", "mailbox")
+        page.locator(".md-search-result__item").first.wait_for(timeout=10000)
     assert not dialogs
     page.close()
