@@ -94,7 +94,9 @@ class Engine:
             else:
                 causes.append(CauseAssessment(cause, Likelihood.POSSIBLE, []))
         order = {Likelihood.LIKELY: 0, Likelihood.POSSIBLE: 1, Likelihood.UNLIKELY: 2}
-        causes.sort(key=lambda c: order[c.likelihood])  # stable: authors' order within a level
+        # Within a level, stronger evidence first (a text match says more than a stage or a code);
+        # ties keep the authors' order.
+        causes.sort(key=lambda c: (order[c.likelihood], -_evidence(c)))
         rank = {c.cause.id: index for index, c in enumerate(causes)}
         fixes = sorted(
             rule.fixes,
@@ -149,3 +151,9 @@ class Engine:
             assert spec.question is not None and spec.how is not None
             checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects))
         return checks
+
+
+def _evidence(assessed: CauseAssessment) -> int:
+    if assessed.likelihood is not Likelihood.LIKELY:
+        return 0
+    return sum(2 if leaf.op == "matches" else 1 for leaf in dict.fromkeys(assessed.because))

@@ -12,6 +12,7 @@ import click
 COMMANDS: dict[str, str] = {
     "diagnose": ".diagnose:diagnose",
     "lint": ".lint:lint",
+    "probe": ".probe:probe",
     "rules": ".rules:rules",
     "scan": ".scan:scan",
 }

@@ -127,7 +127,10 @@ def _bracket_facts(line: str, facts: Facts) -> None:
 
 
 def _best(cands: list[Candidate]) -> Candidate | None:
+    # A failure beats a success code quoted beside it; a success reply alone is still a reply.
     outside = [c for c in cands if not c.in_bracket and (c.enhanced is None or c.enhanced[0] != "2")]
+    if not outside:
+        outside = [c for c in cands if not c.in_bracket and c.code is not None and str(c.code)[0] == "2"]
     if not outside:
         return None
     top = max(c.strength for c in outside)
