@@ -22,6 +22,7 @@ durable-rules 2.0.28 has measured traps (see the project notes); each is handled
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import threading
@@ -167,9 +168,17 @@ class _Ruleset:
     presence: set[str] = field(default_factory=set)
     handle: int | None = None
     broken: str | None = None  # why durable-rules could not take it; then Python evaluates it
+    regex_members: list[tuple[str, Leaf]] = field(default_factory=list)
+    presence_members: list[tuple[str, str]] = field(default_factory=list)
 
     def definition(self) -> dict[str, Any]:
         return {f"b{i}": {"all": [{"m": c.expression}]} for i, c in enumerate(self.compiled)}
+
+    def flag_members(self, regexes: _RegexTable) -> None:
+        """Precompute the JSON member prefixes of this ruleset's regex and presence flags, so a
+        query only fills in true/false."""
+        self.regex_members = [(f'"r{i}": ', regexes.leaves[i]) for i in sorted(self.regex_ids)]
+        self.presence_members = [(f'"{presence_key(name)}": ', name) for name in sorted(self.presence)]
 
 
 class DurableMatcher:
@@ -206,7 +215,18 @@ class DurableMatcher:
                 forward += compiled.forward_nodes
             self.rulesets[key] = chunks
 
+    def build_all(self) -> int:
+        """Create every ruleset now rather than on first use (for long-running processes and
+        benchmarks; the CLI stays lazy). Returns the number of rulesets."""
+        with self._lock:
+            for chunks in self.rulesets.values():
+                for ruleset in chunks:
+                    if ruleset.handle is None and ruleset.broken is None:
+                        self._build(ruleset)
+        return sum(len(chunks) for chunks in self.rulesets.values())
+
     def _build(self, ruleset: _Ruleset) -> None:
+        ruleset.flag_members(self.regexes)
         name = f"{self._prefix}_{next(_ruleset_counter)}"
         try:
             ruleset.handle = _dre.create_ruleset(name, json.dumps(ruleset.definition(), ensure_ascii=False))
@@ -215,7 +235,7 @@ class DurableMatcher:
 
     def match(self, facts: Mapping[str, FactValue]) -> set[str]:
         keys = self.index.keys_for(facts)
-        base = _durable_fact(facts)
+        base = _durable_json(facts)
         matched: set[str] = set()
         with self._lock:
             for key in keys:
@@ -231,14 +251,23 @@ class DurableMatcher:
                 matched.add(branch.rule_id)
         return matched
 
-    def _query(self, ruleset: _Ruleset, base: dict[str, Any], facts: Mapping[str, FactValue]) -> set[str]:
+    def _query(self, ruleset: _Ruleset, base: str, facts: Mapping[str, FactValue]) -> set[str]:
         assert ruleset.handle is not None
-        fact = dict(base)
-        if ruleset.regex_ids:
-            fact["rx"] = {f"r{i}": leaf_holds(self.regexes.leaves[i], facts) for i in ruleset.regex_ids}
-        if ruleset.presence:
-            fact["px"] = {presence_key(name): name in facts for name in ruleset.presence}
-        text = json.dumps(fact, ensure_ascii=False)
+        # The query's fields are serialised once per query (`base`); each ruleset only adds its
+        # own flags as JSON members, which is much cheaper than a json.dumps per ruleset.
+        members = []
+        if ruleset.regex_members:
+            flags = ", ".join(f"{member}{'true' if leaf_holds(leaf, facts) else 'false'}" for member, leaf in ruleset.regex_members)
+            members.append(f'"rx": {{{flags}}}')
+        if ruleset.presence_members:
+            flags = ", ".join(f"{member}{'true' if name in facts else 'false'}" for member, name in ruleset.presence_members)
+            members.append(f'"px": {{{flags}}}')
+        if not members:
+            text = base
+        elif base == "{}":
+            text = "{" + ", ".join(members) + "}"
+        else:
+            text = base[:-1] + ", " + ", ".join(members) + "}"
         handle = ruleset.handle
         fired: set[str] = set()
         asserted = False
@@ -249,8 +278,9 @@ class DurableMatcher:
                 result = _dre.start_action_for_state(handle, offset)
                 while result:
                     messages = result[1] if isinstance(result, tuple) else result
-                    for rule_name in json.loads(messages):
-                        fired.add(ruleset.branches[int(rule_name[1:])].rule_id)
+                    # One action per fired rule: '{"b<index>":{"m":{...the fact...}}}'. Reading the
+                    # name off the front avoids decoding the whole fact again.
+                    fired.add(ruleset.branches[int(messages[3 : messages.index('"', 3)])].rule_id)
                     result = _dre.complete_and_start_action(handle, offset)
         except _dre.error:
             # e.g. error 303: too many matching siblings for the engine's stack. Python answers instead.
@@ -267,10 +297,16 @@ def _python_eval(branches: list[Branch], facts: Mapping[str, FactValue]) -> set[
     return {branch.rule_id for branch in branches if holds(branch.condition, facts)}
 
 
-def _durable_fact(facts: Mapping[str, FactValue]) -> dict[str, Any]:
-    """Nested fact for durable-rules: typed values only; free text only as a presence marker."""
+@functools.cache
+def _text_fields() -> frozenset[str]:
+    return frozenset(name for name, spec in vocabulary().items() if spec.is_text())
+
+
+def _durable_json(facts: Mapping[str, FactValue]) -> str:
+    """Nested fact for durable-rules, as JSON: typed values only; free text only as a presence marker."""
+    text_fields = _text_fields()
     nested: dict[str, Any] = {}
     for name, value in facts.items():
         head, _, tail = name.partition(".")
-        nested.setdefault(head, {})[tail] = True if _is_text(name) else value
-    return nested
+        nested.setdefault(head, {})[tail] = True if name in text_fields else value
+    return json.dumps(nested, ensure_ascii=False)

@@ -3,13 +3,15 @@
 Two readings of one tree:
 - `holds` is two-valued, the semantics durable-rules implements: a test of a missing field is
   false, and `not` inverts whatever its child gave.
+- `compile_condition` turns a tree into a closure with exactly the semantics of `holds`, for the
+  matcher's hot path (no per-node type dispatch at query time);
 - `assess` is three-valued (True, False, None = cannot tell yet) and says which leaves held, failed
   or were unknown; diagnosis uses it to rank causes and to find what to check next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .facts import FactValue
@@ -59,6 +61,61 @@ def holds(condition: Condition, facts: Mapping[str, FactValue]) -> bool:
     if isinstance(condition, AnyOf):
         return any(holds(child, facts) for child in condition.children)
     return not holds(condition.child, facts)
+
+
+Predicate = Callable[[Mapping[str, FactValue]], bool]
+
+
+def compile_condition(condition: Condition) -> Predicate:
+    """A closure equivalent to `holds(condition, facts)`, built once per condition."""
+    if isinstance(condition, Leaf):
+        return _compile_leaf(condition)
+    if isinstance(condition, Not):
+        inner = compile_condition(condition.child)
+        return lambda facts: not inner(facts)
+    parts = tuple(compile_condition(child) for child in condition.children)
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(condition, All):
+        if len(parts) == 2:
+            first, second = parts
+            return lambda facts: first(facts) and second(facts)
+        return lambda facts: all(part(facts) for part in parts)
+    if len(parts) == 2:
+        first, second = parts
+        return lambda facts: first(facts) or second(facts)
+    return lambda facts: any(part(facts) for part in parts)
+
+
+def _compile_leaf(leaf: Leaf) -> Predicate:
+    name, op, expected = leaf.field, leaf.op, leaf.value
+    if op == "exists":
+        wanted = bool(expected)
+        return lambda facts: (facts.get(name) is not None) == wanted
+    if op == "equals" and isinstance(expected, str):
+        # A bool, number or missing value never equals a string, so plain == is `_same` here.
+        return lambda facts: facts.get(name) == expected
+    if op == "one_of" and all(isinstance(candidate, str) for candidate in expected):
+        allowed = frozenset(expected)
+        return lambda facts: facts.get(name) in allowed
+    if op == "matches":
+        pattern = leaf.pattern
+        assert pattern is not None
+        search = pattern.search
+        return lambda facts: isinstance(value := facts.get(name), str) and search(value) is not None
+    if op in ("less_than", "at_most", "greater_than", "at_least"):
+        limit = float(expected)
+        compare: Callable[[float], bool] = {
+            "less_than": limit.__gt__,
+            "at_most": limit.__ge__,
+            "greater_than": limit.__lt__,
+            "at_least": limit.__le__,
+        }[op]
+        return lambda facts: (
+            isinstance(value := facts.get(name), (int, float)) and not isinstance(value, bool) and compare(value)
+        )
+    # Booleans, numbers and mixed one_of lists: the general reading.
+    return lambda facts: leaf_holds(leaf, facts)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .evaluate import holds
+from .evaluate import Predicate, compile_condition, holds
 from .facts import FactValue
 from .model import All, AnyOf, Condition, Leaf, Rule
 
@@ -102,15 +102,24 @@ class DispatchIndex:
 
 
 class PythonMatcher:
-    """Evaluates the candidate branches with the Python evaluator."""
+    """Evaluates the candidate branches with the Python evaluator (conditions compiled to closures)."""
 
     name = "python"
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.index = DispatchIndex(rules)
+        # Per dispatch key, (rule id, predicate) of its branches; compiled on first use of the key.
+        self._compiled: dict[DispatchKey | None, list[tuple[str, Predicate]]] = {}
+
+    def _branches(self, key: DispatchKey | None) -> list[tuple[str, Predicate]]:
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = [(branch.rule_id, compile_condition(branch.condition)) for branch in self.index.by_key[key]]
+            self._compiled[key] = compiled
+        return compiled
 
     def match(self, facts: Mapping[str, FactValue]) -> set[str]:
-        return {branch.rule_id for branch in self.index.candidates(facts) if holds(branch.condition, facts)}
+        return {rule_id for key in self.index.keys_for(facts) for rule_id, test in self._branches(key) if test(facts)}
 
 
 def naive_match(rules: Iterable[Rule], facts: Mapping[str, FactValue]) -> set[str]:

@@ -385,6 +385,7 @@
     if (!("context.remote_provider" in facts)) {
       if (has(lower, "support.google.com/mail") || has(lower, " - gsmtp")) facts["context.remote_provider"] = "gmail";
       else if (has(lower, "yahoo") && (has(lower, "postmaster.yahoo") || has(lower, "senders.yahooinc"))) facts["context.remote_provider"] = "yahoo";
+      else if (has(lower, "postmaster.live.com") || has(lower, "mail.live.com/mail/troubleshooting") || has(lower, "sendersupport.olc.protection.outlook.com")) facts["context.remote_provider"] = "outlook-com";
     }
   }
 
