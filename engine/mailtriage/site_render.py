@@ -270,7 +270,7 @@ def code_key(code: str) -> tuple[str, str]:
         first = code.strip()[:1]
         return (first if first in "245" else "", "")
     cls, subject, _ = found.groups()
-    return (cls if cls in "245" else "X", subject if subject.isdigit() else "")
+    return (cls if cls in "245" else "X", subject if subject.isdecimal() else "")
 
 
 def by_code_page(rules: dict[str, Rule], lang: str, layout: PageLayout) -> str:
@@ -291,7 +291,7 @@ def by_code_page(rules: dict[str, Rule], lang: str, layout: PageLayout) -> str:
 
 
 def _code_sort(code: str) -> tuple[int, ...]:
-    numbers = [int(n) if n.isdigit() else 999 for n in re.split(r"[ .]", code.replace("X", "0")) if n]
+    numbers = [int(n) if n.isdecimal() else 999 for n in re.split(r"[ .]", code.replace("X", "0")) if n]
     enhanced = numbers[1:] if len(numbers) == 4 else numbers
     return (*enhanced, *numbers)
 
