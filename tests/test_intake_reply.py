@@ -155,3 +155,18 @@ def test_fuzz_reply_tokens(tokens: list[str]) -> None:
 def test_fuzz_parse_input_never_raises(data: bytes, kind: str) -> None:
     for record in parse_input(data, kind=kind):
         assert set(record.facts) <= set(vocabulary())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("450 4.4.316 refused [LastAttemptedIP=192.0.2.1:²]", {"smtp.remote_ip": "192.0.2.1:²"}),
+        ("45٣ 4.4.316 Connection refused", {"smtp.enhanced": "4.4.316"}),
+    ],
+)
+def test_non_ascii_digits_are_not_codes_or_ports(text: str, expected: dict[str, object]) -> None:
+    facts = parse_reply(text)
+    assert "smtp.reply_code" not in facts or facts["smtp.reply_code"] == 450
+    assert "smtp.remote_port" not in facts
+    for key, value in expected.items():
+        assert facts[key] == value

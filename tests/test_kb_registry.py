@@ -20,6 +20,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailtriage.engine import Engine
 from mailtriage.facts import normalize_facts
 from mailtriage.i18n import source_hash, translatable_strings
 from mailtriage.intake.reply import parse_reply
@@ -181,7 +182,9 @@ def test_examples_parse_and_carry_a_reply(path: Path) -> None:
         if "reply" in example:
             assert parse_reply(example["reply"]), example["reply"]
         example_facts(example)  # raises FactError on a bad fact
-    assert any("reply" in example for example in rule["examples"]["match"])
+    # Success replies (2.x.x) are not read from pasted text, so their examples give facts instead.
+    if not rule["codes"][0].startswith("2") and rule["codes"][0] not in {"X.1.5", "X.1.9", "X.3.6", "X.6.4"}:
+        assert any("reply" in example for example in rule["examples"]["match"])
     assert any("reply" in example for example in rule["examples"]["no_match"])
     if rule["kind"] == "generic" and rule["generic_level"] == "detail":
         code = rule["codes"][0]
@@ -199,3 +202,72 @@ def test_specific_rules_never_key_on_a_code_alone(path: Path) -> None:
         fields = {leaf["field"] for leaf in leaves(branch)}
         if fields & CODE_FIELDS:
             assert fields & PROVIDER_FIELDS or "smtp.text" in fields, branch
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.load(use_cache=False)
+
+
+SPECIFIC = [p for p in ALL_FILES if load(p)["kind"] == "specific"]
+
+
+@pytest.mark.parametrize("path", SPECIFIC, ids=[p.relative_to(RULES_DIR).as_posix() for p in SPECIFIC])
+def test_provider_rule_is_the_top_answer_for_its_examples(engine: Engine, path: Path) -> None:
+    rule = load(path)
+    for example in rule["examples"]["match"]:
+        diagnosis = engine.diagnose(example_facts(example))
+        assert diagnosis.specific
+        assert diagnosis.matches[0].rule.id == rule["id"], (example, [m.rule.id for m in diagnosis.matches])
+        if "expect_top_cause" in example:
+            assert diagnosis.matches[0].causes[0].cause.id == example["expect_top_cause"]
+    for example in rule["examples"]["no_match"]:
+        ids = [m.rule.id for m in engine.diagnose(example_facts(example)).matches]
+        assert rule["id"] not in ids, example
+
+
+@pytest.mark.parametrize(
+    ("reply", "facts", "expected"),
+    [
+        # The same enhanced code means different things at Gmail and in the IANA registry.
+        ("550 5.7.27 Sender address has null MX", {}, "iana-x-7-27"),
+        ("550 5.7.27 This message was blocked because it didn't pass SPF authentication. - gsmtp", {},
+         "gmail-bulk-spf-failed"),
+        ("550 5.7.29 ARC validation failure", {}, "iana-x-7-29"),
+        ("550 5.7.29 Blocked", {"context.remote_provider": "gmail"}, "gmail-bulk-not-tls"),
+        ("550 5.7.30 REQUIRETLS support required", {}, "iana-x-7-30"),
+        ("421 4.7.30 Rate limited", {"context.remote_provider": "gmail"}, "gmail-bulk-dkim-failed"),
+        # One Gmail code, several meanings: the text decides.
+        ("421 4.7.0 TLS required for RCPT domain, closing connection. - gsmtp", {}, "gmail-tls-required-for-domain"),
+        ("421 4.7.0 IP not in whitelist for RCPT domain, closing connection. - gsmtp", {}, "gmail-ip-not-in-allowlist"),
+        ("550 5.2.1 The email account that you tried to reach is inactive. - gsmtp", {}, "gmail-account-disabled"),
+        # Without any sign of the provider, only the registry meaning applies.
+        ("550 5.1.1 User unknown", {}, "iana-x-1-1"),
+        ("421 RP-001 (BAY004-MC1F23) Unfortunately, some messages weren't sent.", {}, "outlook-com-rate-limited"),
+    ],
+)
+def test_provider_codes_do_not_leak_into_registry_meanings(
+    engine: Engine, reply: str, facts: dict[str, Any], expected: str
+) -> None:
+    diagnosis = engine.diagnose({**parse_reply(reply), **facts})
+    assert diagnosis.matches[0].rule.id == expected
+
+
+@given(
+    st.sampled_from([4, 5]),
+    st.integers(min_value=0, max_value=9),
+    st.integers(min_value=0, max_value=999),
+)
+def test_engine_explains_any_failure_code_generically(engine: Engine, klass: int, subject: int, detail: int) -> None:
+    diagnosis = engine.diagnose({"smtp.reply_code": 450 if klass == 4 else 550, "smtp.enhanced": f"{klass}.{subject}.{detail}"})
+    ids = {m.rule.id for m in diagnosis.matches}
+    assert f"iana-class-{klass}" in ids
+    assert (f"iana-subject-x-{subject}" in ids) == (subject <= 7)
+
+
+def test_translation_is_what_the_engine_renders(engine: Engine) -> None:
+    diagnosis = engine.diagnose(parse_reply("550 5.1.1 <jo@example.com>: Recipient address rejected: User unknown"))
+    rendered = {match["rule"]: match["title"] for match in diagnosis.to_dict(lang="pt-BR")["matches"]}
+    translation = yaml.safe_load((RULES_DIR / "iana" / "x-1-1.pt-BR.yaml").read_text(encoding="utf-8"))
+    assert rendered["iana-x-1-1"] == translation["strings"]["title"]["text"]
+

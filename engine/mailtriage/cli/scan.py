@@ -29,7 +29,7 @@ def _row(record: IntakeRecord, engine: Engine) -> dict[str, Any]:
     file = source
     for separator in ("#", ":"):
         head, sep, tail = source.rpartition(separator)
-        if sep and tail.isdigit():
+        if sep and tail.isdecimal():
             file = head
             break
     facts = record.facts

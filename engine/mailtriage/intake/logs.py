@@ -54,7 +54,7 @@ def _template(text: str) -> tuple[str, list[str]]:
         originals.append(token)
         if token.startswith("<"):
             return f"<zz{index}@zz.invalid>"
-        if token[0].isdigit() and token.replace(".", "").isdigit():
+        if token[0].isdecimal() and token.replace(".", "").isdecimal():
             return f"0.0.0.{index}"
         return f"zz{index}.invalid"
 
@@ -92,7 +92,7 @@ def _relay_facts(relay: str, facts: Facts) -> None:
     if not found:
         return
     host = found.group("host")
-    if host.replace(".", "").isdigit():
+    if host.replace(".", "").isdecimal():
         facts.setdefault("smtp.remote_ip", host)
     else:
         facts.setdefault("smtp.remote_host", host.rstrip("."))

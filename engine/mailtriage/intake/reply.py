@@ -18,12 +18,12 @@ MAX_REPLY_CHARS = 20_000
 MAX_TEXT_FACT_CHARS = 1_000
 
 _CANDIDATE = re.compile(
-    r"(?<![\w./\-=+@\[$%])(?<!\d:)"
+    r"(?<![\w./\-=+@\[$%])(?<![0-9]:)"
     r"(?:"
-    r"(?P<code>[245][0-5]\d)(?:[ \-]+['\"]?\#?|(?=$|['\"()\]<>,;]|\.(?!\d)))(?P<enh1>[245]\.\d{1,3}\.\d{1,3}(?!\d|\.\d))?"
-    r"|\#?(?P<enh2>[45]\.\d{1,3}\.\d{1,3})(?!\d|\.\d|-\d)"
+    r"(?P<code>[245][0-5][0-9])(?:[ \-]+['\"]?\#?|(?=$|['\"()\]<>,;]|\.(?![0-9])))(?P<enh1>[245]\.[0-9]{1,3}\.[0-9]{1,3}(?![0-9]|\.[0-9]))?"
+    r"|\#?(?P<enh2>[45]\.[0-9]{1,3}\.[0-9]{1,3})(?![0-9]|\.[0-9]|-[0-9])"
     r")"
-)
+)  # [0-9], not \d: codes are ASCII digits ("45٣" is not reply 453), as in the page's JavaScript
 _VERSION_BEFORE = re.compile(r"(?:version|release|ver\.?|\bv)\s*$", re.I)
 _BRACKET = re.compile(r"\[(\w+)=([^\]]*)\]")
 _EXPIRY = re.compile(
@@ -119,7 +119,7 @@ def _bracket_facts(line: str, facts: Facts) -> None:
             facts.setdefault("smtp.remote_host", value.rstrip("."))
         elif key_lower == "lastattemptedip":
             address, _, port = value.rpartition(":")
-            if address and port.isdigit() and 0 < int(port) < 65536:
+            if address and port.isascii() and port.isdecimal() and 0 < int(port) < 65536:
                 facts.setdefault("smtp.remote_ip", address.strip("[]"))
                 facts.setdefault("smtp.remote_port", int(port))
             elif value:

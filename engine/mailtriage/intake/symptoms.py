@@ -320,3 +320,6 @@ def text_symptoms(text: str, facts: Facts) -> None:
             facts["context.remote_provider"] = "gmail"
         elif "yahoo" in lower and ("postmaster.yahoo" in lower or "senders.yahooinc" in lower):
             facts["context.remote_provider"] = "yahoo"
+        elif "postmaster.live.com" in lower or "mail.live.com/mail/troubleshooting" in lower or "sendersupport.olc.protection.outlook.com" in lower:
+            # Outlook.com's consumer servers point senders at these pages; Exchange Online does not.
+            facts["context.remote_provider"] = "outlook-com"

@@ -79,7 +79,7 @@ def parse_nameserver(text: str) -> Nameserver:
 
 
 def _port(text: str, where: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not text.isdecimal() or not 0 < int(text) < 65536:
         raise ProbeError(f"{where}: port must be a number from 1 to 65535")
     return int(text)
 

@@ -183,7 +183,7 @@ class SmtpSession:
             line = self._readline(stage)
             self._note("<-", line)
             total += len(line)
-            if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
+            if len(line) < 3 or not line[:3].isdecimal() or (len(line) > 3 and line[3] not in " -"):
                 raise MalformedReply(stage, f"not an SMTP reply: {line[:80]!r}")
             line_code = int(line[:3])
             if code is None:

@@ -59,7 +59,7 @@ def parse_endpoint(text: str, where: str) -> Endpoint:
 
 
 def _port(text: str, where: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not text.isdecimal() or not 0 < int(text) < 65536:
         raise ProbeError(f"{where} {whole!r}: the port must be a number from 1 to 65535")
     return int(text)
 

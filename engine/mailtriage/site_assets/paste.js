@@ -1,0 +1,683 @@
+/* mailtriage "paste your error" page: read a pasted SMTP reply or NDR excerpt, match it against the
+ * exported rules (window.MAILTRIAGE_RULES, from rules.js) and list the matching rule pages.
+ *
+ * Runs entirely in the browser: no network, no server, works from file://. The parsing is a
+ * line-by-line port of mailtriage.intake.reply.parse_reply (with intake.symptoms.text_symptoms) and
+ * the matching mirrors mailtriage.evaluate.holds. tests/test_site.py runs this same file under Node
+ * against the Python code: on every rule example, on sample replies and on fuzzed text. Change the
+ * Python parser and those tests tell you what to port here. Known limits of the port: indexes
+ * count UTF-16 units where Python counts code points (differs only after characters outside the
+ * BMP), and Python's case-insensitive literals also match the Turkish dotted/dotless i.
+ * Pasted text is never inserted as HTML: results are built with createElement and textContent.
+ */
+(function (root) {
+  "use strict";
+
+  // --- mirror of mailtriage/intake/reply.py and intake/symptoms.py ---------------------------
+  // Python's regexes are Unicode-aware; these spell out the same classes: W is Python's \w, D its \d
+  // and S its \s (str.isspace), which differ from JavaScript's own \w, \d and \s.
+  var W = "\\p{L}\\p{N}_";
+  var D = "\\p{Nd}";
+  var S = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+  var B = "(?:(?<=[" + W + "])(?![" + W + "])|(?<![" + W + "])(?=[" + W + "]))"; // Python's \b
+  // Python's [A-Za-z] under IGNORECASE also takes these two (the `u` flag folds the other two, ſ and K).
+  var AZ = "A-Za-z\\u0130\\u0131";
+  function rx(source, flags) { return new RegExp(source, (flags || "") + "u"); }
+
+  var MAX_REPLY_CHARS = 20000;
+  var MAX_TEXT_FACT_CHARS = 1000;
+  var SPACES = rx("[" + S + "]+", "g");
+  var CANDIDATE = rx(
+    "(?<![" + W + "./\\-=+@\\[$%])(?<!" + "[" + D + "]:)" +
+    "(?:" +
+    "(?<code>[245][0-5][" + D + "])(?:[ \\-]+['\"]?#?|(?=$|['\"()\\]<>,;]|\\.(?![" + D + "])))(?<enh1>[245]\\.[" + D + "]{1,3}\\.[" + D + "]{1,3}(?![" + D + "]|\\.[" + D + "]))?" +
+    "|#?(?<enh2>[45]\\.[" + D + "]{1,3}\\.[" + D + "]{1,3})(?![" + D + "]|\\.[" + D + "]|-[" + D + "])" +
+    ")", "g");
+  var VERSION_BEFORE = rx("(?:version|release|ver\\.?|" + B + "v)[" + S + "]*$", "i");
+  var BRACKET = rx("\\[([" + W + "]+)=([^\\]]*)\\]", "g");
+  var EXPIRY = rx("^(?:message expired|expired|retry time(?:out)? (?:exceeded|expired)|delivery time expired|" +
+    "unable to deliver in [" + D + "]+ minutes|too long in (?:the )?queue)", "i");
+  var LEADING_ADDRESS = rx("^<?[^" + S + "<>@]+@[^" + S + "<>]+?>?(?:\\.\\.\\.|:|[" + S + "])[" + S + "]*");
+  var EXO_MARKERS = ["lastattemptedservername", "lastattemptedip", "[hostname=", "suspiciousremoteservererror"];
+  var STRIP_TEXT = " -:;,'\"";
+
+  var SOCKET_ERRORS = { 10060: "timeout", 10061: "refused", 10054: "reset", 10065: "unreachable", 10051: "unreachable" };
+  var SOCKET_CODE = rx("(?:socket error(?: code)?|winsock error|error code)[:= ]*(100[" + D + "][" + D + "])" + B, "i");
+  var BARE_SOCKET = rx(B + "(100(?:5[14]|6[015]))" + B);
+  var DNS_DETAIL = rx(B + "((?:Info|Error)(?:NoRecords|DomainNonexistent|Retry|NoServers|Timeout|ServerFailure|" +
+    "NotAuthoritative|Refused|NameError|Unknown|DnsServerError|Failed)[" + W + "]*)" + B);
+  var DNS_DETAIL_RESULT = {
+    infodomainnonexistent: "nxdomain", errordomainnonexistent: "nxdomain", errorrefused: "refused",
+    errortimeout: "timeout", errorserverfailure: "servfail"
+  };
+  var MX_WORD = rx(B + "mx" + B);
+  var ADDRESS_WORD = rx(B + "(?:a|aaaa|address|smart ?host|host name)" + B);
+  var POSTFIX_DNS = rx("name service error for (?:name=)?(?<name>[" + W + ".\\-]+)(?: type=(?<type>[" + W + "]+))?:? ?(?<why>[^;()]*)", "i");
+  var GOOGLE_DNS = rx("dns type '(?<type>[" + W + "]+)' lookup of (?<name>[" + W + ".\\-]+) responded with code (?<rcode>[A-Z\\u0130\\u0131]+)", "i");
+  var RCODE_RESULT = { nxdomain: "nxdomain", servfail: "servfail", refused: "refused" };
+  var HOST_BRACKET_IP = rx("(?:host|connect to|with|from|to|server)[" + S + "]+(?<host>[" + AZ + "0-9][" + W + ".\\-]*)[" + S + "]?\\[(?<ip>[0-9a-fA-F:.]+)\\](?::(?<port>[" + D + "]{1,5}))?", "i");
+  var REMOTE_HOST_SAID = rx("(?:remote host (?<ip>[0-9a-fA-F:.]{7,}) said|(?<ip2>[" + D + "]{1,3}(?:\\.[" + D + "]{1,3}){3}) does not like)", "i");
+  var REMOTE_SERVER_AT = rx("remote server at (?<host>[" + W + ".\\-]+)(?: \\((?<ip>[0-9a-fA-F:.]+)\\))?", "i");
+  var LOOKS_LIKE_IP = /^(?:[0-9.]+|[0-9a-fA-F:]+:[0-9a-fA-F:.]*)$/;
+  var STAGES = [
+    ["end of data", "end-of-data"], ["final dot", "end-of-data"], ["final data", "end-of-data"],
+    ["message body", "data"], ["rcpt to", "rcpt"], ["rcpt", "rcpt"], ["recipient", "rcpt"],
+    ["mail from", "mail"], ["data command", "data"], ["after data", "data"], ["starttls", "starttls"],
+    ["ehlo", "ehlo"], ["helo", "helo"], ["initial server greeting", "banner"], ["greeting", "banner"],
+    ["banner", "banner"], ["auth", "auth"]
+  ];
+  var STAGE_TRIGGERS = [
+    "in reply to", "after", "while sending", "while receiving", "while performing", "in response to",
+    "most progress was", "did not like our", "does not like", "during", "while"
+  ];
+
+  // Python's int() of decimal digits of any script (Nd digits come in runs of ten from zero).
+  var ND = rx("^[" + D + "]$");
+  function toInt(text) {
+    var value = 0;
+    Array.from(text).forEach(function (ch) {
+      var cp = ch.codePointAt(0);
+      var digit = 0;
+      if (cp >= 48 && cp <= 57) digit = cp - 48;
+      else while (digit < 9 && ND.test(String.fromCodePoint(cp - digit - 1))) digit++;
+      value = value * 10 + digit;
+    });
+    return value;
+  }
+  function pySlice(text, count) { return Array.from(text).slice(0, count).join(""); } // code points
+  function pyWords(text) { return text.split(SPACES).filter(function (w) { return w.length > 0; }); }
+  function stripChars(text, chars) {
+    var start = 0;
+    var end = text.length;
+    while (start < end && chars.indexOf(text[start]) >= 0) start++;
+    while (end > start && chars.indexOf(text[end - 1]) >= 0) end--;
+    return text.slice(start, end);
+  }
+  function lstripChars(text, chars) { return stripChars(text + "\u0000", chars).replace(/\u0000$/, ""); }
+  function rstripChars(text, chars) { return stripChars("\u0000" + text, chars).slice(1); }
+  function setDefault(facts, key, value) { if (!(key in facts)) facts[key] = value; }
+  function escapeRegex(text) { return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+  function has(lower, needle) { return lower.indexOf(needle) >= 0; }
+
+  function strength(c) {
+    if (c.code !== null && c.enhanced !== null) return 3;
+    return c.enhanced !== null ? 2 : 1;
+  }
+
+  function findCandidates(line) {
+    var spans = [];
+    var m;
+    if (has(line, "=")) {
+      BRACKET.lastIndex = 0;
+      while ((m = BRACKET.exec(line)) !== null) spans.push([m.index, m.index + m[0].length]);
+    }
+    var found = [];
+    CANDIDATE.lastIndex = 0;
+    while ((m = CANDIDATE.exec(line)) !== null) {
+      var codeText = m.groups.code;
+      var enhanced = m.groups.enh1 || m.groups.enh2 || null;
+      if (codeText === undefined && enhanced === null) continue;
+      var start = m.index;
+      if (codeText === undefined) {
+        var before = VERSION_BEFORE.exec(line.slice(0, start));
+        if (before && before.index >= Math.max(0, start - 12)) continue;
+      }
+      var inside = spans.some(function (s) { return s[0] < start && start < s[1]; });
+      found.push({ start: start, end: m.index + m[0].length, code: codeText !== undefined ? toInt(codeText) : null, enhanced: enhanced, inBracket: inside });
+    }
+    return found;
+  }
+
+  function mergeMultiline(cands) {
+    var merged = [];
+    cands.forEach(function (c) {
+      var last = merged[merged.length - 1];
+      if (last && c.code === last.code && c.enhanced === last.enhanced && c.inBracket === last.inBracket) return;
+      merged.push(c);
+    });
+    return merged;
+  }
+
+  function cleanText(text, cand) {
+    text = text.replace(BRACKET, "");
+    if (cand && cand.code !== null) {
+      var prefix = "(?<![" + W + "])" + cand.code + "[ \\-]" + (cand.enhanced ? escapeRegex(cand.enhanced) + " ?" : "");
+      text = text.replace(rx(prefix, "g"), " ");
+    }
+    text = pyWords(text).join(" ");
+    text = stripChars(text, STRIP_TEXT).replace(LEADING_ADDRESS, "");
+    return pySlice(stripChars(text, STRIP_TEXT), MAX_TEXT_FACT_CHARS);
+  }
+
+  function isExpiry(cand, following) {
+    if (cand.enhanced !== null) {
+      var parts = cand.enhanced.split(".");
+      if (parts[1] === "4" && (parts[2] === "7" || parts[2] === "300")) return true;
+    }
+    return EXPIRY.test(pySlice(lstripChars(following, STRIP_TEXT), 80));
+  }
+
+  function bracketFacts(line, facts) {
+    var m;
+    BRACKET.lastIndex = 0;
+    while ((m = BRACKET.exec(line)) !== null) {
+      var key = m[1].toLowerCase();
+      var value = stripChars(m[2], " ");
+      if (key === "message") {
+        setDefault(facts, "smtp.details_message", pySlice(value, MAX_TEXT_FACT_CHARS));
+      } else if (key === "lastattemptedservername") {
+        setDefault(facts, "smtp.remote_host", rstripChars(value, "."));
+      } else if (key === "lastattemptedip") {
+        var colon = value.lastIndexOf(":");
+        var address = colon >= 0 ? value.slice(0, colon) : "";
+        var port = colon >= 0 ? value.slice(colon + 1) : value;
+        var number = rx("^[" + D + "]+$").test(port) ? toInt(port) : -1;
+        if (address && number > 0 && number < 65536) {
+          setDefault(facts, "smtp.remote_ip", stripChars(address, "[]"));
+          setDefault(facts, "smtp.remote_port", number);
+        } else if (value) {
+          setDefault(facts, "smtp.remote_ip", value);
+        }
+      }
+    }
+  }
+
+  function best(cands) {
+    var outside = cands.filter(function (c) { return !c.inBracket && (c.enhanced === null || c.enhanced[0] !== "2"); });
+    if (!outside.length) outside = cands.filter(function (c) { return !c.inBracket && c.code !== null && String(c.code)[0] === "2"; });
+    if (!outside.length) return null;
+    var top = Math.max.apply(null, outside.map(strength));
+    return outside.filter(function (c) { return strength(c) === top; })[0];
+  }
+
+  function complete(chosen, cands) {
+    if (chosen.code === null && chosen.enhanced !== null) {
+      var before = cands.filter(function (c) { return c.start < chosen.start && !c.inBracket; });
+      if (before.length) {
+        var prev = before[before.length - 1];
+        if (prev.enhanced === null && prev.code !== null && String(prev.code)[0] === chosen.enhanced[0] && chosen.start - prev.end < 400) {
+          return { start: prev.start, end: prev.end, code: prev.code, enhanced: chosen.enhanced, inBracket: false };
+        }
+      }
+      return chosen;
+    }
+    if (chosen.enhanced !== null || chosen.code === null) return chosen;
+    for (var i = 0; i < cands.length; i++) {
+      var c = cands[i];
+      if (c.start <= chosen.start || c.inBracket) continue;
+      if (c.code !== null) break;
+      if (c.enhanced !== null && c.enhanced[0] === String(chosen.code)[0] && c.start - chosen.end < 400) {
+        return { start: chosen.start, end: chosen.end, code: chosen.code, enhanced: c.enhanced, inBracket: false };
+      }
+    }
+    return chosen;
+  }
+
+  function socketError(text, lower) {
+    if (!has(text, "100")) return null;
+    var found = SOCKET_CODE.exec(text);
+    if (found) return toInt(found[1]);
+    if (has(lower, "socket") || has(lower, "winsock")) {
+      var bare = BARE_SOCKET.exec(text);
+      if (bare) return toInt(bare[1]);
+    }
+    return null;
+  }
+
+  function tcpState(lower, code) {
+    if (code !== null && Object.prototype.hasOwnProperty.call(SOCKET_ERRORS, code)) return SOCKET_ERRORS[code];
+    if (has(lower, "refused") && (has(lower, "connection refused") || has(lower, "connectionrefused"))) return "refused";
+    if ((has(lower, "timed out") || has(lower, "timedout") || has(lower, "timeout")) && !has(lower, "conversation with") && (
+      has(lower, "connection timed out") || has(lower, "connect timed out") || has(lower, "sockete") ||
+      has(lower, "timed out while connecting") || has(lower, "connection timeout"))) return "timeout";
+    if (has(lower, "unreachable") || has(lower, "no route to host")) return "unreachable";
+    if (has(lower, "connection reset") || has(lower, "connectionreset")) return "reset";
+    return null;
+  }
+
+  function anyOf(lower, needles) { return needles.some(function (n) { return has(lower, n); }); }
+
+  function tlsError(lower) {
+    if (!anyOf(lower, ["tls", "ssl", "cert", "untrusted"])) return null;
+    if (anyOf(lower, ["untrustedroot", "unable to get local issuer", "incomplete chain"])) return "missing-intermediate";
+    if (has(lower, "expired") && has(lower, "cert")) return "certificate-expired";
+    if (has(lower, "not yet valid")) return "certificate-not-yet-valid";
+    if (anyOf(lower, ["self signed", "self-signed", "selfsigned"])) return "self-signed";
+    if (has(lower, "revoked")) return "revoked";
+    if (has(lower, "cert") && anyOf(lower, ["name mismatch", "namemismatch", "hostname mismatch", "host-mismatch", "does not match", "doesn't match"])) return "name-mismatch";
+    if (anyOf(lower, ["unknown ca", "untrusted", "unknown issuer"])) return "untrusted-issuer";
+    if (anyOf(lower, ["wrong version number", "unsupported protocol", "protocol version", "no protocols available"])) return "protocol-mismatch";
+    if (anyOf(lower, ["no shared cipher", "no ciphers available", "cipher mismatch"])) return "cipher-mismatch";
+    if ((has(lower, "starttls") || has(lower, "tls")) &&
+      anyOf(lower, ["required", "not offered", "not supported", "not-supported"]) &&
+      anyOf(lower, ["not offer", "not support", "is required", "must issue"])) return "required-not-offered";
+    if (anyOf(lower, ["tls negotiation failed", "handshake fail", "cannot start tls", "tls session", "ssl routines", "attempt to start tls failed", "tls error"])) return "handshake-failed";
+    return null;
+  }
+
+  function dnsFacts(text, lower, facts) {
+    var found;
+    if (has(lower, "info") || has(lower, "error")) {
+      var detail = DNS_DETAIL.exec(text);
+      if (detail) {
+        var word = detail[1];
+        facts["dns.detail"] = word;
+        var result = DNS_DETAIL_RESULT[word.toLowerCase()];
+        if (result === undefined && /norecords$/.test(word.toLowerCase())) {
+          if (MX_WORD.test(lower)) result = "no-mx";
+          else if (ADDRESS_WORD.test(lower)) result = "no-address";
+        }
+        if (result) facts["dns.result"] = result;
+      }
+    }
+    if (has(lower, "name service error")) {
+      found = POSTFIX_DNS.exec(text);
+      if (found) {
+        facts["dns.query_name"] = rstripChars(found.groups.name, ".");
+        var why = (found.groups.why || "").toLowerCase();
+        var qtype = (found.groups.type || "").toUpperCase();
+        if (has(why, "try again")) facts["dns.result"] = "servfail";
+        else if (has(why, "host not found")) facts["dns.result"] = "nxdomain";
+        else if (has(why, "no address") || has(why, "no data")) facts["dns.result"] = qtype === "MX" ? "no-mx" : "no-address";
+        else if (has(why, "malformed") || has(why, "unexpected")) facts["dns.result"] = "servfail";
+      }
+    } else if (has(lower, "dns type")) {
+      found = GOOGLE_DNS.exec(text);
+      if (found) {
+        facts["dns.query_name"] = rstripChars(found.groups.name, ".");
+        var rcode = found.groups.rcode.toLowerCase();
+        if (Object.prototype.hasOwnProperty.call(RCODE_RESULT, rcode)) facts["dns.result"] = RCODE_RESULT[rcode];
+        else if (rcode === "noerror" && found.groups.type.toLowerCase() === "mx" && has(lower, "no mx")) facts["dns.result"] = "no-mx";
+      }
+    }
+    if (has(lower, "nullmx") || has(lower, "null mx") || has(lower, "indicated no smtp service")) facts["dns.result"] = "null-mx";
+    else if (has(lower, "point to non-existent hosts") || has(lower, "couldn't find a mail exchanger or ip")) setDefault(facts, "dns.result", "no-address");
+    else if (has(lower, "host lookup did not complete")) setDefault(facts, "dns.result", "servfail");
+    else if (has(lower, "couldn't find any host named") || has(lower, "domain does not exist") || has(lower, "nxdomain")) setDefault(facts, "dns.result", "nxdomain");
+    else if (has(lower, "dnssec") && (has(lower, "invalid") || has(lower, "bogus") || has(lower, "fail"))) setDefault(facts, "dns.result", "dnssec-failure");
+  }
+
+  function stage(lower) {
+    var bestAt = -1;
+    var bestName = null;
+    STAGE_TRIGGERS.forEach(function (trigger) {
+      var at = lower.indexOf(trigger);
+      while (at >= 0 && (bestAt < 0 || at < bestAt)) {
+        var phrase = lower.slice(at + trigger.length, at + trigger.length + 42).split(";")[0].split(":")[0];
+        phrase = phrase.split("(")[0].split(")")[0];
+        var name = null;
+        for (var i = 0; i < STAGES.length; i++) {
+          if (has(phrase, STAGES[i][0])) { name = STAGES[i][1]; break; }
+        }
+        if (name !== null) { bestAt = at; bestName = name; break; }
+        at = lower.indexOf(trigger, at + 1);
+      }
+    });
+    return bestName;
+  }
+
+  function remoteEndpoint(text, facts) {
+    if (has(text, "[")) {
+      var found = HOST_BRACKET_IP.exec(text);
+      if (found) {
+        var host = rstripChars(found.groups.host, ".");
+        if (!LOOKS_LIKE_IP.test(host)) setDefault(facts, "smtp.remote_host", host);
+        setDefault(facts, "smtp.remote_ip", found.groups.ip);
+        if (found.groups.port) {
+          var port = toInt(found.groups.port);
+          if (port > 0 && port < 65536) setDefault(facts, "smtp.remote_port", port);
+        }
+        return;
+      }
+    }
+    if (has(text, "said") || has(text, "does not like") || has(text, "emote Server at") || has(text, "emote server at")) {
+      var said = REMOTE_HOST_SAID.exec(text);
+      if (said) {
+        setDefault(facts, "smtp.remote_ip", said.groups.ip || said.groups.ip2);
+        return;
+      }
+      var at = REMOTE_SERVER_AT.exec(text);
+      if (at) {
+        setDefault(facts, "smtp.remote_host", rstripChars(at.groups.host, "."));
+        if (at.groups.ip) setDefault(facts, "smtp.remote_ip", at.groups.ip);
+      }
+    }
+  }
+
+  function endsWithAny(name, suffixes) { return suffixes.some(function (s) { return name.slice(-s.length) === s; }); }
+
+  function remoteProvider(host) {
+    var name = rstripChars(host.toLowerCase(), ".");
+    if (endsWithAny(name, [".google.com", ".googlemail.com", ".gmail.com"]) || name === "google.com" || name === "gmail.com") return "gmail";
+    if (endsWithAny(name, [".hotmail.com", ".outlook.com", ".live.com", ".msn.com"]) &&
+      (has(name, "olc.protection") || has(name, "hotmail") || !endsWithAny(name, ["protection.outlook.com"]))) return "outlook-com";
+    if (endsWithAny(name, [".protection.outlook.com", ".outlook.office365.com", ".prod.outlook.com"])) return "exchange-online";
+    if (has(name, "yahoo") || endsWithAny(name, [".yahoodns.net", ".aol.com", ".yahoo.co.jp"])) return "yahoo";
+    return null;
+  }
+
+  function textSymptoms(text, facts) {
+    var lower = text.toLowerCase();
+    var code = socketError(text, lower);
+    if (code !== null) setDefault(facts, "smtp.socket_error", code);
+    var state = tcpState(lower, code);
+    if (state) {
+      setDefault(facts, "tcp.state", state);
+      if (state === "refused" || state === "timeout" || state === "unreachable") setDefault(facts, "smtp.stage", "connect");
+    }
+    var tls = tlsError(lower);
+    if (tls) setDefault(facts, "tls.error", tls);
+    if (has(lower, "lost connection") || has(lower, "closed connection") || has(lower, "closed abruptly") || (has(lower, "connection") && has(lower, "dropped"))) {
+      setDefault(facts, "smtp.closed_abruptly", true);
+      setDefault(facts, "tcp.state", "connected");
+    } else if (has(lower, "conversation with") && has(lower, "timed out")) {
+      setDefault(facts, "tcp.state", "connected");
+    }
+    dnsFacts(text, lower, facts);
+    var foundStage = stage(lower);
+    if (foundStage) setDefault(facts, "smtp.stage", foundStage);
+    remoteEndpoint(text, facts);
+    var host = facts["smtp.remote_host"];
+    if (typeof host === "string") {
+      var provider = remoteProvider(host);
+      if (provider) setDefault(facts, "context.remote_provider", provider);
+    }
+    if (!("context.remote_provider" in facts)) {
+      if (has(lower, "support.google.com/mail") || has(lower, " - gsmtp")) facts["context.remote_provider"] = "gmail";
+      else if (has(lower, "yahoo") && (has(lower, "postmaster.yahoo") || has(lower, "senders.yahooinc"))) facts["context.remote_provider"] = "yahoo";
+      else if (has(lower, "postmaster.live.com") || has(lower, "mail.live.com/mail/troubleshooting") || has(lower, "sendersupport.olc.protection.outlook.com")) facts["context.remote_provider"] = "outlook-com";
+    }
+  }
+
+  /** Facts read from one pasted error: the same fields, values and rules as parse_reply. */
+  function parseReply(text) {
+    var line = pyWords(pySlice(String(text), MAX_REPLY_CHARS)).join(" ");
+    if (!line) return {};
+    var facts = {};
+    var cands = mergeMultiline(findCandidates(line));
+    var chosen = best(cands);
+    var outer = null;
+    var message;
+    if (chosen !== null) {
+      var after = line.slice(chosen.end);
+      if (isExpiry(chosen, after)) {
+        var later = cands.filter(function (c) {
+          return c.start > chosen.start && !c.inBracket && c.code !== null && !(c.code === chosen.code && c.enhanced === chosen.enhanced);
+        });
+        if (later.length) {
+          var top = Math.max.apply(null, later.map(strength));
+          outer = chosen;
+          chosen = later.filter(function (c) { return strength(c) === top; })[0];
+        }
+        facts["outer.expired"] = true;
+      }
+      chosen = complete(chosen, cands);
+      if (chosen.code !== null) facts["smtp.reply_code"] = chosen.code;
+      if (chosen.enhanced !== null) facts["smtp.enhanced"] = chosen.enhanced;
+      if (outer !== null) {
+        if (outer.code !== null) facts["outer.reply_code"] = outer.code;
+        if (outer.enhanced !== null) facts["outer.enhanced"] = outer.enhanced;
+        var outerText = cleanText(line.slice(outer.end, chosen.start), outer);
+        if (outerText) facts["outer.text"] = outerText;
+      }
+      message = cleanText(line.slice(chosen.end), chosen);
+    } else {
+      message = cleanText(line, null);
+    }
+    if (has(line, "=")) bracketFacts(line, facts);
+    textSymptoms(line, facts);
+    if (Object.keys(facts).length === 0) return {};
+    if (message) facts["smtp.text"] = message;
+    var lower = line.toLowerCase();
+    var outerCode = String(facts["outer.enhanced"] !== undefined ? facts["outer.enhanced"] : facts["smtp.enhanced"] !== undefined ? facts["smtp.enhanced"] : "");
+    if (EXO_MARKERS.some(function (m) { return has(lower, m); }) ||
+      (facts["outer.expired"] && has(lower, "message expired") && outerCode.indexOf("5.4.3") === 0)) {
+      setDefault(facts, "context.system", "exchange-online");
+    }
+    return facts;
+  }
+
+  /** Normalise like mailtriage.facts.normalize_facts for the fields a paste can produce, and add
+   * the derived enhanced-code fields. Values the engine would refuse are dropped (and listed). */
+  var ENHANCED_PARTS = /^([245])\.([0-9]{1,3})\.([0-9]{1,3})$/;
+
+  function normalizeFacts(raw) {
+    var facts = {};
+    var dropped = [];
+    Object.keys(raw).forEach(function (name) {
+      if (raw[name] !== null && raw[name] !== undefined) facts[name] = raw[name];
+    });
+    var port = facts["smtp.remote_port"];
+    if (port !== undefined && (typeof port !== "number" || port < 1 || port > 65535)) {
+      dropped.push("smtp.remote_port");
+      delete facts["smtp.remote_port"];
+    }
+    var parts = typeof facts["smtp.enhanced"] === "string" ? ENHANCED_PARTS.exec(facts["smtp.enhanced"]) : null;
+    if (parts) {
+      var cls = parseInt(parts[1], 10);
+      var subject = parseInt(parts[2], 10);
+      var detail = parseInt(parts[3], 10);
+      facts["smtp.enhanced"] = cls + "." + subject + "." + detail;
+      if (!("smtp.enhanced_class" in facts)) facts["smtp.enhanced_class"] = cls;
+      if (!("smtp.enhanced_subject" in facts)) facts["smtp.enhanced_subject"] = "X." + subject;
+      if (!("smtp.enhanced_generic" in facts)) facts["smtp.enhanced_generic"] = "X." + subject + "." + detail;
+    }
+    return { facts: facts, dropped: dropped };
+  }
+
+  function compilePattern(leaf) {
+    // Python's IGNORECASE folds case like the `u` flag does; patterns that are not valid in
+    // unicode mode (identity escapes such as \-) fall back to the plain `i` flag.
+    try {
+      return new RegExp(leaf.matches, leaf.flags + "u");
+    } catch (unicodeError) {
+      return new RegExp(leaf.matches, leaf.flags);
+    }
+  }
+
+  /** Compile every pattern once; a rule whose pattern does not compile is left out and reported. */
+  function prepareRules(doc) {
+    var ready = [];
+    var broken = [];
+    (doc && doc.rules ? doc.rules : []).forEach(function (rule) {
+      try {
+        ready.push({ rule: rule, match: prepare(rule.match) });
+      } catch (error) {
+        broken.push({ id: rule.id, error: String(error) });
+      }
+    });
+    return { rules: ready, broken: broken };
+  }
+
+  function prepare(node) {
+    if (Array.isArray(node.all)) return { all: node.all.map(prepare) };
+    if (Array.isArray(node.any)) return { any: node.any.map(prepare) };
+    if (node.not !== undefined) return { not: prepare(node.not) };
+    var leaf = {};
+    Object.keys(node).forEach(function (k) { leaf[k] = node[k]; });
+    if (typeof leaf.matches === "string") leaf.regex = compilePattern(leaf);
+    return leaf;
+  }
+
+  function same(fact, expected) {
+    if (typeof fact === "boolean" || typeof expected === "boolean") return fact === expected;
+    return fact === expected;
+  }
+
+  function leafHolds(leaf, facts) {
+    var value = Object.prototype.hasOwnProperty.call(facts, leaf.field) ? facts[leaf.field] : undefined;
+    if ("exists" in leaf) return (value !== undefined && value !== null) === Boolean(leaf.exists);
+    if (value === undefined || value === null) return false;
+    if ("equals" in leaf) return same(value, leaf.equals);
+    if ("one_of" in leaf) return leaf.one_of.some(function (v) { return same(value, v); });
+    if ("matches" in leaf) return typeof value === "string" && leaf.regex.test(value);
+    if (typeof value !== "number") return false;
+    if ("less_than" in leaf) return value < leaf.less_than;
+    if ("at_most" in leaf) return value <= leaf.at_most;
+    if ("greater_than" in leaf) return value > leaf.greater_than;
+    if ("at_least" in leaf) return value >= leaf.at_least;
+    return false;
+  }
+
+  /** Two-valued evaluation, as mailtriage.evaluate.holds: a test of a missing field is false and
+   * `not` inverts whatever its child gave. */
+  function holds(node, facts) {
+    if (node.all) return node.all.every(function (c) { return holds(c, facts); });
+    if (node.any) return node.any.some(function (c) { return holds(c, facts); });
+    if (node.not) return !holds(node.not, facts);
+    return leafHolds(node, facts);
+  }
+
+  /** Matching rules, most specific first (specific, then generic detail, subject, class). */
+  function matchRules(prepared, facts) {
+    var found = prepared.rules.filter(function (p) { return holds(p.match, facts); }).map(function (p) { return p.rule; });
+    found.sort(function (a, b) {
+      if (a.specificity !== b.specificity) return b.specificity - a.specificity;
+      if (a.experimental !== b.experimental) return a.experimental ? 1 : -1;
+      return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    });
+    return found;
+  }
+
+  /** Everything at once: text (+ extra facts) to facts and matching rules. */
+  function diagnose(prepared, text, extra) {
+    var raw = parseReply(text);
+    Object.keys(extra || {}).forEach(function (k) { raw[k] = extra[k]; });
+    var normal = normalizeFacts(raw);
+    return { facts: normal.facts, dropped: normal.dropped, matches: matchRules(prepared, normal.facts) };
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The page
+
+  var WORDS = {
+    en: {
+      read: "What we read from your text",
+      none_read: "No SMTP reply code or enhanced status code found. Paste the line with the code, e.g. 450 4.4.316 Connection refused.",
+      matches: "Matching rules",
+      no_match: "No rule matches these facts. Try choosing who reported the error, or browse the codes table.",
+      specific: "specific",
+      generic: "generic",
+      levels: { detail: "detail", subject: "subject", "class": "class" },
+      dropped: "Ignored (out of range): ",
+      loading_failed: "The rule list did not load, so nothing can be matched. Rebuild the site or reload the page."
+    },
+    "pt-BR": {
+      read: "O que lemos no seu texto",
+      none_read: "Nenhum código de resposta SMTP ou código de status estendido encontrado. Cole a linha com o código, por exemplo 450 4.4.316 Connection refused.",
+      matches: "Regras correspondentes",
+      no_match: "Nenhuma regra corresponde a estes fatos. Tente escolher quem reportou o erro, ou consulte a tabela de códigos.",
+      specific: "específica",
+      generic: "genérica",
+      levels: { detail: "detalhe", subject: "assunto", "class": "classe" },
+      dropped: "Ignorado (fora do intervalo): ",
+      loading_failed: "A lista de regras não carregou, então nada pode ser comparado. Gere o site de novo ou recarregue a página."
+    }
+  };
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function render(container, result, words, lang, siteRoot) {
+    while (container.firstChild) container.removeChild(container.firstChild);
+    var names = Object.keys(result.facts);
+    if (names.length === 0) {
+      container.appendChild(el("p", "mt-paste-empty", words.none_read));
+      return;
+    }
+    container.appendChild(el("h2", null, words.read));
+    var list = el("ul", "mt-paste-facts");
+    names.forEach(function (name) {
+      var item = el("li");
+      item.appendChild(el("code", null, name));
+      item.appendChild(document.createTextNode(" = "));
+      item.appendChild(el("code", null, String(result.facts[name])));
+      list.appendChild(item);
+    });
+    container.appendChild(list);
+    if (result.dropped.length) container.appendChild(el("p", "mt-paste-dropped", words.dropped + result.dropped.join(", ")));
+    container.appendChild(el("h2", null, words.matches));
+    if (result.matches.length === 0) {
+      container.appendChild(el("p", "mt-paste-empty", words.no_match));
+      return;
+    }
+    var ol = el("ol", "mt-paste-results");
+    result.matches.forEach(function (rule) {
+      var item = el("li", "mt-paste-result mt-kind-" + (rule.kind === "specific" ? "specific" : "generic"));
+      var link = el("a", "mt-paste-link", (rule.title && (rule.title[lang] || rule.title.en)) || rule.id);
+      link.setAttribute("href", siteRoot + rule.url);
+      link.setAttribute("data-rule-id", rule.id);
+      item.appendChild(link);
+      var meta = el("span", "mt-paste-meta");
+      var kind = rule.kind === "specific" ? words.specific : words.generic + (rule.generic_level ? " · " + (words.levels[rule.generic_level] || rule.generic_level) : "");
+      meta.appendChild(el("span", "mt-badge", kind));
+      (rule.codes || []).slice(0, 3).forEach(function (code) { meta.appendChild(el("code", null, code)); });
+      item.appendChild(meta);
+      ol.appendChild(item);
+    });
+    container.appendChild(ol);
+  }
+
+  function start() {
+    var form = document.getElementById("mt-paste");
+    if (!form) return;
+    var lang = form.getAttribute("data-lang") || "en";
+    var words = WORDS[lang] || WORDS.en;
+    var siteRoot = form.getAttribute("data-site-root") || "";
+    var input = document.getElementById("mt-paste-input");
+    var system = document.getElementById("mt-paste-system");
+    var output = document.getElementById("mt-paste-output");
+    var prepared = prepareRules(root.MAILTRIAGE_RULES);
+    if (!root.MAILTRIAGE_RULES) {
+      output.appendChild(el("p", "mt-paste-empty", words.loading_failed));
+      return;
+    }
+    if (prepared.broken.length && root.console) root.console.warn("mailtriage: rules left out", prepared.broken);
+    function run() {
+      if (!input.value.trim()) {
+        while (output.firstChild) output.removeChild(output.firstChild);
+        return;
+      }
+      var extra = {};
+      if (system && system.value) extra["context.system"] = system.value;
+      render(output, diagnose(prepared, input.value, extra), words, lang, siteRoot);
+    }
+    var timer = null;
+    input.addEventListener("input", function () {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(run, 150);
+    });
+    if (system) system.addEventListener("change", run);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      run();
+    });
+    var query = new URLSearchParams(root.location ? root.location.search : "").get("q");
+    if (query) {
+      input.value = query;
+      run();
+    }
+  }
+
+  var api = {
+    parseReply: parseReply,
+    normalizeFacts: normalizeFacts,
+    prepareRules: prepareRules,
+    holds: holds,
+    matchRules: matchRules,
+    diagnose: diagnose
+  };
+  if (typeof module === "object" && module.exports) {
+    module.exports = api;
+  } else {
+    root.mailtriagePaste = api;
+    if (typeof document !== "undefined") {
+      if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+      else start();
+    }
+  }
+})(typeof window !== "undefined" ? window : globalThis);

@@ -1,0 +1,16 @@
+// Runs the paste page's matcher (the same paste.js the site serves) under Node for the tests.
+// stdin: {"script": path of paste.js, "rules": path of rules.json or null,
+//         "cases": [{"text": "...", "extra": {...}}], "parse_only": bool}
+// stdout: {"broken": [...], "results": [{"facts": {...}, "matches": ["rule-id", ...]}]}
+"use strict";
+const fs = require("fs");
+const input = JSON.parse(fs.readFileSync(0, "utf8"));
+const paste = require(input.script);
+const doc = input.rules ? JSON.parse(fs.readFileSync(input.rules, "utf8")) : { rules: [] };
+const prepared = paste.prepareRules(doc);
+const results = input.cases.map((c) => {
+  if (input.parse_only) return { facts: paste.parseReply(c.text) };
+  const result = paste.diagnose(prepared, c.text, c.extra || {});
+  return { facts: result.facts, matches: result.matches.map((r) => r.id) };
+});
+process.stdout.write(JSON.stringify({ broken: prepared.broken, results: results }));

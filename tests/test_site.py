@@ -1,0 +1,635 @@
+"""The troubleshooting site: a strict build of the real site, its pages and links, the paste page's
+matcher against the Python engine (under Node), hostile rule text, and a headless browser.
+
+Two builds per session (module-scoped): the real site from `rules/`, and a fixture site from
+`tests/data/site/` (a hostile rule, a deprecated rule, full and stale translations) built with the
+offline plugin on, so it is also checked from file:// URLs.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailtriage.cli.reference import iter_commands
+from mailtriage.engine import Engine
+from mailtriage.facts import coerce_value, vocabulary
+from mailtriage.intake.reply import parse_reply
+from mailtriage.loader import load_knowledge_base
+from mailtriage.model import Rule, Status
+from mailtriage.site_export import UnsupportedPattern, js_regex
+from mailtriage.site_text import md_text, plain_title, safe_url
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data" / "site"
+PASTE_JS = REPO / "engine" / "mailtriage" / "site_assets" / "paste.js"
+NODE = shutil.which("node")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+LANGS = {"en": "", "pt-BR": "pt-BR/"}
+SITE_PATH = urlsplit(re.search(r"^site_url: (\S+)", (REPO / "mkdocs.yml").read_text(encoding="utf-8"), re.M).group(1)).path  # type: ignore[union-attr]
+
+needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed (the paste page's matcher runs under Node)")
+
+
+@dataclass
+class BuiltSite:
+    root: Path
+    rules: dict[str, Rule]
+    seconds: float
+    log: str
+    directory_urls: bool = True
+
+    def page(self, lang: str, path: str) -> Path:
+        """The HTML file of a page given by its directory-style path (`rules/x/`)."""
+        base = self.root / LANGS[lang]
+        if self.directory_urls:
+            return base / path / "index.html" if path else base / "index.html"
+        return base / (path.rstrip("/") + ".html") if path else base / "index.html"
+
+    def html(self, lang: str, path: str) -> str:
+        return self.page(lang, path).read_text(encoding="utf-8")
+
+
+def build(site_dir: Path, config: Path, offline: bool = False) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "engine"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["NO_MKDOCS_2_WARNING"] = "1"
+    env["OFFLINE"] = "true" if offline else "false"
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result, time.perf_counter() - started
+
+
+def fixture_config(tmp: Path, rules_dir: Path) -> Path:
+    """A config that inherits the real one and points the plugin at other rules."""
+    config = tmp / "mkdocs.yml"
+    config.write_text(
+        f"INHERIT: {REPO / 'mkdocs.yml'}\n"
+        f"docs_dir: {REPO / 'site'}\n"
+        "plugins:\n"
+        "  mailtriage:\n"
+        f"    rules_dir: {rules_dir}\n"
+        f"    repo_root: {REPO}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    out = tmp_path_factory.mktemp("site") / "public"
+    result, seconds = build(out, REPO / "mkdocs.yml")
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
+    rules = load_knowledge_base([REPO / "rules"]).rules
+    return BuiltSite(out, rules, seconds, result.stderr)
+
+
+@pytest.fixture(scope="module")
+def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> BuiltSite:
+    tmp = tmp_path_factory.mktemp("fixture-site")
+    result, seconds = build(tmp / "public", fixture_config(tmp, DATA), offline=True)
+    assert result.returncode == 0, f"fixture site build failed:\n{result.stdout}\n{result.stderr}"
+    rules = load_knowledge_base([DATA]).rules
+    return BuiltSite(tmp / "public", rules, seconds, result.stderr, directory_urls=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML inspection
+
+
+class _Elements(HTMLParser):
+    """Every start tag with its attributes, and the page text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+        self._in_script = False
+        self.scripts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)
+        else:
+            self.text.append(data)
+
+
+def parse(html: str) -> _Elements:
+    parser = _Elements()
+    parser.feed(html)
+    return parser
+
+
+def html_files(root: Path) -> Iterator[Path]:
+    yield from sorted(root.rglob("*.html"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The real site
+
+
+def test_strict_build_passes_and_reports_rule_pages(site: BuiltSite) -> None:
+    assert f"Generated {len(site.rules)} rule pages" in site.log
+    assert "WARNING" not in site.log
+
+
+def test_every_rule_has_a_page_in_each_language(site: BuiltSite) -> None:
+    missing = [
+        f"{lang}:{rule_id}"
+        for rule_id in site.rules
+        for lang in LANGS
+        if not site.page(lang, f"rules/{rule_id}/").is_file()
+    ]
+    assert not missing
+
+
+def test_rule_page_shows_codes_causes_numbered_fixes_conditions_and_edit_link(site: BuiltSite) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    page = parse(site.html("en", f"rules/{rule.id}/"))
+    text = "".join(page.text)
+    for code in rule.codes:
+        assert code in text
+    for cause in rule.causes:
+        assert cause.title in text
+    for fix in rule.fixes:
+        assert fix.title in text
+        # Backtick spans are shown as code, without the backticks.
+        assert all(" ".join(step.replace("`", "").split()) in " ".join(text.split()) for step in fix.steps)
+    assert "smtp.enhanced" in text and "is one of" in text
+    ordered_lists = [tag for tag, _ in page.tags if tag == "ol"]
+    assert len(ordered_lists) >= len(rule.fixes)
+    edit_links = [attrs["href"] for tag, attrs in page.tags if tag == "a" and "edit/main/rules/" in attrs.get("href", "")]
+    assert edit_links and edit_links[0].endswith("rules/exchange-online/connector-connection-refused.yaml")
+    references = {attrs.get("href") for tag, attrs in page.tags if tag == "a"}
+    assert {r.url for r in rule.references} <= references
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_untranslated_rule_pages_say_so_and_translated_ones_do_not(site: BuiltSite, lang: str) -> None:
+    for rule in site.rules.values():
+        html = site.html(lang, f"rules/{rule.id}/")
+        expect_note = lang != "en" and not rule.is_translated(lang)
+        assert ("mt-untranslated" in html) == expect_note, rule.id
+        if lang != "en":
+            assert rule.text("title", lang) in " ".join(parse(html).text)
+
+
+def test_internal_links_resolve(site: BuiltSite) -> None:
+    broken = []
+    checked = 0
+    for file in html_files(site.root):
+        for tag, attrs in parse(file.read_text(encoding="utf-8")).tags:
+            target = attrs.get("href") if tag in ("a", "link") else attrs.get("src") if tag in ("script", "img") else None
+            if not target:
+                continue
+            parts = urlsplit(target)
+            if parts.scheme or parts.netloc or not parts.path:
+                continue
+            if parts.path.startswith("/"):  # the 404 page links from the site_url's path
+                assert parts.path.startswith(SITE_PATH), f"{file} -> {target}"
+                resolved = (site.root / unquote(parts.path[len(SITE_PATH):])).resolve()
+            else:
+                resolved = (file.parent / unquote(parts.path)).resolve()
+            if target.endswith("/") or resolved.is_dir():
+                resolved = resolved / "index.html"
+            checked += 1
+            if not resolved.is_file():
+                broken.append(f"{file.relative_to(site.root)} -> {target}")
+    assert checked > 100
+    assert not broken, broken[:20]
+
+
+def test_index_pages_link_every_active_rule(site: BuiltSite) -> None:
+    for lang in LANGS:
+        for index in ("browse/by-code/", "browse/by-family/", "browse/by-system/", "browse/codes/"):
+            html = site.html(lang, index)
+            for rule in site.rules.values():
+                if rule.status is not Status.DEPRECATED:
+                    assert f"rules/{rule.id}/" in html, (lang, index, rule.id)
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_cli_reference_lists_every_command_with_its_help(site: BuiltSite, lang: str) -> None:
+    text = " ".join(parse(site.html(lang, "cli-reference/")).text)
+    for command in iter_commands():
+        assert command.path in text
+        usage = command.help_text.splitlines()[0]
+        assert usage in text, usage
+
+
+def test_language_switcher_links_a_rule_page_to_its_other_language(site: BuiltSite) -> None:
+    rule_id = next(iter(site.rules))
+    page = parse(site.html("en", f"rules/{rule_id}/"))
+    hreflangs = {attrs.get("hreflang"): attrs.get("href", "") for tag, attrs in page.tags if tag == "a" and attrs.get("hreflang")}
+    assert hreflangs.get("pt-BR", "").endswith(f"pt-BR/rules/{rule_id}/")
+
+
+def test_offline_friendly_theme_has_no_external_fonts_or_scripts(site: BuiltSite) -> None:
+    page = parse(site.html("en", "paste/"))
+    external = [
+        attrs.get("href") or attrs.get("src")
+        for tag, attrs in page.tags
+        if (tag == "script" or (tag == "link" and attrs.get("rel") in ("stylesheet", "preload", "modulepreload", "preconnect")))
+        and urlsplit(attrs.get("href") or attrs.get("src") or "").netloc
+    ]
+    assert not external
+
+
+# ---------------------------------------------------------------------------------------------
+# rules.json and the paste page's matcher
+
+
+def exported(site: BuiltSite) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((site.root / "assets" / "mailtriage" / "rules.json").read_text(encoding="utf-8"))
+    return data
+
+
+def test_rules_json_has_every_active_rule_with_titles_urls_and_match(site: BuiltSite) -> None:
+    data = exported(site)
+    by_id = {r["id"]: r for r in data["rules"]}
+    active = {r.id for r in site.rules.values() if r.status is not Status.DEPRECATED}
+    assert set(by_id) == active
+    assert data["skipped"] == []
+    for rule_id, entry in by_id.items():
+        assert set(entry["title"]) == set(LANGS)
+        assert entry["title"]["en"] == site.rules[rule_id].title
+        assert site.page("en", entry["url"]).is_file()
+        assert entry["match"] == json.loads(json.dumps(entry["match"]))
+
+
+def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
+    assert NODE is not None
+    request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases, "parse_only": parse_only}
+    result = subprocess.run([NODE, str(DATA / "node_harness.js")], input=json.dumps(request), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def example_requests(rules: dict[str, Rule]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(label, reply, extra facts coerced to their types) of every example with a reply."""
+    fields = vocabulary()
+    cases = []
+    for rule in rules.values():
+        for kind, examples in (("match", rule.examples_match), ("no_match", rule.examples_no_match)):
+            for index, example in enumerate(examples):
+                if example.reply is None:
+                    continue
+                extra = {name: coerce_value(fields[name], value) for name, value in example.facts.items()}
+                cases.append((f"{rule.id} {kind}[{index}]", example.reply, extra))
+    return cases
+
+
+def assert_page_agrees_with_engine(site: BuiltSite, rules_dir: Path) -> int:
+    engine = Engine.load([rules_dir], bundled=False, backend="python", use_cache=False)
+    cases = example_requests(site.rules)
+    answer = run_node([{"text": reply, "extra": extra} for _, reply, extra in cases], site.root / "assets" / "mailtriage" / "rules.json")
+    assert answer["broken"] == []
+    disagreements = []
+    for (label, reply, extra), result in zip(cases, answer["results"], strict=True):
+        facts = {**parse_reply(reply), **extra}
+        expected = sorted(m.rule.id for m in engine.diagnose(facts).matches)
+        if sorted(result["matches"]) != expected:
+            disagreements.append(f"{label}: {reply!r} page={result['matches']} engine={expected}")
+    assert not disagreements, "\n".join(disagreements)
+    return len(cases)
+
+
+@needs_node
+def test_paste_page_matcher_agrees_with_python_engine_on_every_example(site: BuiltSite) -> None:
+    assert assert_page_agrees_with_engine(site, REPO / "rules") >= 1
+
+
+@needs_node
+def test_paste_page_matcher_agrees_on_fixture_rules(fixture_site: BuiltSite) -> None:
+    assert assert_page_agrees_with_engine(fixture_site, DATA) >= 5
+
+
+@needs_node
+def test_paste_page_orders_specific_before_generic(fixture_site: BuiltSite) -> None:
+    answer = run_node([{"text": "552 5.2.3 Message too big", "extra": {}}, {"text": "552 5.2.2 Mailbox full", "extra": {}}], fixture_site.root / "assets" / "mailtriage" / "rules.json")
+    assert answer["results"][0]["matches"] == ["site-fixture-stale"]
+    assert answer["results"][1]["matches"] == ["site-fixture-new"]
+
+
+REPLY_SAMPLES = [
+    "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com] [LastAttemptedIP=192.0.2.10:25]",
+    "550 5.4.316 Message expired, connection refused",
+    "550-5.7.26 Unauthenticated email\n550 5.7.26 is not accepted",
+    "4.4.7 Message delayed",
+    "Remote server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'",
+    "[LastAttemptedIP=2001:db8::1:25] 451 4.4.0 DNS query failed",
+    "451 #4.4.0 [LastAttemptedIP=192.0.2.1] x",
+    "421\t4.3.2   Service   not available ",
+    "550 5.7.1 [Message=]",
+    "no code here",
+    "",
+    "250 2.0.0 OK 1.2.3.4",
+    "the error 5.7.1 came after 10.0.0.1",
+    "550 5.7.1 [MESSAGE=Upper] [lastattemptedservername=  host.example. ]",
+    "ſocket error code 10060 in 451 4.4.1",
+]
+
+
+@needs_node
+def test_paste_page_parser_matches_parse_reply_on_samples() -> None:
+    answer = run_node([{"text": t} for t in REPLY_SAMPLES], None, parse_only=True)
+    for text, result in zip(REPLY_SAMPLES, answer["results"], strict=True):
+        assert result["facts"] == parse_reply(text), text
+
+
+# Text close to real replies: codes, brackets, separators, phrases the symptom reader looks for, odd
+# whitespace and other scripts' digits. Left out, as documented in paste.js: characters outside the
+# BMP and the Turkish dotted/dotless i (and No digits such as '²', on which parse_reply raises).
+_PIECES = st.sampled_from(
+    ["450", "550", "421", "250", "5.7.1", "4.4.316", "5.4.316", "2.0.0", "#", "-", " ", "  ", "\t", "\n", "[", "]", "=", ":",
+     "(", ")", "'", '"', "<", ">", "25", "100", "Message", "LastAttemptedIP", "lastattemptedservername", "192.0.2.1",
+     "2001:db8::1", "Socket error code 10061", "SOCKET ERROR CODE 10060", "winsock error 10054", ".", ",", ";", "é",
+     "\u00a0", "\u2028", "\x1c", "\ufeff", "ſ", "K", "٣", "Message expired", "expired", "connection refused",
+     "timed out", "connection reset", "lost connection", "conversation with", "InfoNoRecords", "ErrorTimeout", " MX ",
+     "name service error for name=example.com type=MX: Host not found", "dns type 'MX' lookup of example.com responded with code NXDOMAIN",
+     "host mx.example.com[192.0.2.7]:25", "said:", "remote server at mx.example.net (192.0.2.9)", "version", "Exim v",
+     "in reply to RCPT TO command", "after end of data", "while sending MAIL FROM", "TLS", "certificate expired",
+     "self-signed", "STARTTLS is required", "(#5.5.0)", "bob@example.net", "<bob@example.net>:", " - gsmtp",
+     "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain"]
+)
+_CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
+_TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet=_CHARS, max_size=4)), max_size=16).map("".join)
+
+
+@needs_node
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_TEXT, min_size=1, max_size=40))
+def test_paste_page_parser_matches_parse_reply_fuzzed(texts: list[str]) -> None:
+    answer = run_node([{"text": t} for t in texts], None, parse_only=True)
+    for text, result in zip(texts, answer["results"], strict=True):
+        assert result["facts"] == parse_reply(text), repr(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Regex translation and escaping (no build needed)
+
+
+@pytest.mark.parametrize(
+    ("python", "javascript", "flags"),
+    [
+        ("connection refused|socket error code 10061", "connection refused|socket error code 10061", ""),
+        (r"(?P<host>\w+)\.(?P=host)", r"(?<host>\w+)\.\k<host>", ""),
+        (r"\Aabc\Z", "^abc$", ""),
+        ("(?i)quota", "quota", ""),
+        ("(?s)a.b", "a.b", "s"),
+        ("x{,3}", "x{0,3}", ""),
+        ("[]a]", r"[\]a]", ""),
+        ("a+?b", "a+?b", ""),
+        (r"a+\d+", r"a+\d+", ""),
+        (r"[\Z]", r"[\Z]", ""),
+        (r"(?<=5\.)7(?!\d)", r"(?<=5\.)7(?!\d)", ""),
+    ],
+)
+def test_js_regex_translates_python_spellings(python: str, javascript: str, flags: str) -> None:
+    assert js_regex(python) == (javascript, flags)
+
+
+@pytest.mark.parametrize("python", ["a++", "(?>a)", "(?x) a b", r"\N{DIGIT ONE}", "(?(1)a|b)", "(?#comment)a", "[[:alpha:]]", r"\p"])
+def test_js_regex_refuses_constructs_javascript_lacks(python: str) -> None:
+    with pytest.raises(UnsupportedPattern):
+        js_regex(python)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "<script>alert(1)</script>",
+        "[x](javascript:alert(1))",
+        "![x](javascript:alert(1))",
+        "<javascript:alert(1)>",
+        "{: onclick=alert(1) }",
+        "a | b",
+        "&lt;script&gt;",
+        "`<b>code</b>` and `[x](javascript:y)`",
+        "*emph* _u_ \\[",
+    ],
+)
+def test_md_text_leaves_no_markup_characters(hostile: str) -> None:
+    rendered = md_text(hostile)
+    outside_code = re.sub(r"<code>.*?</code>", "", rendered)
+    assert not set(outside_code) & set("<>[](){}|`*_\\")
+    assert not re.search(r"<(?!/?code>)", rendered)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://learn.microsoft.com/x", True),
+        ("http://example.com/a?b=c#d", True),
+        ("javascript:alert(1)", False),
+        ("JaVaScRiPt:alert(1)", False),
+        ("data:text/html,<script>", False),
+        ("https://example.com/?q=\"><script>", False),
+        ("https:/no-host", False),
+        ("//example.com/x", False),
+        ("https://example.com/a b", False),
+    ],
+)
+def test_safe_url_allows_only_plain_http_links(url: str, ok: bool) -> None:
+    assert (safe_url(url) is not None) == ok
+
+
+def test_plain_title_has_no_html_characters() -> None:
+    assert not set(plain_title("<script>\"x\" & 'y'</script>")) & set("<>&\"'")
+
+
+# ---------------------------------------------------------------------------------------------
+# The fixture site: hostile text, deprecation, translations
+
+
+def test_hostile_rule_text_is_shown_as_text_never_as_markup(fixture_site: BuiltSite) -> None:
+    allowed_scripts = re.compile(r"^(/mailtriage/|[./]*)(assets/javascripts/|assets/mailtriage/(rules|paste|iframe-worker-shim)\.js$|search/search_index\.js$)")
+    seen_text = False
+    for file in html_files(fixture_site.root):
+        page = parse(file.read_text(encoding="utf-8"))
+        for tag, attrs in page.tags:
+            handlers = [name for name in attrs if name.startswith("on")]
+            assert not handlers, (file, tag, attrs)
+            for name in ("href", "src", "action", "formaction"):
+                assert not attrs.get(name, "").strip().lower().startswith(("javascript:", "data:")), (file, tag, attrs)
+            assert tag not in ("iframe", "svg", "img", "details") or "__pwned" not in json.dumps(attrs), (file, tag, attrs)
+            if tag == "script" and attrs.get("src"):
+                assert allowed_scripts.search(attrs["src"]), (file, attrs)
+        for script in page.scripts:
+            assert "__pwned" not in script, file
+        if "hostile-script-injection" in file.name:
+            text = "".join(page.text)
+            in_portuguese = file.parent.parent.name == "pt-BR"
+            assert ('<script>window.__pwned="pt-title"</script>' if in_portuguese else '<script>window.__pwned="title"</script>') in text
+            assert "[click me](javascript:window.__pwned='link')" in text
+            seen_text = True
+    assert seen_text
+
+
+def test_bad_reference_url_fails_the_build(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    text = (DATA / "lifecycle" / "new-rule.yaml").read_text(encoding="utf-8")
+    (rules / "bad.yaml").write_text(text.replace("url: https://www.rfc-editor.org/rfc/rfc3463", "url: javascript:alert(1)"), encoding="utf-8")
+    result, _ = build(tmp_path / "public", fixture_config(tmp_path, rules))
+    assert result.returncode != 0
+    assert "error(s) in the rules under" in result.stderr
+    assert "MT003" in result.stderr and "bad.yaml" in result.stderr
+
+
+def test_deprecated_rule_page_points_to_its_replacement(fixture_site: BuiltSite) -> None:
+    for lang in LANGS:
+        page = parse(fixture_site.html(lang, "rules/site-fixture-old/"))
+        links = [attrs.get("href", "") for tag, attrs in page.tags if tag == "a"]
+        assert any(link.endswith("site-fixture-new.html") for link in links), lang
+
+
+def test_translated_rule_is_in_portuguese_and_stale_one_falls_back_with_a_note(fixture_site: BuiltSite) -> None:
+    translated = fixture_site.html("pt-BR", "rules/site-fixture-new/")
+    assert "A caixa postal do destinatário está cheia" in translated and "mt-untranslated" not in translated
+    stale = fixture_site.html("pt-BR", "rules/site-fixture-stale/")
+    assert "mt-untranslated" in stale
+    assert "Message too big for the recipient&#39;s mailbox (changed)" in stale or "Message too big for the recipient’s mailbox (changed)" in stale
+    assert "A mensagem é maior do que o destinatário aceita." in stale
+    assert "stale-rule.pt-BR.yaml" in stale and "contributing.html#translations" in stale
+
+
+# ---------------------------------------------------------------------------------------------
+# In a real browser
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium package (./dev check does) to run the browser tests")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def served(site: BuiltSite) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(site.root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _screenshot(page: Any, name: str) -> None:
+    folder = os.environ.get("MAILTRIAGE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.parametrize(("lang", "expected_title_of"), [("en", "en"), ("pt-BR", "pt-BR")])
+def test_paste_page_in_browser_links_the_matching_rule(browser: Any, served: str, site: BuiltSite, lang: str, expected_title_of: str) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{served}{LANGS[lang]}paste/")
+    page.fill("#mt-paste-input", "450 4.4.316 Connection refused")
+    page.click("#mt-paste button[type=submit]")
+    link = page.locator('a[data-rule-id="exo-connector-connection-refused"]')
+    link.wait_for(timeout=5000)
+    assert link.inner_text() == rule.text("title", expected_title_of)
+    href = link.get_attribute("href")
+    assert href is not None
+    _screenshot(page, f"paste-{lang}")
+    page.click('a[data-rule-id="exo-connector-connection-refused"]')
+    page.wait_for_load_state()
+    assert page.url == f"{served}{LANGS[lang]}rules/{rule.id}/"
+    _screenshot(page, f"rule-{lang}")
+    assert not errors
+    page.close()
+
+
+def test_paste_page_in_browser_shows_pasted_html_as_text(browser: Any, served: str) -> None:
+    page = browser.new_page()
+    page.goto(f"{served}paste/")
+    page.fill("#mt-paste-input", "550 5.7.1 <img src=x onerror=\"window.__pwned=1\"> [Message=<b>bold</b>]")
+    page.click("#mt-paste button[type=submit]")
+    page.locator(".mt-paste-facts").wait_for(timeout=5000)
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#mt-paste-output img").count() == 0
+    assert "<b>bold</b>" in page.locator(".mt-paste-facts").inner_text()
+    page.close()
+
+
+def test_fixture_site_offline_from_file_urls_runs_no_hostile_script(browser: Any, fixture_site: BuiltSite) -> None:
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    for lang in LANGS:
+        page.goto(fixture_site.page(lang, "rules/hostile-script-injection/").as_uri())
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__pwned") is None
+        page.goto(fixture_site.page(lang, "paste/").as_uri())
+        page.fill("#mt-paste-input", "550 5.7.1 <script>window.__pwned='reply'</script>")
+        page.click("#mt-paste button[type=submit]")
+        link = page.locator('a[data-rule-id="hostile-script-injection"]')
+        link.wait_for(timeout=5000)
+        assert "<script>" in link.inner_text()
+        assert link.get_attribute("href", timeout=1000).endswith("rules/hostile-script-injection.html")  # type: ignore[union-attr]
+        assert page.evaluate("window.__pwned") is None
+        # Search works from file:// too (the vendored iframe-worker shim, no CDN).
+        page.fill("input.md-search__input", "mailbox")
+        page.locator(".md-search-result__item").first.wait_for(timeout=10000)
+    assert not dialogs
+    page.close()
