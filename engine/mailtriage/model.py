@@ -6,8 +6,8 @@ and the linter checks meaning.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +47,12 @@ class Leaf:
     field: str
     op: str
     value: Any
-    pattern: re.Pattern[str] | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def pattern(self) -> re.Pattern[str] | None:
+        """The compiled regex of a `matches` leaf, compiled on first use: a cached knowledge base
+        then loads without compiling hundreds of patterns that a query never touches."""
+        return _compile_pattern(self.value) if self.op == "matches" else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, self.op: list(self.value) if self.op == "one_of" else self.value}
@@ -110,8 +115,12 @@ def condition_from_dict(data: dict[str, Any]) -> Condition:
     value = data[op]
     if op == "one_of":
         value = tuple(value)
-    pattern = re.compile(value, re.IGNORECASE) if op == "matches" else None
-    return Leaf(field=data["field"], op=op, value=value, pattern=pattern)
+    return Leaf(field=data["field"], op=op, value=value)
+
+
+@functools.cache
+def _compile_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
 
 
 def iter_leaves(condition: Condition) -> list[Leaf]:
