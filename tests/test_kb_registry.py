@@ -241,8 +241,9 @@ def test_provider_rule_is_the_top_answer_for_its_examples(engine: Engine, path: 
         ("421 4.7.0 TLS required for RCPT domain, closing connection. - gsmtp", {}, "gmail-tls-required-for-domain"),
         ("421 4.7.0 IP not in whitelist for RCPT domain, closing connection. - gsmtp", {}, "gmail-ip-not-in-allowlist"),
         ("550 5.2.1 The email account that you tried to reach is inactive. - gsmtp", {}, "gmail-account-disabled"),
-        # Without any sign of the provider, only the registry meaning applies.
-        ("550 5.1.1 User unknown", {}, "iana-x-1-1"),
+        # Without any sign of the provider, no provider rule answers: the cross-MTA rule does.
+        ("550 5.1.1 User unknown", {}, "common-recipient-unknown"),
+        ("550 5.1.1 Blocked", {}, "iana-x-1-1"),
         ("421 RP-001 (BAY004-MC1F23) Unfortunately, some messages weren't sent.", {}, "outlook-com-rate-limited"),
     ],
 )
