@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from .facts import FactValue
 from .model import All, AnyOf, Condition, Leaf, Not
+from .textmatch import text_search
 
 
 def leaf_holds(leaf: Leaf, facts: Mapping[str, FactValue]) -> bool:
@@ -30,8 +31,7 @@ def leaf_holds(leaf: Leaf, facts: Mapping[str, FactValue]) -> bool:
     if op == "one_of":
         return any(_same(value, candidate) for candidate in leaf.value)
     if op == "matches":
-        assert leaf.pattern is not None
-        return isinstance(value, str) and leaf.pattern.search(value) is not None
+        return isinstance(value, str) and text_search(leaf.value)(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     limit = float(leaf.value)
@@ -99,10 +99,8 @@ def _compile_leaf(leaf: Leaf) -> Predicate:
         allowed = frozenset(expected)
         return lambda facts: facts.get(name) in allowed
     if op == "matches":
-        pattern = leaf.pattern
-        assert pattern is not None
-        search = pattern.search
-        return lambda facts: isinstance(value := facts.get(name), str) and search(value) is not None
+        search = text_search(expected)
+        return lambda facts: isinstance(value := facts.get(name), str) and search(value)
     if op in ("less_than", "at_most", "greater_than", "at_least"):
         limit = float(expected)
         compare: Callable[[float], bool] = {

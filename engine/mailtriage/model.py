@@ -7,7 +7,6 @@ and the linter checks meaning.
 from __future__ import annotations
 
 import enum
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,9 +117,10 @@ def condition_from_dict(data: dict[str, Any]) -> Condition:
     return Leaf(field=data["field"], op=op, value=value)
 
 
-@functools.cache
 def _compile_pattern(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+    from .textmatch import compile_pattern
+
+    return compile_pattern(pattern)
 
 
 def iter_leaves(condition: Condition) -> list[Leaf]:

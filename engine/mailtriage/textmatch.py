@@ -1,0 +1,113 @@
+"""Case-insensitive text tests for rule patterns, with a cheap necessary-word prefilter.
+
+Text matching dominates query time (rules key on codes *and* wording), so each pattern gets a
+test equivalent to `re.search(pattern, text, re.IGNORECASE)` that first checks, for ASCII text,
+whether any word a match would need is present at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import re._constants as constants  # type: ignore[import-not-found]
+import re._parser as parser  # type: ignore[import-not-found]
+from collections.abc import Callable
+from typing import Any
+
+
+@functools.cache
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+@functools.cache
+def text_search(pattern: str) -> Callable[[str], bool]:
+    """A test equivalent to `re.search(pattern, text, re.IGNORECASE) is not None`, but cheaper.
+
+    Most rule patterns cannot match unless the text contains one of a few literal words (the
+    words of `a|b|c`, or the longest literal run of a sequence). For ASCII text that necessary
+    condition is checked first with substring tests on the lower-cased text, and the regex runs
+    only when it holds; for a pure alternation of words the substring test is the whole answer.
+    Non-ASCII text always goes to the regex, since Unicode case folding differs from lower().
+    """
+    search = compile_pattern(pattern).search
+    analysis = _required_words(pattern)
+    if analysis is None:
+        return lambda text: search(text) is not None
+    words, exact = analysis
+
+    def test(text: str) -> bool:
+        if text.isascii():
+            folded = text.lower()
+            if not any(word in folded for word in words):
+                return False
+            if exact:
+                return True
+        return search(text) is not None
+
+    return test
+
+
+_MIN_WORD = 3  # shorter necessary words filter too little to be worth the check
+
+
+def _required_words(pattern: str) -> tuple[tuple[str, ...], bool] | None:
+    """(words, exact): a match needs one of `words` (lower-case ASCII) in the text; `exact` when
+    containing one of them is also enough (the pattern is just `word|word|...`)."""
+    try:
+        tree = list(parser.parse(pattern, re.IGNORECASE))
+    except re.error:
+        return None
+
+    def sequence(items: list[tuple[Any, Any]]) -> tuple[set[str] | None, bool]:
+        """Necessary words of a sequence, and whether the sequence is one literal run."""
+        candidates: list[set[str]] = []
+        run: list[str] = []
+        only_literals = True
+        for op, arg in items:
+            if op is constants.LITERAL and arg < 128:
+                run.append(chr(arg).lower())
+                continue
+            only_literals = False
+            if run:
+                candidates.append({"".join(run)})
+                run = []
+            if op is constants.BRANCH:
+                found = branch(arg[1])
+                if found is not None:
+                    candidates.append(found)
+            elif op is constants.SUBPATTERN and not arg[1] and not arg[2]:
+                inner, _ = sequence(list(arg[3]))
+                if inner is not None:
+                    candidates.append(inner)
+        if run:
+            candidates.append({"".join(run)})
+        if not candidates:
+            return None, False
+        best = max(candidates, key=lambda words: min(len(w) for w in words))
+        return best, only_literals and len(candidates) == 1
+
+    def branch(alternatives: list[Any]) -> set[str] | None:
+        words: set[str] = set()
+        for alternative in alternatives:
+            found, _ = sequence(list(alternative))
+            if found is None:
+                return None
+            words |= found
+        return words
+
+    if len(tree) == 1 and tree[0][0] is constants.BRANCH:
+        alternatives = tree[0][1][1]
+        parts = [sequence(list(alternative)) for alternative in alternatives]
+        if any(found is None for found, _ in parts):
+            return None
+        words = set().union(*(found for found, _ in parts if found is not None))
+        exact = all(is_run for _, is_run in parts)
+    else:
+        found, exact = sequence(tree)
+        if found is None:
+            return None
+        words = found
+    if min(len(word) for word in words) < _MIN_WORD:
+        return None
+    return tuple(sorted(words)), exact
