@@ -268,6 +268,7 @@ class DurableMatcher:
         keys = self.index.keys_for(facts)
         base = _durable_json(facts)
         matched: set[str] = set()
+        texts: dict[tuple[str, str], bool] = {}
         with self._lock:
             for key in keys:  # every key of keys_for is in the index
                 for ruleset in self.rulesets[key]:
@@ -276,20 +277,28 @@ class DurableMatcher:
                     if ruleset.broken is not None:
                         matched |= _python_eval(ruleset.branches, facts)
                         continue
-                    matched |= self._query(ruleset, base, facts)
+                    matched |= self._query(ruleset, base, facts, texts)
         for key in keys:
             for branch, test, _reason in self._python_only[key]:
                 if test(facts):
                     matched.add(branch.rule_id)
         return matched
 
-    def _query(self, ruleset: _Ruleset, base: str, facts: Mapping[str, FactValue]) -> set[str]:
+    def _query(self, ruleset: _Ruleset, base: str, facts: Mapping[str, FactValue], texts: dict[tuple[str, str], bool]) -> set[str]:
         assert ruleset.handle is not None
         # The query's fields are serialised once per query (`base`); each ruleset only adds its
         # own flags as JSON members, which is much cheaper than a json.dumps per ruleset.
         members = []
         if ruleset.regex_members:
-            flags = ", ".join(f"{member}{'true' if leaf_holds(leaf, facts) else 'false'}" for member, leaf in ruleset.regex_members)
+            values = []
+            for member, leaf in ruleset.regex_members:
+                # The same pattern often appears in several rulesets of one query: test it once.
+                key = (leaf.field, leaf.value)
+                held = texts.get(key)
+                if held is None:
+                    held = texts[key] = leaf_holds(leaf, facts)
+                values.append(f"{member}{'true' if held else 'false'}")
+            flags = ", ".join(values)
             members.append(f'"rx": {{{flags}}}')
         if ruleset.presence_members:
             flags = ", ".join(f"{member}{'true' if name in facts else 'false'}" for member, name in ruleset.presence_members)
