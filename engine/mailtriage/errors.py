@@ -51,6 +51,20 @@ class Problem:
         }
 
 
+class CollectsProblems:
+    """Mixin for results that gather problems: the invalid ones apart from the questionable ones."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.WARNING]
+
+
 class MailtriageError(Exception):
     """Root of every error mailtriage raises on purpose; the CLI prints it as one line and exits 2."""
 

@@ -6,24 +6,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import FactError, Location, Problem, Severity
+from .errors import CollectsProblems, FactError, Location, Problem
 from .facts import normalize_facts
 from .loader import KnowledgeBase, load_knowledge_base
 from .model import Example, Rule
 
 
 @dataclass
-class LintReport:
+class LintReport(CollectsProblems):
     kb: KnowledgeBase
     problems: list[Problem] = field(default_factory=list)
 
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity is Severity.WARNING]
 
     def failed(self, strict: bool = False) -> bool:
         return bool(self.errors or (strict and self.warnings))

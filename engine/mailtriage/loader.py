@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import FactError, Location, Problem, Severity
+from .errors import CollectsProblems, FactError, Location, Problem, Severity
 from .facts import coerce_value, vocabulary
 from .i18n import SOURCE_LANGUAGE, translatable_strings
 from .model import LEAF_OPS, Rule, Status, Translation
@@ -34,20 +34,13 @@ _ORDERED_OPS = ("less_than", "at_most", "greater_than", "at_least")
 
 
 @dataclass
-class KnowledgeBase:
+class KnowledgeBase(CollectsProblems):
     """Rules that loaded, by id, and every problem found on the way."""
 
     rules: dict[str, Rule] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity is Severity.WARNING]
 
 
 @cache
