@@ -7,11 +7,10 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import RULES
 from mailtriage.loader import load_knowledge_base
 from mailtriage.model import iter_leaves
 from mailtriage.textmatch import _required_words, text_search
-
-from conftest import RULES
 
 WORDS = ["mailbox", "full", "user", "unknown", "relay", "denied", "spf", "dkim", "quota", "5.7.1", "timeout", "test", "s"]
 BUNDLED_PATTERNS = sorted(
