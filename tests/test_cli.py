@@ -101,7 +101,7 @@ def test_rules_show_and_translate() -> None:
 
 def test_extra_rules_folder_extends_the_bundled_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     code, output = invoke("diagnose", "--smtp-reply", "554 5.7.1 <a@example.org>: Relay access denied", "--rules", str(DATA / "lint" / "valid"), "--format", "json")
-    assert code == 0 and json.loads(output)["matches"][0]["rule"] == "test-relay-denied"
+    assert code == 0 and "test-relay-denied" in [m["rule"] for m in json.loads(output)["matches"]]
     monkeypatch.setenv("MAILTRIAGE_RULES", str(DATA / "lint" / "valid"))
     code, output = invoke("rules", "list", "--format", "json")
     assert "test-relay-denied" in {r["id"] for r in json.loads(output)}
