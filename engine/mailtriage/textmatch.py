@@ -37,15 +37,25 @@ def text_search(pattern: str) -> Callable[[str], bool]:
     words, exact = analysis
 
     def test(text: str) -> bool:
-        if text.isascii():
-            folded = text.lower()
-            if not any(word in folded for word in words):
+        folded = _ascii_folded(text)
+        if folded is not None:
+            for word in words:
+                if word in folded:
+                    break
+            else:
                 return False
             if exact:
                 return True
         return search(text) is not None
 
     return test
+
+
+@functools.lru_cache(maxsize=64)
+def _ascii_folded(text: str) -> str | None:
+    """The lower-cased text if it is ASCII, else None; one query tests the same few texts against
+    dozens of patterns, so the folding is done once per text."""
+    return text.lower() if text.isascii() else None
 
 
 _MIN_WORD = 3  # shorter necessary words filter too little to be worth the check
