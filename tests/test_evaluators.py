@@ -27,7 +27,7 @@ ENUM_FIELDS = {
 }
 NUMBER_FIELDS = {"smtp.reply_code": [421, 450, 550, 554], "context.hours_queued": [0.5, 24.0, 48.0]}
 BOOL_FIELDS = ["context.migrated_to_cloud", "smtp.starttls_offered"]
-TEXTS = ["Connection refused", "timeoutish reply", "mailbox full", "relay access denied", "testes 5.7.1", ""]
+TEXTS = ["Connection refused", "timeoutish reply", "mailbox full", "relay access denied", "testes 5.7.1", "", "MAILBOX FULL é", "ſtest refuſed"]
 PATTERNS = ["refused", "timeout", "mailbox (full|over)", r"\d\.\d\.\d", "^relay", "test"]
 
 leaf = st.one_of(

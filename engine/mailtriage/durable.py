@@ -34,7 +34,7 @@ import durable_rules_engine as _dre
 
 from .evaluate import Predicate, compile_condition, holds, leaf_holds
 from .facts import FactValue, vocabulary
-from .matching import Branch, DispatchIndex, DispatchKey
+from .matching import WORD_KEY_PREFIX, Branch, DispatchIndex, DispatchKey
 from .model import All, AnyOf, Condition, Leaf, Not, Rule
 
 MAX_BRANCHES_PER_RULESET = 250
@@ -141,9 +141,13 @@ def compile_branch(branch: Branch, key: DispatchKey | None, regexes: _RegexTable
     """The durable-rules expression of one branch, its dispatch key's equality first."""
     compiler = _Compiler(regexes)
     parts: list[dict[str, Any]] = []
-    if key is not None:
-        parts.append({"$eq": {key[0]: key[1]}})
+    if key is not None and key[0].startswith(WORD_KEY_PREFIX):
+        # Asserted only when the word is in the text: the ruleset's shared first condition.
+        parts.append({"$eq": {"tw.k": True}})
         rest: tuple[Condition, ...] = branch.rest
+    elif key is not None:
+        parts.append({"$eq": {key[0]: key[1]}})
+        rest = branch.rest
     else:
         rest = branch.condition.children if isinstance(branch.condition, All) else (branch.condition,)
     parts.extend(compiler.compile(part) for part in rest)
@@ -300,6 +304,8 @@ class DurableMatcher:
                 values.append(f"{member}{'true' if held else 'false'}")
             flags = ", ".join(values)
             members.append(f'"rx": {{{flags}}}')
+        if ruleset.key is not None and ruleset.key[0].startswith(WORD_KEY_PREFIX):
+            members.append('"tw": {"k": true}')
         if ruleset.presence_members:
             flags = ", ".join(f"{member}{'true' if name in facts else 'false'}" for member, name in ruleset.presence_members)
             members.append(f'"px": {{{flags}}}')
