@@ -63,7 +63,7 @@ def check_examples(kb: KnowledgeBase) -> list[Problem]:
         # Rules that failed to load are reported already; check the rest on their own.
         kb = KnowledgeBase(rules=kb.rules, problems=[], files=kb.files)
     engine = Engine(kb, backend="python")
-    durable = DurableMatcher([r for r in kb.rules.values()])
+    durable = DurableMatcher(kb.rules.values())
     python = PythonMatcher(kb.rules.values())
     for rule in kb.rules.values():
         for kind, examples in (("match", rule.examples_match), ("no_match", rule.examples_no_match)):

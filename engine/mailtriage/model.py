@@ -210,6 +210,7 @@ class Rule:
     source_file: str = field(default="", compare=False)  # absolute, for reading it again
     translations: dict[str, Translation] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _english: dict[str, tuple[str, str]] | None = field(default=None, init=False, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source_path: str = "") -> Rule:
@@ -292,29 +293,35 @@ class Rule:
     # -- translations -------------------------------------------------------------------------
 
     def english_strings(self) -> dict[str, str]:
-        return translatable_strings(self.raw) if self.raw else {}
+        return {key: text for key, (text, _hash) in self._english_with_hashes().items()}
+
+    def _english_with_hashes(self) -> dict[str, tuple[str, str]]:
+        # Every rendered string looks itself up here; the rule's text never changes after loading,
+        # so the key walk and the hashing are done once per rule, not once per lookup.
+        if self._english is None:
+            strings = translatable_strings(self.raw) if self.raw else {}
+            self._english = {key: (text, source_hash(text)) for key, text in strings.items()}
+        return self._english
 
     def text(self, key: str, lang: str = SOURCE_LANGUAGE) -> str:
         """The string `key` in `lang` if a current translation exists, else the English."""
-        english = self.english_strings().get(key, "")
+        english, english_hash = self._english_with_hashes().get(key, ("", ""))
         if lang != SOURCE_LANGUAGE:
             translation = self.translations.get(lang)
             if translation is not None:
                 entry = translation.strings.get(key)
-                if entry is not None and entry[1] == source_hash(english):
+                if entry is not None and entry[1] == english_hash:
                     return entry[0]
         return english
 
     def translation_state(self, lang: str) -> tuple[list[str], list[str]]:
         """(missing keys, stale keys) of the `lang` translation."""
-        english = self.english_strings()
+        english = self._english_with_hashes()
         translation = self.translations.get(lang)
         if translation is None:
             return sorted(english), []
         missing = sorted(k for k in english if k not in translation.strings)
-        stale = sorted(
-            k for k, text in english.items() if k in translation.strings and translation.strings[k][1] != source_hash(text)
-        )
+        stale = sorted(k for k, (_text, hashed) in english.items() if k in translation.strings and translation.strings[k][1] != hashed)
         return missing, stale
 
     def languages(self) -> list[str]:

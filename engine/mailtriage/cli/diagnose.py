@@ -120,8 +120,8 @@ def diagnose(
         if not flags:
             raise click.UsageError("give INPUT, --smtp-reply or at least one symptom option (see --help)")
         records.append((None, {}))
-    if not any(k.startswith("input.") for k in flags):
-        flags.setdefault("input.kind", "flags") if not (input_text or smtp_reply) else None
+    if input_text is None and smtp_reply is None:
+        flags.setdefault("input.kind", "flags")
 
     engine = Engine.load(rule_dirs, backend=backend)  # type: ignore[arg-type]
     results = []
