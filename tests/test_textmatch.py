@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import RULES
 from mailtriage.loader import load_knowledge_base
 from mailtriage.model import iter_leaves
-from mailtriage.textmatch import _required_words, text_search
+from mailtriage.textmatch import _required_words, split_alternatives, text_search
 
 WORDS = ["mailbox", "full", "user", "unknown", "relay", "denied", "spf", "dkim", "quota", "5.7.1", "timeout", "test", "s"]
 BUNDLED_PATTERNS = sorted(
@@ -48,3 +49,38 @@ def test_the_prefilter_applies_to_most_bundled_patterns() -> None:
     assert _required_words("user unknown|no such user") == (("no such user", "user unknown"), True)
     assert _required_words(r"over ?quota") == (("quota",), False)
     assert _required_words(r"\d+") is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "alternatives"),
+    [
+        ("a|b", ["a", "b"]),
+        ("(a|b)|c", ["(a|b)", "c"]),
+        ("[|]|x", ["[|]", "x"]),
+        ("[]|]|y", ["[]|]", "y"]),
+        ("a[^]|]b|c", ["a[^]|]b", "c"]),
+        (r"\|a|b", [r"\|a", "b"]),
+        ("a|", ["a", ""]),
+        ("(?i)a|b", ["(?i)a", "b"]),  # the flag we compile with anyway
+        (r"(a)\1|b", None),  # a back-reference ties the alternatives together
+        (r"(?P<x>a)(?P=x)|b", None),
+        ("(a)?(?(1)b|c)|d", None),  # conditional group
+        ("(?x) a | b", None),  # a global flag that changes how each part reads
+        ("(", None),
+    ],
+)
+def test_split_alternatives(pattern: str, alternatives: list[str] | None) -> None:
+    assert split_alternatives(pattern) == alternatives
+
+
+tricky_alternative = st.sampled_from(["[|]", "[]|]", r"\|", r"(a)\1", "(?:x|y)", r"\bspam\b", "^550", "$", "", "(?=user)u"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(tricky_alternative | patterns, min_size=2, max_size=5).map("|".join), texts)
+def test_split_alternations_agree_with_re(pattern: str, text: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return
+    assert text_search(pattern)(text) == (re.search(pattern, text, re.IGNORECASE) is not None)

@@ -31,6 +31,9 @@ def text_search(pattern: str) -> Callable[[str], bool]:
     Non-ASCII text always goes to the regex, since Unicode case folding differs from lower().
     """
     search = compile_pattern(pattern).search
+    alternatives = split_alternatives(pattern)
+    if alternatives is not None and len(alternatives) > 1:
+        return _alternation_search(pattern, alternatives)
     analysis = _required_words(pattern)
     if analysis is None:
         return lambda text: search(text) is not None
@@ -49,6 +52,102 @@ def text_search(pattern: str) -> Callable[[str], bool]:
         return search(text) is not None
 
     return test
+
+
+def _alternation_search(pattern: str, alternatives: list[str]) -> Callable[[str], bool]:
+    """`a|b|c` matches somewhere iff one of a, b, c does, so each alternative gets its own word
+    prefilter: a long alternation then runs only the few small regexes whose words occur, instead
+    of trying every alternative at every position of the text."""
+    search = compile_pattern(pattern).search
+    filtered: list[tuple[tuple[str, ...], Callable[[str], re.Match[str] | None] | None]] = []
+    unfiltered: list[str] = []
+    for alternative in alternatives:
+        analysis = _required_words(alternative)
+        if analysis is None:
+            unfiltered.append(alternative)
+        else:
+            words, exact = analysis
+            filtered.append((words, None if exact else compile_pattern(alternative).search))
+    # Alternatives without a necessary word always run; one regex for all of them.
+    rest = compile_pattern("|".join(unfiltered)).search if unfiltered else None
+
+    def test(text: str) -> bool:
+        folded = _ascii_folded(text)
+        if folded is None:
+            return search(text) is not None
+        for words, part_search in filtered:
+            for word in words:
+                if word in folded:
+                    if part_search is None or part_search(text) is not None:
+                        return True
+                    break
+        return rest is not None and rest(text) is not None
+
+    return test
+
+
+def split_alternatives(pattern: str) -> list[str] | None:
+    """The top-level alternatives of `pattern` as separate patterns, or None when splitting could
+    change the meaning (back-references, conditional groups, global inline flags) or the pattern
+    does not compile."""
+    try:
+        compiled = compile_pattern(pattern)
+        tree = parser.parse(pattern, re.IGNORECASE)
+    except re.error:
+        return None
+    if compiled.flags != compile_pattern("").flags or _has_group_references(list(tree)):
+        return None
+    parts: list[str] = []
+    start = depth = 0
+    index = 0
+    in_class = False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            if char == "]":
+                in_class = False
+        elif char == "[":
+            in_class = True
+            # A ']' right after '[' or '[^' is a literal member, not the end of the class.
+            if pattern.startswith("^", index + 1):
+                index += 1
+            if pattern.startswith("]", index + 1):
+                index += 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    parts.append(pattern[start:])
+    try:
+        for part in parts:
+            compile_pattern(part)
+    except re.error:
+        return None
+    return parts
+
+
+def _has_group_references(items: list[tuple[Any, Any]]) -> bool:
+    for op, arg in items:
+        if op in (constants.GROUPREF, constants.GROUPREF_EXISTS, constants.GROUPREF_IGNORE):
+            return True
+        if isinstance(arg, (list, tuple)):
+            for element in arg:
+                if isinstance(element, parser.SubPattern) and _has_group_references(list(element)):
+                    return True
+                if isinstance(element, list) and any(
+                    isinstance(inner, parser.SubPattern) and _has_group_references(list(inner)) for inner in element
+                ):
+                    return True
+        elif isinstance(arg, parser.SubPattern) and _has_group_references(list(arg)):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=64)
