@@ -43,6 +43,20 @@ def test_many_rules_under_one_dispatch_key_are_chunked() -> None:
     assert matcher.match(normalize_facts({"smtp.enhanced": "5.7.1", "smtp.remote_port": 599})) == {"r598"}
 
 
+def test_a_ruleset_never_needs_more_properties_than_a_fact_can_hold() -> None:
+    # A fact holds at most 252 properties (error 302 beyond); 240 distinct patterns under one key
+    # would need 240 regex flags in one fact, so the key's branches are split by property count.
+    rules = [
+        make_rule(f"r{i}", {"all": [{"field": "smtp.enhanced", "equals": "5.7.1"}, {"field": "smtp.text", "matches": f"code{i}x"}]})
+        for i in range(240)
+    ]
+    matcher = DurableMatcher(rules)
+    assert len(matcher.rulesets[("smtp.enhanced", "5.7.1")]) == 2
+    facts = normalize_facts({"smtp.enhanced": "5.7.1", "smtp.text": "rejected: code17x and code230x"})
+    assert matcher.match(facts) == {"r17", "r230"} == naive_match(rules, facts)
+    assert matcher.fallbacks == 0
+
+
 def test_a_query_matching_nothing_is_safe_and_repeatable() -> None:
     # delete_state after a query that matched nothing crashes durable-rules; we never call it.
     matcher = DurableMatcher([make_rule("r", {"field": "tcp.state", "equals": "refused"})])
