@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from conftest import RULES
 from mailtriage.loader import load_knowledge_base
 from mailtriage.model import iter_leaves
-from mailtriage.textmatch import _required_words, split_alternatives, text_search
+from mailtriage.textmatch import (
+    SPLIT_AFTER_CALLS,
+    WordFinder,
+    _required_words,
+    alternation_search,
+    split_alternatives,
+    text_search,
+)
 
 WORDS = ["mailbox", "full", "user", "unknown", "relay", "denied", "spf", "dkim", "quota", "5.7.1", "timeout", "test", "s"]
 BUNDLED_PATTERNS = sorted(
@@ -34,13 +41,22 @@ texts = st.lists(st.sampled_from([*WORDS, "MAILBOX", "Full", "ſ", "K", "é", "5
 @settings(max_examples=400, deadline=None)
 @given(patterns, texts)
 def test_generated_patterns_agree_with_re(pattern: str, text: str) -> None:
-    assert text_search(pattern)(text) == (re.search(pattern, text, re.IGNORECASE) is not None)
+    assert_agrees_with_re(pattern, text)
+
+
+def assert_agrees_with_re(pattern: str, text: str) -> None:
+    """Both forms of a pattern's test: as first used, and split into alternatives once used often."""
+    expected = re.search(pattern, text, re.IGNORECASE) is not None
+    assert text_search(pattern)(text) == expected
+    split = alternation_search(pattern)
+    if split is not None:
+        assert split(text) == expected
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(BUNDLED_PATTERNS), texts)
 def test_bundled_patterns_agree_with_re(pattern: str, text: str) -> None:
-    assert text_search(pattern)(text) == (re.search(pattern, text, re.IGNORECASE) is not None)
+    assert_agrees_with_re(pattern, text)
 
 
 def test_the_prefilter_applies_to_most_bundled_patterns() -> None:
@@ -83,4 +99,32 @@ def test_split_alternations_agree_with_re(pattern: str, text: str) -> None:
         re.compile(pattern)
     except re.error:
         return
-    assert text_search(pattern)(text) == (re.search(pattern, text, re.IGNORECASE) is not None)
+    assert_agrees_with_re(pattern, text)
+
+
+def test_a_pattern_is_split_once_it_has_been_used_often() -> None:
+    pattern = "mailbox (?:is )?full|over ?quota|user unknown"
+    test = text_search(pattern)
+    for _ in range(SPLIT_AFTER_CALLS + 2):  # before and after the switch
+        assert test("452 4.2.2 Mailbox is FULL") and test("over quota") and not test("relay denied")
+
+
+finder_words = st.lists(st.text(alphabet="ab .", min_size=1, max_size=5), max_size=12)
+
+
+@settings(max_examples=500, deadline=None)
+@given(finder_words, st.text(alphabet="ab .c", max_size=25))
+def test_word_finder_finds_exactly_the_words_the_text_contains(words: list[str], text: str) -> None:
+    finder = WordFinder(words)
+    expected = {word for word in words if word in text}
+    assert finder.find(text) == expected  # plain substring tests, before the trie is worth building
+    finder.build()
+    assert finder.find(text) == expected
+
+
+def test_word_finder_reports_overlapping_and_nested_words() -> None:
+    finder = WordFinder(["block", "blocked using", "on our ", "our list", "list", ".4.3"])
+    finder.build()
+    assert finder.find("blocked using on our list; 4.4.3") == {"block", "blocked using", "on our ", "our list", "list", ".4.3"}
+    assert finder.find("blocke") == {"block"}
+    assert WordFinder([]).find("anything") == set()

@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 
 from .loader import KnowledgeBase, load_knowledge_base, rule_files
+from .model import iter_leaves
 from .resources import schema_path
+from .textmatch import WordAnalysis, prime_word_analyses, word_analyses
 
 CACHE_ENV = "MAILTRIAGE_CACHE_DIR"
-_FORMAT = "1"
+_FORMAT = "2"  # 2: the pickle holds (knowledge base, pattern word analyses)
 
 
 def cache_dir() -> Path:
@@ -49,10 +51,11 @@ def load_cached_knowledge_base(dirs: list[Path], use_cache: bool = True) -> Know
     target = cache_dir() / f"kb-{key}.pickle"
     try:
         with open(target, "rb") as handle:
-            kb = pickle.load(handle)
-        if isinstance(kb, KnowledgeBase):
+            kb, analyses = pickle.load(handle)
+        if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict):
+            prime_word_analyses(analyses)
             return kb
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         pass
     kb = load_knowledge_base(dirs)
     if not kb.errors:
@@ -61,8 +64,14 @@ def load_cached_knowledge_base(dirs: list[Path], use_cache: bool = True) -> Know
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as temporary:
-                pickle.dump(kb, temporary, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump((kb, _pattern_analyses(kb)), temporary, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(temporary.name, target)
         except OSError:
             pass  # a read-only home only costs speed
     return kb
+
+
+def _pattern_analyses(kb: KnowledgeBase) -> dict[str, WordAnalysis]:
+    """The word analysis of every text pattern in the rules, so a warm start parses none."""
+    patterns = {leaf.value for rule in kb.rules.values() for leaf in iter_leaves(rule.match) if leaf.op == "matches"}
+    return word_analyses(sorted(patterns))

@@ -25,7 +25,6 @@ durable-rules 2.0.28 has measured traps (see the project notes); each is handled
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import json
@@ -37,10 +36,11 @@ from typing import Any
 
 import durable_rules_engine as _dre
 
-from .evaluate import Predicate, compile_condition, holds, leaf_holds
+from .evaluate import Predicate, compile_condition, holds
 from .facts import FactValue, vocabulary
 from .matching import WORD_KEY_PREFIX, Branch, DispatchIndex, DispatchKey
 from .model import All, AnyOf, Condition, Leaf, Not, Rule
+from .textmatch import text_search
 
 MAX_BRANCHES_PER_RULESET = 250
 MAX_FORWARD_NODES_PER_RULESET = 100  # $or/$nex under one node: the engine fails at 129
@@ -197,8 +197,11 @@ class _Ruleset:
     broken: str | None = None  # why durable-rules could not take it; then Python evaluates it
     # Precomputed JSON members, so that a query only picks the ones that apply:
     field_names: tuple[str, ...] = ()
-    regex_members: list[tuple[Leaf, str, str]] = field(default_factory=list)  # leaf, true, false
+    # (regex id, text field, test, member if true, member if false)
+    regex_members: list[tuple[int, str, Callable[[str], bool], str, str]] = field(default_factory=list)
     presence_members: list[tuple[str, str, str]] = field(default_factory=list)  # field, true, false
+    constant_members: tuple[str, ...] = ()  # the word flag of a word key's rulesets
+    rule_ids: list[str] = field(default_factory=list)  # by branch index, the name of its action
 
     def add(self, branch: Branch, compiled: _Compiled) -> None:
         self.branches.append(branch)
@@ -220,13 +223,17 @@ class _Ruleset:
         return {f"b{i}": {"all": [{"m": c.expression}]} for i, c in enumerate(self.compiled)}
 
     def prepare_members(self, regexes: _RegexTable) -> None:
+        self.rule_ids = [branch.rule_id for branch in self.branches]
         self.field_names = tuple(sorted(self.fields))
         self.regex_members = [
-            (regexes.leaves[i], f'"{regex_flag(i)}": true', f'"{regex_flag(i)}": false') for i in sorted(self.regex_ids)
+            (i, regexes.leaves[i].field, text_search(regexes.leaves[i].value), f'"{regex_flag(i)}": true', f'"{regex_flag(i)}": false')
+            for i in sorted(self.regex_ids)
         ]
         self.presence_members = [
             (name, f'"{presence_flag(name)}": true', f'"{presence_flag(name)}": false') for name in sorted(self.presence)
         ]
+        if self.key is not None and self.key[0].startswith(WORD_KEY_PREFIX):
+            self.constant_members = (f'"{WORD_FLAG}": true',)
 
 
 class _RulesetsByKey(dict[DispatchKey | None, list[_Ruleset]]):
@@ -318,7 +325,7 @@ class DurableMatcher:
         keys = self.index.keys_for(facts)
         members = _field_members(facts)
         matched: set[str] = set()
-        texts: dict[tuple[str, str], bool] = {}
+        texts: dict[int, bool] = {}  # regex id -> held, for this query
         with self._lock:
             for key in keys:  # every key of keys_for is in the index
                 for ruleset in self.rulesets[key]:
@@ -327,7 +334,7 @@ class DurableMatcher:
                     if ruleset.broken is not None:
                         matched |= _python_eval(ruleset.branches, facts)
                         continue
-                    matched |= self._query(ruleset, members, facts, texts)
+                    self._query(ruleset, members, facts, texts, matched)
         for key in keys:
             for branch, test, _reason in self._python_only[key]:
                 if test(facts):
@@ -335,48 +342,57 @@ class DurableMatcher:
         return matched
 
     def _query(
-        self, ruleset: _Ruleset, members: dict[str, str], facts: Mapping[str, FactValue], texts: dict[tuple[str, str], bool]
-    ) -> set[str]:
+        self,
+        ruleset: _Ruleset,
+        members: dict[str, str],
+        facts: Mapping[str, FactValue],
+        texts: dict[int, bool],
+        matched: set[str],
+    ) -> None:
+        """Assert the fact into one ruleset and add the ids of the rules that fired to `matched`."""
         assert ruleset.handle is not None
         # The fact carries only what this ruleset's conditions test; fewer properties, cheaper assert.
         parts = [members[name] for name in ruleset.field_names if name in members]
-        for leaf, true, false in ruleset.regex_members:
+        for regex_id, text_field, search, true, false in ruleset.regex_members:
             # The same pattern often appears in several rulesets of one query: test it once.
-            text_key = (leaf.field, leaf.value)
-            held = texts.get(text_key)
+            held = texts.get(regex_id)
             if held is None:
-                held = texts[text_key] = leaf_holds(leaf, facts)
+                value = facts.get(text_field)
+                held = texts[regex_id] = isinstance(value, str) and search(value)
             parts.append(true if held else false)
-        parts.extend(true if name in facts else false for name, true, false in ruleset.presence_members)
-        if ruleset.key is not None and ruleset.key[0].startswith(WORD_KEY_PREFIX):
-            parts.append(_WORD_MEMBER)
+        for name, true, false in ruleset.presence_members:
+            parts.append(true if name in facts else false)
+        parts.extend(ruleset.constant_members)
         text = "{" + ", ".join(parts) + "}"
         handle = ruleset.handle
-        fired: set[str] = set()
-        asserted = False
         try:
             code, offset = _dre.assert_fact(handle, text)
-            asserted = code in (0, 2)
+        except _dre.error:
+            # e.g. error 303: too many matching siblings for the engine's stack. Python answers instead.
+            self.fallbacks += 1
+            matched |= _python_eval(ruleset.branches, facts)
+            return
+        if code != 0 and code != 2:  # nothing matched, nothing stored
+            return
+        try:
             if code == 0:
+                rule_ids = ruleset.rule_ids
                 result = _dre.start_action_for_state(handle, offset)
                 while result:
                     messages = result[1] if isinstance(result, tuple) else result
                     # One action per fired rule: '{"b<index>":{"m":{...the fact...}}}'. Reading the
                     # name off the front avoids decoding the whole fact again.
-                    fired.add(ruleset.branches[int(messages[3 : messages.index('"', 3)])].rule_id)
+                    matched.add(rule_ids[int(messages[3 : messages.index('"', 3)])])
                     result = _dre.complete_and_start_action(handle, offset)
         except _dre.error:
-            # e.g. error 303: too many matching siblings for the engine's stack. Python answers instead.
             self.fallbacks += 1
-            return _python_eval(ruleset.branches, facts)
+            matched |= _python_eval(ruleset.branches, facts)
         finally:
-            if asserted:
-                with contextlib.suppress(_dre.error):
-                    _dre.retract_fact(handle, text)
-        return fired
-
-
-_WORD_MEMBER = f'"{WORD_FLAG}": true'
+            # suppress() would cost a context manager per ruleset and query; the fact is gone either way.
+            try:  # noqa: SIM105
+                _dre.retract_fact(handle, text)
+            except _dre.error:
+                pass
 
 
 def _python_eval(branches: list[Branch], facts: Mapping[str, FactValue]) -> set[str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .evaluate import Predicate, compile_condition, holds
 from .facts import FactValue
 from .model import All, AnyOf, Condition, Leaf, Rule
-from .textmatch import _ascii_folded, _required_words
+from .textmatch import WordFinder, _ascii_folded, _required_words
 
 # Most selective first: a branch is filed under the first of these it tests for equality.
 DISPATCH_FIELDS = (
@@ -120,16 +120,8 @@ class DispatchIndex:
                     if key is not None and key[0].startswith(WORD_KEY_PREFIX) and key not in self.by_key:
                         self.words.setdefault(key[0][len(WORD_KEY_PREFIX) :], []).append(str(key[1]))
                     self.by_key.setdefault(key, []).append(branch)
-        # Per text field, the words by their first three characters: a text is then scanned once
-        # for its three-character slices instead of being searched for each of hundreds of words.
-        self._words_by_prefix: dict[str, dict[str, list[str]]] = {}
-        self._word_order: dict[str, dict[str, int]] = {}
-        for name, words in self.words.items():
-            by_prefix: dict[str, list[str]] = {}
-            for word in words:
-                by_prefix.setdefault(word[:_MIN_DISPATCH_WORD], []).append(word)
-            self._words_by_prefix[name] = by_prefix
-            self._word_order[name] = {word: position for position, word in enumerate(words)}
+        self._finders = {name: WordFinder(words) for name, words in self.words.items()}
+        self._word_order = {name: {word: position for position, word in enumerate(words)} for name, words in self.words.items()}
 
     def keys_for(self, facts: Mapping[str, FactValue]) -> list[DispatchKey | None]:
         keys: list[DispatchKey | None] = []
@@ -148,10 +140,7 @@ class DispatchIndex:
                 # Non-ASCII text: Unicode case folding is not lower(), so every word key is a candidate.
                 keys.extend((prefixed, word) for word in words)
                 continue
-            by_prefix = self._words_by_prefix[name]
-            slices = {folded[i : i + _MIN_DISPATCH_WORD] for i in range(len(folded) - _MIN_DISPATCH_WORD + 1)}
-            found = [word for prefix in slices.intersection(by_prefix) for word in by_prefix[prefix] if word in folded]
-            found.sort(key=self._word_order[name].__getitem__)  # index order, whatever the set order
+            found = sorted(self._finders[name].find(folded), key=self._word_order[name].__getitem__)  # index order
             keys.extend((prefixed, word) for word in found)
         if None in self.by_key:
             keys.append(None)

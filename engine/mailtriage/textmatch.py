@@ -11,13 +11,18 @@ import functools
 import re
 import re._constants as constants  # type: ignore[import-not-found]
 import re._parser as parser  # type: ignore[import-not-found]
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
 @functools.cache
 def compile_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
+
+
+# A long alternation is split (see `_alternation_search`) only once its test has run this many
+# times: splitting compiles every alternative, which costs a one-shot command more than it saves.
+SPLIT_AFTER_CALLS = 16
 
 
 @functools.cache
@@ -29,11 +34,25 @@ def text_search(pattern: str) -> Callable[[str], bool]:
     condition is checked first with substring tests on the lower-cased text, and the regex runs
     only when it holds; for a pure alternation of words the substring test is the whole answer.
     Non-ASCII text always goes to the regex, since Unicode case folding differs from lower().
+    A pattern tested often enough is then split into its top-level alternatives.
     """
+    whole = _prefiltered_search(pattern)
+    state: list[Any] = [whole, 0]  # current test, calls so far
+
+    def test(text: str) -> bool:
+        current = state[0]
+        if current is whole:
+            state[1] += 1
+            if state[1] == SPLIT_AFTER_CALLS:
+                state[0] = alternation_search(pattern) or whole
+        result: bool = current(text)
+        return result
+
+    return test
+
+
+def _prefiltered_search(pattern: str) -> Callable[[str], bool]:
     search = compile_pattern(pattern).search
-    alternatives = split_alternatives(pattern)
-    if alternatives is not None and len(alternatives) > 1:
-        return _alternation_search(pattern, alternatives)
     analysis = _required_words(pattern)
     if analysis is None:
         return lambda text: search(text) is not None
@@ -54,10 +73,14 @@ def text_search(pattern: str) -> Callable[[str], bool]:
     return test
 
 
-def _alternation_search(pattern: str, alternatives: list[str]) -> Callable[[str], bool]:
+def alternation_search(pattern: str) -> Callable[[str], bool] | None:
     """`a|b|c` matches somewhere iff one of a, b, c does, so each alternative gets its own word
     prefilter: a long alternation then runs only the few small regexes whose words occur, instead
-    of trying every alternative at every position of the text."""
+    of trying every alternative at every position of the text. None if the pattern is not a
+    top-level alternation that can be split."""
+    alternatives = split_alternatives(pattern)
+    if alternatives is None or len(alternatives) < 2:
+        return None
     search = compile_pattern(pattern).search
     filtered: list[tuple[tuple[str, ...], Callable[[str], re.Match[str] | None] | None]] = []
     unfiltered: list[str] = []
@@ -150,6 +173,66 @@ def _has_group_references(items: list[tuple[Any, Any]]) -> bool:
     return False
 
 
+class WordFinder:
+    """Which of many lower-case words occur in a lower-cased text, in one regex pass.
+
+    The words become one trie-shaped regex inside a lookahead, so at each position of the text
+    the engine follows a single path of characters (not hundreds of alternatives) and reports the
+    longest word starting there; the shorter words on that path are its prefixes and occur too.
+    """
+
+    BUILD_AFTER_CALLS = 16  # compiling the trie costs a one-shot command more than plain tests
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = sorted(set(words))
+        self._calls = 0
+        self._search: Callable[[str], Iterable[re.Match[str]]] | None = None
+
+    def build(self) -> None:
+        """Compile the trie now (otherwise after BUILD_AFTER_CALLS texts)."""
+        trie: dict[str, Any] = {}
+        for word in self.words:
+            node = trie
+            for char in word:
+                node = node.setdefault(char, {})
+            node[""] = {}  # a word ends here
+        # For each word, itself and the words that are its prefixes, read off its trie path.
+        with_prefixes: dict[str, tuple[str, ...]] = {}
+        for word in self.words:
+            node, found = trie, []
+            for length, char in enumerate(word, start=1):
+                node = node[char]
+                if "" in node:
+                    found.append(word[:length])
+            with_prefixes[word] = tuple(found)
+        self._with_prefixes = with_prefixes
+        # Assigned last: another thread may start using it as soon as it is set.
+        self._search = re.compile("(?=(" + _trie_pattern(trie) + "))", re.DOTALL).finditer
+
+    def find(self, folded: str) -> set[str]:
+        if not self.words:
+            return set()
+        if self._search is None:
+            self._calls += 1
+            if self._calls < self.BUILD_AFTER_CALLS:
+                return {word for word in self.words if word in folded}
+            self.build()
+            assert self._search is not None
+        found: set[str] = set()
+        for match in self._search(folded):
+            found.update(self._with_prefixes[match.group(1)])
+        return found
+
+
+def _trie_pattern(node: dict[str, Any]) -> str:
+    alternatives = [re.escape(char) + _trie_pattern(child) for char, child in sorted(node.items()) if char]
+    if not alternatives:
+        return ""
+    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    # Greedy: the longer words through this node are tried before stopping at the one ending here.
+    return "(?:" + body + ")?" if "" in node else body
+
+
 @functools.lru_cache(maxsize=64)
 def _ascii_folded(text: str) -> str | None:
     """The lower-cased text if it is ASCII, else None; one query tests the same few texts against
@@ -160,9 +243,29 @@ def _ascii_folded(text: str) -> str | None:
 _MIN_WORD = 3  # shorter necessary words filter too little to be worth the check
 
 
-def _required_words(pattern: str) -> tuple[tuple[str, ...], bool] | None:
+WordAnalysis = tuple[tuple[str, ...], bool] | None
+# Pattern -> its analysis. Parsing patterns is most of what building a dispatch index costs, so the
+# knowledge-base cache stores the analyses of every bundled pattern and primes this on load.
+_analyses: dict[str, WordAnalysis] = {}
+
+
+def word_analyses(patterns: Iterable[str]) -> dict[str, WordAnalysis]:
+    return {pattern: _required_words(pattern) for pattern in patterns}
+
+
+def prime_word_analyses(analyses: Mapping[str, WordAnalysis]) -> None:
+    _analyses.update(analyses)
+
+
+def _required_words(pattern: str) -> WordAnalysis:
     """(words, exact): a match needs one of `words` (lower-case ASCII) in the text; `exact` when
     containing one of them is also enough (the pattern is just `word|word|...`)."""
+    if pattern not in _analyses:
+        _analyses[pattern] = _analyse(pattern)
+    return _analyses[pattern]
+
+
+def _analyse(pattern: str) -> WordAnalysis:
     try:
         tree = list(parser.parse(pattern, re.IGNORECASE))
     except re.error:
