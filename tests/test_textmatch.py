@@ -103,7 +103,7 @@ def test_split_alternations_agree_with_re(pattern: str, text: str) -> None:
 
 
 def test_a_pattern_is_split_once_it_has_been_used_often() -> None:
-    pattern = "mailbox (?:is )?full|over ?quota|user unknown"
+    pattern = "mailbox (?:is )?full|over ?quota|user unknown|no such user"
     test = text_search(pattern)
     for _ in range(SPLIT_AFTER_CALLS + 2):  # before and after the switch
         assert test("452 4.2.2 Mailbox is FULL") and test("over quota") and not test("relay denied")
@@ -117,14 +117,14 @@ finder_words = st.lists(st.text(alphabet="ab .", min_size=1, max_size=5), max_si
 def test_word_finder_finds_exactly_the_words_the_text_contains(words: list[str], text: str) -> None:
     finder = WordFinder(words)
     expected = {word for word in words if word in text}
-    assert finder.find(text) == expected  # plain substring tests, before the trie is worth building
+    assert finder.find(text) == sorted(expected)  # plain substring tests, before the trie is worth building
     finder.build()
-    assert finder.find(text) == expected
+    assert finder.find(text) == sorted(expected)
 
 
 def test_word_finder_reports_overlapping_and_nested_words() -> None:
     finder = WordFinder(["block", "blocked using", "on our ", "our list", "list", ".4.3"])
     finder.build()
-    assert finder.find("blocked using on our list; 4.4.3") == {"block", "blocked using", "on our ", "our list", "list", ".4.3"}
-    assert finder.find("blocke") == {"block"}
-    assert WordFinder([]).find("anything") == set()
+    assert finder.find("blocked using on our list; 4.4.3") == [".4.3", "block", "blocked using", "list", "on our ", "our list"]
+    assert finder.find("blocke") == ["block"]
+    assert WordFinder([]).find("anything") == []

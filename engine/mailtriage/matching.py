@@ -121,7 +121,6 @@ class DispatchIndex:
                         self.words.setdefault(key[0][len(WORD_KEY_PREFIX) :], []).append(str(key[1]))
                     self.by_key.setdefault(key, []).append(branch)
         self._finders = {name: WordFinder(words) for name, words in self.words.items()}
-        self._word_order = {name: {word: position for position, word in enumerate(words)} for name, words in self.words.items()}
 
     def keys_for(self, facts: Mapping[str, FactValue]) -> list[DispatchKey | None]:
         keys: list[DispatchKey | None] = []
@@ -140,8 +139,7 @@ class DispatchIndex:
                 # Non-ASCII text: Unicode case folding is not lower(), so every word key is a candidate.
                 keys.extend((prefixed, word) for word in words)
                 continue
-            found = sorted(self._finders[name].find(folded), key=self._word_order[name].__getitem__)  # index order
-            keys.extend((prefixed, word) for word in found)
+            keys.extend((prefixed, word) for word in self._finders[name].find(folded))
         if None in self.by_key:
             keys.append(None)
         return keys
