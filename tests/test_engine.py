@@ -193,3 +193,60 @@ def test_eight_threads_get_the_same_answers_as_one(engine: Engine) -> None:
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+NEAR_MISS_RULES = [
+    make_rule(
+        "exo-refused",
+        {"all": [{"field": "smtp.enhanced", "equals": "4.4.316"}, {"field": "context.system", "equals": "exchange-online"}, {"field": "smtp.text", "matches": "refused"}]},
+    ),
+    make_rule(
+        "exo-refused-tcp-refused",
+        {
+            "all": [
+                {"field": "smtp.enhanced", "equals": "4.4.316"},
+                {"field": "context.system", "equals": "exchange-online"},
+                {"field": "tcp.state", "equals": "refused"},
+                {"field": "smtp.text", "matches": "refused"},
+            ]
+        },
+    ),
+    make_rule("fallback", {"all": [{"field": "smtp.enhanced", "equals": "4.4.316"}, {"not": {"field": "smtp.text", "matches": "refused"}}, {"field": "smtp.reply_code", "equals": 450}]}),
+    make_rule("generic-detail", {"all": [{"field": "smtp.enhanced_generic", "equals": "X.4.316"}, {"field": "context.system", "equals": "exchange-online"}, {"field": "smtp.reply_code", "equals": 450}]}, kind="generic", generic_level="detail"),
+]
+
+
+@pytest.mark.parametrize("backend", ["durable", "python"])
+@pytest.mark.parametrize(
+    ("facts", "near"),
+    [
+        # Code, TCP result and wording fit, the reporter does not: the best lead comes first.
+        (
+            {"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "context.system": "postfix", "tcp.state": "refused", "smtp.text": "Connection refused"},
+            [("exo-refused-tcp-refused", "context.system"), ("exo-refused", "context.system")],
+        ),
+        # Only the wording differs: not a near miss (the reader cannot change what the server said).
+        ({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "context.system": "exchange-online", "smtp.text": "timed out"}, []),
+        # Two conditions fail: not near.
+        ({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "context.system": "postfix", "tcp.state": "timeout", "smtp.text": "Connection refused"}, [("exo-refused", "context.system")]),
+        # One reply code away from the fallback rule: a different error, not an almost-match.
+        ({"smtp.reply_code": 451, "smtp.enhanced": "4.4.316", "context.system": "exchange-online", "smtp.text": "timed out"}, []),
+        # The TCP result is unknown: a question for next checks, not a near miss.
+        ({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "context.system": "exchange-online", "smtp.text": "Connection refused"}, []),
+    ],
+)
+def test_near_misses_name_the_one_fact_that_failed(backend: str, facts: dict[str, Any], near: list[tuple[str, str]]) -> None:
+    engine = Engine(KnowledgeBase(rules={r.id: r for r in NEAR_MISS_RULES}), backend=backend)  # type: ignore[arg-type]
+    result = engine.diagnose(facts)
+    assert [(n.rule.id, n.failed.field) for n in result.near_misses] == near
+    assert all(n.rule.id not in {m.rule.id for m in result.matches} for n in result.near_misses)
+    data = result.to_dict()
+    assert [n["rule"] for n in data["near_misses"]] == [rule for rule, _field in near]
+
+
+def test_the_fact_that_would_decide_a_candidate_is_asked_for() -> None:
+    engine = Engine(KnowledgeBase(rules={r.id: r for r in NEAR_MISS_RULES}))
+    result = engine.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "context.system": "exchange-online", "smtp.text": "Connection refused"})
+    assert "exo-refused" in {m.rule.id for m in result.matches}
+    assert [c.field for c in result.next_checks][:1] == ["tcp.state"]
+    assert result.next_checks[0].separates == ["exo-refused-tcp-refused"]

@@ -321,8 +321,11 @@ class DurableMatcher:
         except (_dre.error, MemoryError) as exc:
             ruleset.broken = str(exc)
 
-    def match(self, facts: Mapping[str, FactValue]) -> set[str]:
-        keys = self.index.keys_for(facts)
+    def match(self, facts: Mapping[str, FactValue], keys: list[DispatchKey | None] | None = None) -> set[str]:
+        """Ids of the rules whose condition holds; `keys` is `self.index.keys_for(facts)` if the
+        caller has it already."""
+        if keys is None:
+            keys = self.index.keys_for(facts)
         members = _field_members(facts)
         matched: set[str] = set()
         texts: dict[int, bool] = {}  # regex id -> held, for this query

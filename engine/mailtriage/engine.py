@@ -15,12 +15,13 @@ from .evaluate import Assessment, assess
 from .facts import normalize_facts, vocabulary
 from .loader import KnowledgeBase
 from .matching import Branch, DispatchIndex, PythonMatcher
-from .model import Condition, Rule, Status
+from .model import Condition, Leaf, Not, Rule, Status
 
 Backend = Literal["durable", "python"]
 RULES_ENV = "MAILTRIAGE_RULES"
 MAX_NEXT_CHECKS = 5
 MAX_NEAR_MISSES = 3
+_SERVER_SAID = frozenset({"smtp.reply_code", "smtp.enhanced"})  # observed, never a near-miss lead
 
 
 def rule_dirs(extra_dirs: Iterable[Path | str] | None = None, bundled: bool = True) -> list[Path]:
@@ -77,14 +78,15 @@ class Engine:
     def diagnose(self, raw_facts: Mapping[str, Any]) -> Diagnosis:
         """Match the facts, rank the matches, assess causes and find what to check next."""
         facts = normalize_facts(raw_facts)
-        matched_ids = self.matcher.match(facts)
+        keys = self._index.keys_for(facts)  # computed once for matching and explaining
+        matched_ids = self.matcher.match(facts, keys)
         # One diagnosis assesses the same conditions several times (a cause while explaining and
         # again for next checks, a candidate branch for near misses and next checks): memoise.
         assessor = _Assessor(facts)
         matches = [self._explain(self.rules[rule_id], assessor) for rule_id in matched_ids]
         specificity = self._specificity
         matches.sort(key=lambda m: (-specificity[m.rule.id], m.rule.status is Status.EXPERIMENTAL, -len(m.why), m.rule.id))
-        candidates = self._index.candidates(facts)
+        candidates = self._index.candidates(facts, keys)
         near = self._near_misses(candidates, matched_ids, assessor)
         next_checks = self._next_checks(facts, matches, candidates, assessor)
         return Diagnosis(facts=facts, matches=matches, next_checks=next_checks, near_misses=near)
@@ -114,16 +116,43 @@ class Engine:
         return Match(rule=rule, why=why, causes=causes, fixes=fixes)
 
     def _near_misses(self, candidates: list[Branch], matched: set[str], assessor: _Assessor) -> list[NearMiss]:
-        """Specific rules that failed on exactly one known fact, among those sharing a dispatch key."""
-        near: dict[str, NearMiss] = {}
+        """Specific rules, among those sharing a dispatch key with the facts, that one known fact
+        kept from matching: every other condition of the branch (at least two) held. Those with more conditions
+        held come first (a rule that matched the code, the wording and the reporter but not the
+        stage is a better lead than one that matched only the code)."""
+        near: dict[str, tuple[int, NearMiss]] = {}
         for branch in candidates:
-            rule = self.rules[branch.rule_id]
-            if rule.id in matched or rule.id in near or self._specificity[rule.id] < 3:
+            rule_id = branch.rule_id
+            if rule_id in matched or self._specificity[rule_id] < 3:
                 continue
-            result = assessor.assess(branch.condition)
-            if result.value is False and len(result.failed) == 1 and result.held:
-                near[rule.id] = NearMiss(rule, result.failed[0])
-        return sorted(near.values(), key=lambda n: n.rule.id)[:MAX_NEAR_MISSES]
+            failed: Assessment | None = None
+            held = 0
+            for conjunct in branch.conjuncts:
+                result = assessor.assess(conjunct)
+                if result.value is True:
+                    held += 1
+                elif result.value is False and failed is None and self._worth_reporting(conjunct, result):
+                    failed = result
+                else:  # a second failure, an unknown fact (next checks ask for it) or not worth it
+                    break
+            else:
+                # One held condition (usually the dispatch key itself) is too little to call it close.
+                if failed is not None and held >= 2 and (rule_id not in near or near[rule_id][0] < held):
+                    near[rule_id] = (held, NearMiss(self.rules[rule_id], failed.failed[0]))
+        ranked = sorted(near.values(), key=lambda entry: (-entry[0], entry[1].rule.id))
+        return [miss for _held, miss in ranked[:MAX_NEAR_MISSES]]
+
+    @staticmethod
+    def _worth_reporting(conjunct: Condition, result: Assessment) -> bool:
+        """A failure on a fact the reader supplies or can check (the context: reporting system,
+        direction, whose server answered...; the fields with a question, such as probe results). Not: what the server said (its
+        codes and wording identify a different error, not an almost-match), nor a `not` (a
+        deliberate exclusion, such as a fallback rule stepping aside for a specific one)."""
+        if isinstance(conjunct, Not) or len(result.failed) != 1:
+            return False
+        name = result.failed[0].field
+        spec = vocabulary().get(name)
+        return spec is not None and (spec.question is not None or name.startswith("context.")) and name not in _SERVER_SAID
 
     def _next_checks(self, facts: dict[str, Any], matches: list[Match], candidates: list[Branch], assessor: _Assessor) -> list[NextCheck]:
         """Unknown facts that decide causes of the best matches or candidates that almost matched."""
@@ -151,10 +180,20 @@ class Engine:
         for branch in candidates:
             if branch.rule_id in matched:
                 continue
-            result = assessor.assess(branch.condition)
-            if result.value is None and result.held:
-                for leaf in result.unknown:
-                    note(leaf.field, branch.rule_id)
+            # Conjunct by conjunct (memoised, shared with near misses): most candidates fail on
+            # one conjunct, and then the rest need not be assessed.
+            unknown: list[Leaf] = []
+            held = False
+            for conjunct in branch.conjuncts:
+                result = assessor.assess(conjunct)
+                if result.value is False:
+                    break
+                held = held or bool(result.held)
+                unknown.extend(result.unknown)
+            else:
+                if unknown and held:
+                    for leaf in unknown:
+                        note(leaf.field, branch.rule_id)
         ranked = sorted(scores.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_NEXT_CHECKS]
         checks = []
         for name, subjects in ranked:
@@ -169,16 +208,12 @@ class _Assessor:
 
     def __init__(self, facts: dict[str, Any]) -> None:
         self.facts = facts
-        self._done: dict[int, tuple[Condition, Assessment]] = {}
+        # Every node assessed, by identity: conditions are immutable parts of the loaded rules,
+        # which outlive the diagnosis, so an id cannot be reused while this memo exists.
+        self._done: dict[int, Assessment] = {}
 
     def assess(self, condition: Condition) -> Assessment:
-        # Keyed by identity: conditions are immutable parts of the loaded rules (kept alive by the
-        # entry itself, so an id cannot be reused while the memo exists).
-        entry = self._done.get(id(condition))
-        if entry is None:
-            entry = (condition, assess(condition, self.facts))
-            self._done[id(condition)] = entry
-        return entry[1]
+        return assess(condition, self.facts, self._done)
 
 
 def _evidence(assessed: CauseAssessment) -> int:

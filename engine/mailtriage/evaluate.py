@@ -126,7 +126,22 @@ class Assessment:
     unknown: list[Leaf] = field(default_factory=list)
 
 
-def assess(condition: Condition, facts: Mapping[str, FactValue]) -> Assessment:
+def assess(condition: Condition, facts: Mapping[str, FactValue], memo: dict[int, Assessment] | None = None) -> Assessment:
+    """Three-valued value of `condition`. With `memo` (node id -> result, for one fact set and
+    conditions that outlive it), every node is assessed once however often it is asked for."""
+    if memo is None:
+        return _assess(condition, facts, {})
+    return _assess(condition, facts, memo)
+
+
+def _assess(condition: Condition, facts: Mapping[str, FactValue], memo: dict[int, Assessment]) -> Assessment:
+    done = memo.get(id(condition))
+    if done is None:
+        done = memo[id(condition)] = _assess_node(condition, facts, memo)
+    return done
+
+
+def _assess_node(condition: Condition, facts: Mapping[str, FactValue], memo: dict[int, Assessment]) -> Assessment:
     # The hot path of explanation: lists are passed positionally (no default factories) and each
     # composite walks its parts once.
     if isinstance(condition, Leaf):
@@ -136,11 +151,11 @@ def assess(condition: Condition, facts: Mapping[str, FactValue]) -> Assessment:
             return Assessment(True, [condition], [], [])
         return Assessment(False, [], [condition], [])
     if isinstance(condition, Not):
-        inner = assess(condition.child, facts)
+        inner = _assess(condition.child, facts, memo)
         value = None if inner.value is None else not inner.value
         # Under a negation, leaves that failed are the ones that made it hold.
         return Assessment(value, inner.failed, inner.held, inner.unknown)
-    parts = [assess(child, facts) for child in condition.children]
+    parts = [_assess(child, facts, memo) for child in condition.children]
     decisive = not isinstance(condition, All)  # the value that settles an all (False) or an any (True)
     saw_decisive = saw_unknown = False
     for part in parts:

@@ -70,6 +70,11 @@ class Branch:
     def name(self) -> str:
         return f"{self.rule_id}#{self.index}"
 
+    @property
+    def conjuncts(self) -> tuple[Condition, ...]:
+        """The conditions that must all hold (the children of an `all`, or the condition itself)."""
+        return self.condition.children if isinstance(self.condition, All) else (self.condition,)
+
 
 def split_branches(rule: Rule) -> list[Branch]:
     alternatives = rule.match.children if isinstance(rule.match, AnyOf) else (rule.match,)
@@ -144,8 +149,8 @@ class DispatchIndex:
             keys.append(None)
         return keys
 
-    def candidates(self, facts: Mapping[str, FactValue]) -> list[Branch]:
-        return [branch for key in self.keys_for(facts) for branch in self.by_key[key]]
+    def candidates(self, facts: Mapping[str, FactValue], keys: list[DispatchKey | None] | None = None) -> list[Branch]:
+        return [branch for key in (self.keys_for(facts) if keys is None else keys) for branch in self.by_key[key]]
 
 
 class PythonMatcher:
@@ -165,8 +170,10 @@ class PythonMatcher:
             self._compiled[key] = compiled
         return compiled
 
-    def match(self, facts: Mapping[str, FactValue]) -> set[str]:
-        return {rule_id for key in self.index.keys_for(facts) for rule_id, test in self._branches(key) if test(facts)}
+    def match(self, facts: Mapping[str, FactValue], keys: list[DispatchKey | None] | None = None) -> set[str]:
+        if keys is None:
+            keys = self.index.keys_for(facts)
+        return {rule_id for key in keys for rule_id, test in self._branches(key) if test(facts)}
 
 
 def naive_match(rules: Iterable[Rule], facts: Mapping[str, FactValue]) -> set[str]:
