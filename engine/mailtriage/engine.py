@@ -4,6 +4,7 @@ next checks use the three-valued Python assessment of the matched rules only."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -54,6 +55,10 @@ class Engine:
         # Both matchers file the same branches under the same keys; explanation reuses that index.
         self._index: DispatchIndex = self.matcher.index
         self._specificity = {rule.id: rule.specificity for rule in kb.rules.values()}
+        self._reportable_fields = _reportable_fields()
+        self._askable_fields = frozenset(name for name, spec in vocabulary().items() if spec.question is not None)
+        # Per branch (by identity; the index keeps them alive), the askable fields it tests.
+        self._asks: dict[int, tuple[str, ...]] = {}
 
     @classmethod
     def load(
@@ -121,9 +126,10 @@ class Engine:
         held come first (a rule that matched the code, the wording and the reporter but not the
         stage is a better lead than one that matched only the code)."""
         near: dict[str, tuple[int, NearMiss]] = {}
+        reportable = self._reportable_fields
         for branch in candidates:
             rule_id = branch.rule_id
-            if rule_id in matched or self._specificity[rule_id] < 3:
+            if rule_id in matched or self._specificity[rule_id] < 3 or reportable.isdisjoint(branch.positive_fields):
                 continue
             failed: Assessment | None = None
             held = 0
@@ -148,11 +154,7 @@ class Engine:
         direction, whose server answered...; the fields with a question, such as probe results). Not: what the server said (its
         codes and wording identify a different error, not an almost-match), nor a `not` (a
         deliberate exclusion, such as a fallback rule stepping aside for a specific one)."""
-        if isinstance(conjunct, Not) or len(result.failed) != 1:
-            return False
-        name = result.failed[0].field
-        spec = vocabulary().get(name)
-        return spec is not None and (spec.question is not None or name.startswith("context.")) and name not in _SERVER_SAID
+        return not isinstance(conjunct, Not) and len(result.failed) == 1 and result.failed[0].field in _reportable_fields()
 
     def _next_checks(self, facts: dict[str, Any], matches: list[Match], candidates: list[Branch], assessor: _Assessor) -> list[NextCheck]:
         """Unknown facts that decide causes of the best matches or candidates that almost matched."""
@@ -177,8 +179,19 @@ class Engine:
                     for leaf in assessor.assess(condition).unknown:
                         note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
         matched = {m.rule.id for m in matches}
+        asks = self._asks
         for branch in candidates:
             if branch.rule_id in matched:
+                continue
+            # Only an unknown fact with a question can be noted: a branch testing none that is
+            # missing here has nothing to ask, whatever its value.
+            asked = asks.get(id(branch))
+            if asked is None:
+                asked = asks[id(branch)] = tuple(sorted(branch.unknowable_fields & self._askable_fields))
+            for name in asked:
+                if name not in facts:
+                    break
+            else:
                 continue
             # Conjunct by conjunct (memoised, shared with near misses): most candidates fail on
             # one conjunct, and then the rest need not be assessed.
@@ -201,6 +214,17 @@ class Engine:
             assert spec.question is not None and spec.how is not None
             checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects))
         return checks
+
+
+@functools.cache
+def _reportable_fields() -> frozenset[str]:
+    """Facts a near miss may name: the context the reader supplies and the facts they can check
+    (those with a question), but not the server's own codes."""
+    return frozenset(
+        name
+        for name, spec in vocabulary().items()
+        if (spec.question is not None or name.startswith("context.")) and name not in _SERVER_SAID
+    )
 
 
 class _Assessor:

@@ -9,11 +9,11 @@ that can match the fact set's own values, plus those with no such key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .evaluate import Predicate, compile_condition, holds
 from .facts import FactValue
-from .model import All, AnyOf, Condition, Leaf, Rule
+from .model import All, AnyOf, Condition, Leaf, Not, Rule, iter_leaves
 from .textmatch import WordFinder, _ascii_folded, _required_words
 
 # Most selective first: a branch is filed under the first of these it tests for equality.
@@ -70,10 +70,22 @@ class Branch:
     def name(self) -> str:
         return f"{self.rule_id}#{self.index}"
 
-    @property
-    def conjuncts(self) -> tuple[Condition, ...]:
-        """The conditions that must all hold (the children of an `all`, or the condition itself)."""
-        return self.condition.children if isinstance(self.condition, All) else (self.condition,)
+    # The conditions that must all hold (the children of an `all`, or the condition itself), those
+    # without a text pattern first: a reader stopping at the first failure then often skips the
+    # regexes. And the fields tested outside any `not`.
+    conjuncts: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
+    positive_fields: frozenset[str] = field(init=False, repr=False, compare=False)
+    # Fields whose absence makes a test unknown (every leaf but `exists`, which is never unknown).
+    unknowable_fields: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        conjuncts = self.condition.children if isinstance(self.condition, All) else (self.condition,)
+        ordered = tuple(sorted(conjuncts, key=lambda c: any(leaf.op == "matches" for leaf in iter_leaves(c))))
+        fields = frozenset(leaf.field for c in conjuncts if not isinstance(c, Not) for leaf in iter_leaves(c))
+        object.__setattr__(self, "conjuncts", ordered)  # frozen: set once, here
+        object.__setattr__(self, "positive_fields", fields)
+        unknowable = frozenset(leaf.field for leaf in iter_leaves(self.condition) if leaf.op != "exists")
+        object.__setattr__(self, "unknowable_fields", unknowable)
 
 
 def split_branches(rule: Rule) -> list[Branch]:
