@@ -87,8 +87,11 @@ def diagnose(
 
     INPUT is pasted text (an SMTP reply, an NDR excerpt, log lines), a file (.eml, mbox, log), or
     `-` for standard input; its kind is detected unless --input-kind says. Symptom options add or
-    override facts. Exit status: 0 when a specific rule matched, 1 when only generic rules or none
-    matched, 2 on bad input.
+    override facts. The report lists the matching rules (specific before generic) with their
+    causes, likeliest first, and fixes; rules that almost matched (one fact you gave or can check,
+    such as --system or --tcp, differed); and the questions whose answers would settle the rest.
+    Exit status: 0 when a specific rule matched, 1 when only generic rules or none matched, 2 on
+    bad input.
     """
     from ..engine import Engine
     from ..errors import InputError
