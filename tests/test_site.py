@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from hypothesis import example as hypothesis_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -402,6 +403,8 @@ _TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet=_CHARS, max_size=4)), max_s
 @needs_node
 @settings(max_examples=25, deadline=None)
 @given(st.lists(_TEXT, min_size=1, max_size=40))
+# Found by this test: the page read the Arabic-Indic digit in "5.7.1\u0663" as part of the code.
+@hypothesis_example(["5.7.1\u0663", "45\u0663 busy", "550 5.7.1\u0663 denied", "550 5.\u0667.1 denied"])
 def test_paste_page_parser_matches_parse_reply_fuzzed(texts: list[str]) -> None:
     answer = run_node([{"text": t} for t in texts], None, parse_only=True)
     for text, result in zip(texts, answer["results"], strict=True):
