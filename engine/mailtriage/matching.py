@@ -138,13 +138,17 @@ class DispatchIndex:
                         self.words.setdefault(key[0][len(WORD_KEY_PREFIX) :], []).append(str(key[1]))
                     self.by_key.setdefault(key, []).append(branch)
         self._finders = {name: WordFinder(words) for name, words in self.words.items()}
+        # The dispatch fields some branch is filed under, most selective first.
+        used = {key[0] for key in self.by_key if key is not None}
+        self._key_fields = tuple(name for name in DISPATCH_FIELDS if name in used)
 
     def keys_for(self, facts: Mapping[str, FactValue]) -> list[DispatchKey | None]:
         keys: list[DispatchKey | None] = []
-        for name in DISPATCH_FIELDS:
+        by_key = self.by_key
+        for name in self._key_fields:
             if name in facts:
                 key = (name, facts[name])
-                if key in self.by_key:
+                if key in by_key:
                     keys.append(key)
         for name, words in self.words.items():
             text = facts.get(name)
@@ -185,7 +189,16 @@ class PythonMatcher:
     def match(self, facts: Mapping[str, FactValue], keys: list[DispatchKey | None] | None = None) -> set[str]:
         if keys is None:
             keys = self.index.keys_for(facts)
-        return {rule_id for key in keys for rule_id, test in self._branches(key) if test(facts)}
+        compiled = self._compiled
+        matched: set[str] = set()
+        for key in keys:
+            branches = compiled.get(key)
+            if branches is None:
+                branches = self._branches(key)
+            for rule_id, test in branches:
+                if test(facts):
+                    matched.add(rule_id)
+        return matched
 
 
 def naive_match(rules: Iterable[Rule], facts: Mapping[str, FactValue]) -> set[str]:
