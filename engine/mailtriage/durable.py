@@ -27,6 +27,8 @@ queries): packing cut asserts from 7.4 to 2.6 per query but not durable-rules' t
 C per query), because the cost follows the properties asserted and the rules fired, and all root
 children testing one property share a hash start slot, so a packed root is probed linearly; a
 ruleset of all 532 word-key branches also took 116 ms to create, too slow for a one-shot command.
+Sharing only the branches that are nothing but their key's equality (the registry rules) did not
+pay either: 6.0 instead of 7.4 asserts per query, 139 vs 131 us of CPU per query (interleaved).
 """
 
 from __future__ import annotations
