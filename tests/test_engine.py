@@ -57,6 +57,22 @@ def test_a_ruleset_never_needs_more_properties_than_a_fact_can_hold() -> None:
     assert matcher.fallbacks == 0
 
 
+def test_a_ruleset_is_asserted_only_if_a_branch_can_still_match_its_text() -> None:
+    rules = [
+        make_rule("relay", {"all": [{"field": "smtp.enhanced", "equals": "5.7.1"}, {"field": "smtp.text", "matches": "relay"}]}),
+        make_rule("spam", {"all": [{"field": "smtp.enhanced", "equals": "5.7.1"}, {"field": "smtp.text", "matches": "spam"}]}),
+        make_rule("any-5.7.1", {"all": [{"field": "smtp.enhanced", "equals": "5.7.0"}, {"not": {"field": "smtp.text", "matches": "spam"}}]}),
+    ]
+    matcher = DurableMatcher(rules)
+    assert matcher.match(normalize_facts({"smtp.enhanced": "5.7.1", "smtp.text": "mailbox full"})) == set()
+    assert (matcher.asserts, matcher.gated) == (0, 1)  # both branches need a text that is not there
+    assert matcher.match(normalize_facts({"smtp.enhanced": "5.7.1", "smtp.text": "relay denied"})) == {"relay"}
+    assert (matcher.asserts, matcher.gated) == (1, 1)
+    # A branch needing no text (a `not` is no gate) keeps its ruleset asserted.
+    assert matcher.match(normalize_facts({"smtp.enhanced": "5.7.0", "smtp.text": "mailbox full"})) == {"any-5.7.1"}
+    assert (matcher.asserts, matcher.gated) == (2, 1)
+
+
 def test_a_query_matching_nothing_is_safe_and_repeatable() -> None:
     # delete_state after a query that matched nothing crashes durable-rules; we never call it.
     matcher = DurableMatcher([make_rule("r", {"field": "tcp.state", "equals": "refused"})])

@@ -210,6 +210,7 @@ class _Ruleset:
     presence_members: list[tuple[str, str, str]] = field(default_factory=list)  # field, true, false
     constant_members: tuple[str, ...] = ()  # the word flag of a word key's rulesets
     rule_ids: list[str] = field(default_factory=list)  # by branch index, the name of its action
+    gates: tuple[tuple[tuple[int, str, Callable[[str], bool]], ...], ...] | None = None
 
     def add(self, branch: Branch, compiled: _Compiled) -> None:
         self.branches.append(branch)
@@ -242,6 +243,20 @@ class _Ruleset:
         ]
         if self.key is not None and self.key[0].startswith(WORD_KEY_PREFIX):
             self.constant_members = (f'"{WORD_FLAG}": true',)
+        # Per branch, the text tests it needs to hold (its top-level `matches` conjuncts); None
+        # when some branch needs none, so that no text result can rule the whole ruleset out.
+        gates = []
+        for branch in self.branches:
+            needed = tuple(
+                (regexes.ids[(c.field, c.value)], c.field, text_search(c.value))
+                for c in branch.conjuncts
+                if isinstance(c, Leaf) and c.op == "matches"
+            )
+            if not needed:
+                break
+            gates.append(needed)
+        else:
+            self.gates = tuple(gates)
 
 
 class _RulesetsByKey(dict[DispatchKey | None, list[_Ruleset]]):
@@ -273,6 +288,8 @@ class DurableMatcher:
         self._lock = threading.Lock()
         self._prefix = f"mt{next(_ruleset_counter)}"
         self.fallbacks = 0
+        self.asserts = 0  # facts asserted, and rulesets skipped because a text test ruled them out
+        self.gated = 0
 
     def _compile_key(self, key: DispatchKey | None) -> list[_Ruleset]:
         chunks: list[_Ruleset] = []
@@ -362,6 +379,24 @@ class DurableMatcher:
     ) -> None:
         """Assert the fact into one ruleset and add the ids of the rules that fired to `matched`."""
         assert ruleset.handle is not None
+        gates = ruleset.gates
+        if gates is not None:
+            # Assert only into rulesets that can match: if every branch needs a text test that
+            # failed (tests durable-rules could not make itself), nothing here can fire. This is
+            # the word dispatch one step on, with the regex results instead of the necessary words.
+            for needed in gates:
+                for regex_id, text_field, search in needed:
+                    held = texts.get(regex_id)
+                    if held is None:
+                        value = facts.get(text_field)
+                        held = texts[regex_id] = isinstance(value, str) and search(value)
+                    if not held:
+                        break
+                else:
+                    break  # this branch can still match
+            else:
+                self.gated += 1
+                return
         # The fact carries only what this ruleset's conditions test; fewer properties, cheaper assert.
         parts = [members[name] for name in ruleset.field_names if name in members]
         for regex_id, text_field, search, true, false in ruleset.regex_members:
@@ -376,6 +411,7 @@ class DurableMatcher:
         parts.extend(ruleset.constant_members)
         text = "{" + ", ".join(parts) + "}"
         handle = ruleset.handle
+        self.asserts += 1
         try:
             code, offset = _dre.assert_fact(handle, text)
         except _dre.error:
