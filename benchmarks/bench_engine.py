@@ -105,7 +105,10 @@ def prepare(workload: Workload, repeats: int, loop_queries: int) -> None:
         f"first Engine.diagnose pass over {len(workload.raw)} queries, creating rulesets lazily: {first:.2f} s"
     )
 
+    asserts_before, gated_before = durable.asserts, durable.gated
     mismatches = sum(1 for f in workload.facts if durable.match(f) != python.match(f))
+    asserted = (durable.asserts - asserts_before) / len(workload.facts)
+    gated = (durable.gated - gated_before) / len(workload.facts)
     subset = workload.facts[:loop_queries]
     against_loop = sum(1 for f in subset if python.match(f) != naive_match(active, f))
     diagnosis_mismatches = sum(
@@ -119,7 +122,8 @@ def prepare(workload: Workload, repeats: int, loop_queries: int) -> None:
         f"python index vs plain loop over every rule: {against_loop} of {len(subset)}; "
         f"Engine.diagnose durable vs python (ranked rule ids): {diagnosis_mismatches} of {len(workload.raw)}; "
         f"matches per query: mean {sum(matches) / len(matches):.1f}, max {max(matches)}, none {matches.count(0)}; "
-        f"durable fallbacks to Python: {durable.fallbacks}"
+        f"durable fallbacks to Python: {durable.fallbacks}; "
+        f"rulesets per query: {asserted:.1f} asserted, {gated:.1f} skipped (a text test ruled them out)"
     )
     workload.subjects = [
         Subject("durable matcher .match", durable.match, workload.facts),
