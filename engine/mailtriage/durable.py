@@ -245,12 +245,11 @@ class _Ruleset:
             self.constant_members = (f'"{WORD_FLAG}": true',)
         # Per branch, the text tests it needs to hold (its top-level `matches` conjuncts); None
         # when some branch needs none, so that no text result can rule the whole ruleset out.
+        tests = {member[0]: member[:3] for member in self.regex_members}
         gates = []
         for branch in self.branches:
             needed = tuple(
-                (regexes.ids[(c.field, c.value)], c.field, text_search(c.value))
-                for c in branch.conjuncts
-                if isinstance(c, Leaf) and c.op == "matches"
+                tests[regexes.ids[(c.field, c.value)]] for c in branch.conjuncts if isinstance(c, Leaf) and c.op == "matches"
             )
             if not needed:
                 break
@@ -388,8 +387,7 @@ class DurableMatcher:
                 for regex_id, text_field, search in needed:
                     held = texts.get(regex_id)
                     if held is None:
-                        value = facts.get(text_field)
-                        held = texts[regex_id] = isinstance(value, str) and search(value)
+                        held = _text_test(regex_id, text_field, search, facts, texts)
                     if not held:
                         break
                 else:
@@ -400,11 +398,9 @@ class DurableMatcher:
         # The fact carries only what this ruleset's conditions test; fewer properties, cheaper assert.
         parts = [members[name] for name in ruleset.field_names if name in members]
         for regex_id, text_field, search, true, false in ruleset.regex_members:
-            # The same pattern often appears in several rulesets of one query: test it once.
             held = texts.get(regex_id)
             if held is None:
-                value = facts.get(text_field)
-                held = texts[regex_id] = isinstance(value, str) and search(value)
+                held = _text_test(regex_id, text_field, search, facts, texts)
             parts.append(true if held else false)
         for name, true, false in ruleset.presence_members:
             parts.append(true if name in facts else false)
@@ -440,6 +436,16 @@ class DurableMatcher:
                 _dre.retract_fact(handle, text)
             except _dre.error:
                 pass
+
+
+def _text_test(
+    regex_id: int, text_field: str, search: Callable[[str], bool], facts: Mapping[str, FactValue], texts: dict[int, bool]
+) -> bool:
+    """Run one regex flag's test and remember it in `texts` for this query: the same pattern often
+    appears in several rulesets of one query."""
+    value = facts.get(text_field)
+    held = texts[regex_id] = isinstance(value, str) and search(value)
+    return held
 
 
 def _python_eval(branches: list[Branch], facts: Mapping[str, FactValue]) -> set[str]:

@@ -55,10 +55,6 @@ class Engine:
         # Both matchers file the same branches under the same keys; explanation reuses that index.
         self._index: DispatchIndex = self.matcher.index
         self._specificity = {rule.id: rule.specificity for rule in kb.rules.values()}
-        self._reportable_fields = _reportable_fields()
-        self._askable_fields = frozenset(name for name, spec in vocabulary().items() if spec.question is not None)
-        # Per branch (by identity; the index keeps them alive), the askable fields it tests.
-        self._asks: dict[int, tuple[str, ...]] = {}
 
     @classmethod
     def load(
@@ -126,7 +122,7 @@ class Engine:
         held come first (a rule that matched the code, the wording and the reporter but not the
         stage is a better lead than one that matched only the code)."""
         near: dict[str, tuple[int, NearMiss]] = {}
-        reportable = self._reportable_fields
+        reportable = _reportable_fields()
         for branch in candidates:
             rule_id = branch.rule_id
             if rule_id in matched or self._specificity[rule_id] < 3 or reportable.isdisjoint(branch.positive_fields):
@@ -179,16 +175,12 @@ class Engine:
                     for leaf in assessor.assess(condition).unknown:
                         note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
         matched = {m.rule.id for m in matches}
-        asks = self._asks
         for branch in candidates:
             if branch.rule_id in matched:
                 continue
             # Only an unknown fact with a question can be noted: a branch testing none that is
             # missing here has nothing to ask, whatever its value.
-            asked = asks.get(id(branch))
-            if asked is None:
-                asked = asks[id(branch)] = tuple(sorted(branch.unknowable_fields & self._askable_fields))
-            for name in asked:
+            for name in branch.askable_fields:
                 if name not in facts:
                     break
             else:

@@ -47,6 +47,12 @@ class FieldSpec:
 
 
 @cache
+def askable_fields() -> frozenset[str]:
+    """Fields whose schema entry carries a question (and how to find the answer): next checks ask for these."""
+    return frozenset(name for name, spec in vocabulary().items() if spec.question is not None)
+
+
+@cache
 def vocabulary() -> dict[str, FieldSpec]:
     """All fields of the fact schema, by name."""
     with open(schema_path("facts"), encoding="utf-8") as handle:

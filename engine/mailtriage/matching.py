@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .evaluate import Predicate, compile_condition, holds
-from .facts import FactValue
+from .facts import FactValue, askable_fields
 from .model import All, AnyOf, Condition, Leaf, Not, Rule, iter_leaves
 from .textmatch import WordFinder, _ascii_folded, _required_words
 
@@ -75,8 +75,9 @@ class Branch:
     # regexes. And the fields tested outside any `not`.
     conjuncts: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
     positive_fields: frozenset[str] = field(init=False, repr=False, compare=False)
-    # Fields whose absence makes a test unknown (every leaf but `exists`, which is never unknown).
-    unknowable_fields: frozenset[str] = field(init=False, repr=False, compare=False)
+    # Fields with a question whose absence makes a test of this branch unknown (`exists` never is):
+    # the only facts a next check about this branch could ask for.
+    askable_fields: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         conjuncts = self.condition.children if isinstance(self.condition, All) else (self.condition,)
@@ -84,8 +85,8 @@ class Branch:
         fields = frozenset(leaf.field for c in conjuncts if not isinstance(c, Not) for leaf in iter_leaves(c))
         object.__setattr__(self, "conjuncts", ordered)  # frozen: set once, here
         object.__setattr__(self, "positive_fields", fields)
-        unknowable = frozenset(leaf.field for leaf in iter_leaves(self.condition) if leaf.op != "exists")
-        object.__setattr__(self, "unknowable_fields", unknowable)
+        unknowable = {leaf.field for leaf in iter_leaves(self.condition) if leaf.op != "exists"}
+        object.__setattr__(self, "askable_fields", tuple(sorted(unknowable & askable_fields())))
 
 
 def split_branches(rule: Rule) -> list[Branch]:

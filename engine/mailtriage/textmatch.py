@@ -20,7 +20,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
-# A long alternation is split (see `_alternation_search`) only once its test has run this many
+# A long alternation is split (see `alternation_search`) only once its test has run this many
 # times: splitting compiles every alternative, which costs a one-shot command more than it saves.
 SPLIT_AFTER_CALLS = 16
 # Splitting pays from four alternatives on (bundled patterns, per test: 2 alternatives 1.00 vs
