@@ -297,28 +297,30 @@ def _code_sort(code: str) -> tuple[int, ...]:
 
 
 def by_family_page(rules: dict[str, Rule], lang: str, layout: PageLayout) -> str:
-    here = layout.index("by-family")
-    out = [front_matter(ui(lang, "index.by_family")), f"# {escape_literal(ui(lang, 'index.by_family'))}\n", ui(lang, "index.by_family.intro") + "\n"]
     groups: dict[str, list[Rule]] = {}
     for rule in _listed(rules):
         groups.setdefault(rule.family, []).append(rule)
-    for family in sorted(groups, key=lambda f: family_name(f, lang).lower()):
-        out.append(f"## {escape_literal(family_name(family, lang))}\n")
-        out.extend(f"- {_rule_link(rule, here, layout, lang)} {_codes_inline(rule)}" for rule in _order(groups[family]))
-        out.append("")
-    return "\n".join(out)
+    order = sorted(groups, key=lambda f: family_name(f, lang).lower())
+    return _grouped_index("by-family", "index.by_family", [(family_name(f, lang), groups[f]) for f in order], lang, layout)
 
 
 def by_system_page(rules: dict[str, Rule], lang: str, layout: PageLayout) -> str:
-    here = layout.index("by-system")
-    out = [front_matter(ui(lang, "index.by_system")), f"# {escape_literal(ui(lang, 'index.by_system'))}\n", ui(lang, "index.by_system.intro") + "\n"]
     groups: dict[str, list[Rule]] = {}
     for rule in _listed(rules):
         for system in rule.systems:
             groups.setdefault(system, []).append(rule)
-    for system in sorted(groups, key=lambda s: (s == "any", system_name(s, lang).lower())):
-        out.append(f"## {escape_literal(system_name(system, lang))}\n")
-        out.extend(f"- {_rule_link(rule, here, layout, lang)} {_codes_inline(rule)}" for rule in _order(groups[system]))
+    order = sorted(groups, key=lambda s: (s == "any", system_name(s, lang).lower()))
+    return _grouped_index("by-system", "index.by_system", [(system_name(s, lang), groups[s]) for s in order], lang, layout)
+
+
+def _grouped_index(page: str, title_key: str, groups: list[tuple[str, list[Rule]]], lang: str, layout: PageLayout) -> str:
+    """An index page: a heading per group (in the order given), its rules linked with their codes."""
+    here = layout.index(page)
+    title = ui(lang, title_key)
+    out = [front_matter(title), f"# {escape_literal(title)}\n", ui(lang, f"{title_key}.intro") + "\n"]
+    for heading, group in groups:
+        out.append(f"## {escape_literal(heading)}\n")
+        out.extend(f"- {_rule_link(rule, here, layout, lang)} {_codes_inline(rule)}" for rule in _order(group))
         out.append("")
     return "\n".join(out)
 
