@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mailtriage import Engine
 
 TESTS = Path(__file__).resolve().parent
 DATA = TESTS / "data"
@@ -17,3 +21,11 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     # Tests must not read or write the user's cache, nor pick up their extra rule folders.
     monkeypatch.setenv("MAILTRIAGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.delenv("MAILTRIAGE_RULES", raising=False)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """The engine on the bundled rules (durable-rules backend), loaded once for the session."""
+    from mailtriage import Engine
+
+    return Engine.load(use_cache=False)

@@ -8,7 +8,7 @@ import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .diagnosis import CauseAssessment, Diagnosis, Likelihood, Match, NearMiss, NextCheck
 from .errors import RuleError
@@ -17,6 +17,9 @@ from .facts import normalize_facts, vocabulary
 from .loader import KnowledgeBase
 from .matching import Branch, DispatchIndex, PythonMatcher
 from .model import Condition, Leaf, Not, Rule, Status
+
+if TYPE_CHECKING:
+    from .triage import TextDiagnosis
 
 Backend = Literal["durable", "python"]
 RULES_ENV = "MAILTRIAGE_RULES"
@@ -39,7 +42,12 @@ def rule_dirs(extra_dirs: Iterable[Path | str] | None = None, bundled: bool = Tr
 class Engine:
     """Loaded knowledge base plus a matcher. Safe to share between threads."""
 
-    def __init__(self, kb: KnowledgeBase, backend: Backend = "durable") -> None:
+    def __init__(self, kb: KnowledgeBase | None = None, backend: Backend = "durable") -> None:
+        """`Engine()` loads the bundled rules (plus MAILTRIAGE_RULES folders), as `Engine.load()` does."""
+        if kb is None:
+            from .cache import load_cached_knowledge_base
+
+            kb = load_cached_knowledge_base(rule_dirs(None, True), use_cache=True)
         if kb.errors:
             raise RuleError(kb.errors)
         self.kb = kb
@@ -75,6 +83,13 @@ class Engine:
 
             raise MailtriageError(f"rules folder not found: {missing[0]}")
         return cls(load_cached_knowledge_base(dirs, use_cache=use_cache), backend=backend)
+
+    def diagnose_text(self, text: bytes | str, facts: Mapping[str, Any] | None = None, *,
+                      kind: str = "auto", source: str = "<input>") -> list[TextDiagnosis]:
+        """One diagnosis per record of `text` (a reply, an NDR, log lines), as `diagnose` prints them."""
+        from .triage import diagnose_text
+
+        return diagnose_text(text, kind=kind, facts=facts, engine=self, source=source)
 
     def diagnose(self, raw_facts: Mapping[str, Any]) -> Diagnosis:
         """Match the facts, rank the matches, assess causes and find what to check next."""

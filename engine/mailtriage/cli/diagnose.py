@@ -93,9 +93,10 @@ def diagnose(
     Exit status: 0 when a specific rule matched, 1 when only generic rules or none matched, 2 on
     bad input.
     """
+    from ..diagnosis import Diagnosis
     from ..engine import Engine
     from ..errors import InputError
-    from ..intake import parse_input
+    from ..triage import diagnose_facts, diagnose_text
     from .render import render_diagnosis, to_json
 
     flags: dict[str, Any] = {key.replace("__", "."): value for key, value in symptoms.items() if value is not None}
@@ -107,30 +108,25 @@ def diagnose(
             raise click.BadParameter(f"{item!r} is not FIELD=VALUE", param_hint="--fact")
         flags[name.strip()] = value.strip()
 
-    records: list[tuple[str | None, dict[str, Any]]] = []
+    engine = Engine.load(rule_dirs, backend=backend)  # type: ignore[arg-type]
+    results: list[tuple[str | None, Diagnosis]] = []
     if smtp_reply is not None:
-        parsed = parse_input(smtp_reply, kind="reply", source="--smtp-reply")
-        if not parsed:
-            raise InputError(f"--smtp-reply: no SMTP reply code found in {smtp_reply!r}")
-        records.extend((r.recipient, r.facts) for r in parsed)
+        # A single line of any kind `diagnose INPUT` reads: a reply, or an MTA log line.
+        found = diagnose_text(smtp_reply, facts=flags, engine=engine, source="--smtp-reply")
+        if not found:
+            raise InputError(f"--smtp-reply: no SMTP reply code or MTA log failure found in {smtp_reply!r}")
+        results.extend((r.recipient, r.diagnosis) for r in found)
     if input_text is not None:
         data, source = _read_input(input_text)
-        parsed = parse_input(data, kind=input_kind, source=source)
-        if not parsed:
+        found = diagnose_text(data, kind=input_kind, facts=flags, engine=engine, source=source)
+        if not found:
             raise InputError(f"{source}: nothing recognisable as an SMTP reply, bounce message or MTA log line")
-        records.extend((r.recipient, r.facts) for r in parsed)
-    if not records:
+        results.extend((r.recipient, r.diagnosis) for r in found)
+    if not results:
         if not flags:
             raise click.UsageError("give INPUT, --smtp-reply or at least one symptom option (see --help)")
-        records.append((None, {}))
-    if input_text is None and smtp_reply is None:
         flags.setdefault("input.kind", "flags")
-
-    engine = Engine.load(rule_dirs, backend=backend)  # type: ignore[arg-type]
-    results = []
-    for recipient, facts in records:
-        merged = {**facts, **flags}
-        results.append((recipient, engine.diagnose(merged)))
+        results.append((None, diagnose_facts(flags, engine)))
 
     first = results[0][1]
     if fmt == "json":

@@ -13,58 +13,11 @@ import click
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..intake import IntakeRecord
 
 MAX_LISTED_UNMATCHED = 20
 FILES_PER_TASK = 8
 
 _worker_engine: Engine | None = None
-
-
-def _row(record: IntakeRecord, engine: Engine) -> dict[str, Any]:
-    """The contract row of one failed recipient (names are used by scripts: keep them)."""
-    from ..errors import MailtriageError
-
-    source = record.source
-    file = source
-    for separator in ("#", ":"):
-        head, sep, tail = source.rpartition(separator)
-        if sep and tail.isdecimal():
-            file = head
-            break
-    facts = record.facts
-    rule = category = None
-    fallback = False
-    error = None
-    try:
-        diagnosis = engine.diagnose(facts)
-    except MailtriageError as exc:
-        error = str(exc)
-    else:
-        if diagnosis.matches:
-            top = diagnosis.matches[0].rule
-            rule, category = top.id, top.family
-            fallback = not diagnosis.specific
-    row: dict[str, Any] = {
-        "file": file,
-        "source": source,
-        "kind": record.kind,
-        "recipient": record.recipient,
-        "status": facts.get("smtp.enhanced"),
-        "reply_code": facts.get("smtp.reply_code"),
-        "rule": rule,
-        "fallback": fallback,
-        "category": category,
-        "action": facts.get("report.action"),
-        "outer_status": facts.get("outer.enhanced"),
-        "domain": facts.get("context.recipient_domain"),
-        "system": facts.get("context.system"),
-    }
-    if error:
-        row["error"] = error
-    if record.extra.get("truncated"):
-        row["truncated"] = True
-    return row
 
 
 def _init_worker(rule_dirs: tuple[str, ...]) -> None:
@@ -76,16 +29,11 @@ def _init_worker(rule_dirs: tuple[str, ...]) -> None:
 
 def _scan_files(files: list[str]) -> list[dict[str, Any]]:
     """Rows and skip notes for a batch of files (runs in a worker process)."""
-    from ..intake import SkippedInput, iter_path_records
+    from ..intake import iter_path_records
+    from ..triage import scan_rows
 
     assert _worker_engine is not None
-    out: list[dict[str, Any]] = []
-    for item in iter_path_records(files):
-        if isinstance(item, SkippedInput):
-            out.append(item.to_dict())
-        else:
-            out.append(_row(item, _worker_engine))
-    return out
+    return list(scan_rows(iter_path_records(files), _worker_engine))
 
 
 @dataclass

@@ -1,0 +1,157 @@
+"""One library verb per command: what `diagnose`, `scan` and every other front end (the HTTP
+service, Spark, incident reports) call, so that none of them rebuilds the steps by hand.
+
+- `diagnose_facts(facts)`: a fact set to a Diagnosis.
+- `diagnose_text(text)`: anything `mailtriage diagnose` accepts as text (a reply, an NDR or DSN
+  message, MTA log lines) to one `TextDiagnosis` per record.
+- `scan_row(record, engine)`: the contract row of `scan --format jsonl` for one intake record;
+  `scan_rows` does the same for a stream of records and skip notes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .diagnosis import Diagnosis
+    from .engine import Engine
+    from .intake import IntakeRecord, SkippedInput
+
+__all__ = [
+    "SCAN_ROW_FIELDS",
+    "TextDiagnosis",
+    "default_engine",
+    "diagnose_facts",
+    "diagnose_text",
+    "scan_row",
+    "scan_rows",
+]
+
+# The names of `scan --format jsonl` rows; scripts (and the Spark job's columns) depend on them.
+SCAN_ROW_FIELDS = (
+    "file", "source", "kind", "recipient", "status", "reply_code", "rule", "fallback", "category",
+    "action", "outer_status", "domain", "system",
+)
+
+_default_engine: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> Engine:
+    """The engine on the bundled rules (plus MAILTRIAGE_RULES), loaded once per process."""
+    global _default_engine
+    with _default_lock:
+        if _default_engine is None:
+            from .engine import Engine
+
+            _default_engine = Engine.load()
+        return _default_engine
+
+
+@dataclass
+class TextDiagnosis:
+    """One record read from the text and its diagnosis."""
+
+    record: IntakeRecord
+    diagnosis: Diagnosis
+
+    @property
+    def recipient(self) -> str | None:
+        return self.record.recipient
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        return {"recipient": self.record.recipient, "source": self.record.source, "kind": self.record.kind,
+                **self.diagnosis.to_dict(lang)}
+
+
+def diagnose_facts(facts: Mapping[str, Any], engine: Engine | None = None) -> Diagnosis:
+    """Diagnose an explicit fact set (field names of rules/schema/facts.schema.json)."""
+    return (engine or default_engine()).diagnose(facts)
+
+
+def diagnose_text(
+    text: bytes | str,
+    *,
+    kind: str = "auto",
+    facts: Mapping[str, Any] | None = None,
+    engine: Engine | None = None,
+    source: str = "<input>",
+) -> list[TextDiagnosis]:
+    """Read `text` (kind "auto", "reply", "ndr" or "log") and diagnose every record in it.
+
+    `facts` are what the caller knows (for example `{"context.system": "exchange-online"}`); they
+    override what was read. An empty list means nothing in the text was recognisable. Raises
+    InputError for an unknown kind.
+    """
+    from .intake import parse_input
+
+    engine = engine or default_engine()
+    extra = dict(facts or {})
+    out = []
+    for record in parse_input(text, kind=kind, source=source):
+        out.append(TextDiagnosis(record, engine.diagnose({**record.facts, **extra})))
+    return out
+
+
+def _file_of(source: str) -> str:
+    """The file part of a record's source (`box.mbox#3` and `mail.log:120` name a file and a place)."""
+    for separator in ("#", ":"):
+        head, sep, tail = source.rpartition(separator)
+        if sep and tail.isdecimal():
+            return head
+    return source
+
+
+def scan_row(record: IntakeRecord, engine: Engine) -> dict[str, Any]:
+    """The contract row of one failed recipient (see SCAN_ROW_FIELDS; `error` and `truncated`
+    appear only when set)."""
+    from .errors import MailtriageError
+
+    facts = record.facts
+    rule = category = None
+    fallback = False
+    error = None
+    try:
+        diagnosis = engine.diagnose(facts)
+    except MailtriageError as exc:
+        error = str(exc)
+    else:
+        if diagnosis.matches:
+            top = diagnosis.matches[0].rule
+            rule, category = top.id, top.family
+            fallback = not diagnosis.specific
+    row: dict[str, Any] = {
+        "file": _file_of(record.source),
+        "source": record.source,
+        "kind": record.kind,
+        "recipient": record.recipient,
+        "status": facts.get("smtp.enhanced"),
+        "reply_code": facts.get("smtp.reply_code"),
+        "rule": rule,
+        "fallback": fallback,
+        "category": category,
+        "action": facts.get("report.action"),
+        "outer_status": facts.get("outer.enhanced"),
+        "domain": facts.get("context.recipient_domain"),
+        "system": facts.get("context.system"),
+    }
+    if error:
+        row["error"] = error
+    if record.extra.get("truncated"):
+        row["truncated"] = True
+    return row
+
+
+def scan_rows(items: Iterable[IntakeRecord | SkippedInput], engine: Engine | None = None) -> Iterator[dict[str, Any]]:
+    """A row per record and a `{"source", "skipped"}` note per skipped input, in input order."""
+    from .intake import SkippedInput
+
+    engine = engine or default_engine()
+    for item in items:
+        if isinstance(item, SkippedInput):
+            yield item.to_dict()
+        else:
+            yield scan_row(item, engine)
