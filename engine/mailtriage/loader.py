@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CollectsProblems, FactError, Location, Problem, Severity
-from .facts import coerce_value, vocabulary
+from .facts import coerce_value, schema_regex, vocabulary
 from .i18n import SOURCE_LANGUAGE, translatable_strings
 from .model import LEAF_OPS, Rule, Status, Translation
 from .resources import schema_path
@@ -45,10 +45,17 @@ class KnowledgeBase(CollectsProblems):
 
 @cache
 def _validator(name: str) -> Any:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, ValidationError, validators
 
+    def ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+        # JSON Schema patterns are ECMA-262, where `$` is the very end of the text; Python's `$`
+        # also matches before a final newline, which let an id such as "x\n" through.
+        if validator.is_type(instance, "string") and not schema_regex(pattern).search(instance):
+            yield ValidationError(f"{_short(repr(instance))} does not match {pattern!r}")
+
+    strict = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
     with open(schema_path(name), encoding="utf-8") as handle:
-        return Draft202012Validator(json.load(handle))
+        return strict(json.load(handle))
 
 
 def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -118,6 +125,15 @@ def _display(file: Path, root: Path | None) -> str:
 
 def _check_schema(document: YamlDocument, schema: str, problems: list[Problem]) -> dict[str, Any] | None:
     from jsonschema.exceptions import best_match
+
+    if not isinstance(document.data, dict):
+        # Not a rule at all (a symlink to /etc/passwd, a stray list): say what it is, never echo
+        # its content.
+        kind = {str: "text", list: "a list", int: "a number", float: "a number", bool: "a boolean"}.get(
+            type(document.data), type(document.data).__name__
+        )
+        problems.append(Problem(document.location(), "MT003", f"not a {schema} file: the document is {kind}, not a mapping of fields"))
+        return None
 
     errors = list(_validator(schema).iter_errors(document.data))
     for error in errors:
@@ -216,6 +232,9 @@ def _check_condition_tree(document: YamlDocument, node: dict[str, Any], json_pat
             re.compile(value, re.IGNORECASE)
         except re.error as exc:
             problems.append(Problem(where, "MT007", f"regex does not compile: {exc}"))
+            return
+        except (RecursionError, OverflowError, MemoryError):
+            problems.append(Problem(where, "MT007", "regex does not compile: nested too deeply or too large"))
             return
         if _NESTED_QUANTIFIER.search(value):
             problems.append(Problem(where, "MT008", f"regex {value!r} nests quantifiers and can backtrack catastrophically"))

@@ -138,7 +138,7 @@ def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
             body.append(Text.from_markup(f"\n[bold]{text['refs']}[/bold]"))
             for ref in match["references"]:
                 body.append(Text(f"  {ref['title']}: {ref['url']}"))
-        title = f"[bold]{escape(match['title'])}[/bold]  [dim]{match['rule']} · {', '.join(match['codes'])}[/dim]"
+        title = f"[bold]{escape(match['title'])}[/bold]  [dim]{escape(match['rule'])} · {escape(', '.join(match['codes']))}[/dim]"
         console.print(Panel(Group(*body), title=title, title_align="left", border_style="cyan" if position == 0 else "dim"))
     others = data["matches"][2:] if data["specific"] else data["matches"][3:]
     if others:

@@ -73,13 +73,15 @@ def list_rules(kind: str | None, family: str | None, system: str | None, code: s
         )
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=False, header_style="bold")
     for column in ("id", "codes", "kind", "status", "languages", "title"):
         table.add_column(column, overflow="fold")
     for r in selected:
-        table.add_row(r.id, ", ".join(r.codes), r.kind.value, r.status.value, ", ".join(r.languages()), r.title)
+        # Table cells are markup: a rule title such as "[/x]" must not be read as a closing tag.
+        table.add_row(*(escape(cell) for cell in (r.id, ", ".join(r.codes), r.kind.value, r.status.value, ", ".join(r.languages()), r.title)))
     console = Console()
     console.print(table)
     console.print(f"{len(selected)} rules", style="dim")
@@ -111,7 +113,7 @@ def show_rule(rule_id: str, lang: str, fmt: str, rule_dirs: tuple[str, ...]) -> 
 
     console = Console(highlight=False)
     console.print(f"[bold]{escape(data['title'])}[/bold]")
-    console.print(f"[dim]{data['id']} · {', '.join(data['codes'])} · {data['kind']} · {data['status']} · {', '.join(data['systems'])}[/dim]")
+    console.print(f"[dim]{escape(' · '.join([data['id'], ', '.join(data['codes']), data['kind'], data['status'], ', '.join(data['systems'])]))}[/dim]")
     if lang != "en" and not rule.is_translated(lang):
         console.print(f"[yellow]No complete {lang} translation yet; untranslated text is shown in English.[/yellow]")
     console.print(escape(data["summary"]))
@@ -122,8 +124,8 @@ def show_rule(rule_id: str, lang: str, fmt: str, rule_dirs: tuple[str, ...]) -> 
         for number, step in enumerate(fix["steps"], start=1):
             console.print(f"  {number}. {escape(step)}")
     for ref in data["references"]:
-        console.print(f"\n[dim]{escape(ref['title'])}: {ref['url']}[/dim]")
-    console.print(f"\n[dim]{data['source_path']}[/dim]")
+        console.print(f"\n[dim]{escape(ref['title'])}: {escape(ref['url'])}[/dim]")
+    console.print(f"\n[dim]{escape(data['source_path'])}[/dim]")
 
 
 @rules.command("translate")

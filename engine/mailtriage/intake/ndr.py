@@ -19,6 +19,7 @@ from email.message import Message
 from email.policy import compat32
 from typing import Any
 
+from ..errors import InputError
 from ..facts import Facts
 from . import IntakeRecord, clean_facts
 from .reply import clean_text, find_candidates, parse_reply
@@ -457,7 +458,12 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
     if raw.startswith(b"From "):
         raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
     raw = _drop_returned_message(raw)
-    msg = email.message_from_bytes(raw, policy=compat32)
+    try:
+        msg = email.message_from_bytes(raw, policy=compat32)
+    except RecursionError:
+        # The standard parser recurses once per nested multipart; a hostile message nests
+        # a thousand deep. One unreadable message must not end a scan.
+        raise InputError("MIME parts nested too deeply to read") from None
     report = _Report(msg)
     if report.is_feedback_or_autoreply() or not report.looks_like_bounce():
         return []
