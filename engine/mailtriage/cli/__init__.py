@@ -47,7 +47,8 @@ def cli() -> None:
       mailtriage lint rules/
 
     Exit status: 0 success (diagnose: a specific rule matched), 1 findings (lint errors,
-    diagnose: only generic rules or none matched), 2 bad input or usage.
+    diagnose: only generic rules or none matched), 2 bad input or usage, 3 internal error (a
+    bug: please report it; MAILTRIAGE_DEBUG=1 shows the traceback).
     """
 
 
@@ -73,3 +74,15 @@ def main() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except RecursionError:
+        # Input nested beyond what a parser copes with, and no parser caught it: still no traceback.
+        click.echo("mailtriage: error: input nested too deeply to read", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a bug, not the user's fault: one line, a distinct status
+        import os
+
+        if os.environ.get("MAILTRIAGE_DEBUG"):
+            raise
+        click.echo(f"mailtriage: internal error: {type(exc).__name__}: {exc} (please report it; "
+                   "MAILTRIAGE_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(3)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from ..errors import FactError, InputError
-from ..facts import FactValue, FieldSpec, coerce_value, vocabulary
+from ..facts import FactValue, FieldSpec, coerce_value, schema_regex, vocabulary
 
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
 
@@ -46,18 +45,15 @@ class IntakeRecord:
 
 @dataclass
 class SkippedInput:
-    """An input that was not read, and why (unreadable, binary, empty, too big...)."""
+    """An input that gave no record, and why: not read at all (unreadable, binary, empty, too
+    big...; `read` false) or read and found to hold nothing to diagnose (`read` true)."""
 
     source: str
     reason: str
+    read: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "skipped": self.reason}
-
-
-@lru_cache(maxsize=64)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+        return {"source": self.source, "skipped": self.reason, "read": self.read}
 
 
 _PYTHON_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool, "number": float}
@@ -70,7 +66,7 @@ def _already_valid(spec: FieldSpec, value: FactValue) -> bool:
     if spec.enum is not None:
         return value in spec.enum
     if spec.pattern is not None:
-        return isinstance(value, str) and _compiled(spec.pattern).search(value) is not None
+        return isinstance(value, str) and schema_regex(spec.pattern).search(value) is not None
     if isinstance(value, int) and not isinstance(value, bool):
         return (spec.minimum is None or value >= spec.minimum) and (spec.maximum is None or value <= spec.maximum)
     return True

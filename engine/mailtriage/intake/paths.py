@@ -1,61 +1,250 @@
 """Walk files, folders, mbox files, maildirs and log files and read each input's records.
 
-Nothing here raises for a bad input: unreadable, empty, binary or oversized inputs come back as
-SkippedInput with a reason, so a bulk scan reports them instead of dying on them.
+Nothing here raises for a bad input: every file is either read (its records, or a note that it
+held none) or skipped with a reason, so a bulk scan accounts for every input instead of dying on
+one. Folders are walked without recursion; symbolic links to folders are followed once (a loop
+or a second route to the same folder is reported, not walked again); FIFOs, sockets and devices
+are never opened for reading (a FIFO would block forever).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from ..errors import MailtriageError
+from ..errors import INTERNAL_ERROR, MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
-from .logs import parse_log_lines
+from .logs import MAX_LINE_CHARS, parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, parse_message
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
 MAX_MBOX_MESSAGES = 1_000_000
+MAX_LOG_LINE_BYTES = MAX_LINE_CHARS * 4  # a longer line is cut there; the rest is never held
+
+# Magic numbers of archives and other binary formats that may hold no NUL in their first bytes.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "zip archive"),
+    (b"PK\x05\x06", "zip archive"),
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"(\xb5/\xfd", "zstd-compressed data"),
+    (b"7z\xbc\xaf\x27\x1c", "7-zip archive"),
+    (b"Rar!\x1a\x07", "rar archive"),
+    (b"%PDF-", "PDF document"),
+    (b"\x89PNG", "PNG image"),
+    (b"\xff\xd8\xff", "JPEG image"),
+    (b"GIF8", "GIF image"),
+    (b"\x7fELF", "executable"),
+    (b"MZ", "Windows executable"),
+    (b"\xd0\xcf\x11\xe0", "Office document (OLE)"),
+)
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What binary data `head` is ("zip archive", "binary data"), or None for text."""
+    if not head:
+        return None
+    for magic, name in _SIGNATURES:
+        if head.startswith(magic):
+            return name
+    sample = head[:8192]
+    if b"\x00" in sample:
+        return "binary data"
+    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13, 27))
+    if controls > len(sample) * 0.05:
+        return "binary data"
+    # Text in a legacy 8-bit encoding has a few invalid UTF-8 bytes; compressed or random data
+    # has them everywhere.
+    undecodable = sample.decode("utf-8", "replace").count("\ufffd")
+    if undecodable > len(sample) * 0.1:
+        return "binary data"
+    return None
 
 
 def is_binary(head: bytes) -> bool:
-    """Text files have no NUL bytes and few control characters."""
-    if not head:
-        return False
-    if b"\x00" in head[:8192]:
-        return True
-    sample = head[:8192]
-    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13, 27))
-    return controls > len(sample) * 0.1
+    return binary_kind(head) is not None
 
 
 def is_maildir(path: Path) -> bool:
-    return (path / "cur").is_dir() and (path / "new").is_dir()
+    try:
+        return (path / "cur").is_dir() and (path / "new").is_dir()
+    except OSError:
+        return False
 
 
-def _files_under(path: Path) -> Iterator[Path]:
-    if is_maildir(path):
-        for sub in ("new", "cur"):
-            yield from sorted(p for p in (path / sub).iterdir() if p.is_file() and not p.name.startswith("."))
-        return
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        root_path = Path(root)
-        if root_path != path and is_maildir(root_path):
-            dirs[:] = []
-            yield from _files_under(root_path)
+def _reason(exc: OSError) -> str:
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def walk(paths: Iterable[str]) -> Iterator[Path | SkippedInput]:
+    """Every file a scan of `paths` reads, and a SkippedInput for every entry it does not, with
+    the reason, in a stable order."""
+    visited: set[tuple[int, int]] = set()  # folders walked, by (device, inode)
+    for name in paths:
+        if name == "":
+            yield SkippedInput(name, "empty path")
             continue
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield root_path / name
+        path = Path(name)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            dangling = path.is_symlink()
+            yield SkippedInput(name, "dangling symbolic link" if dangling else "no such file or directory")
+            continue
+        except OSError as exc:
+            yield SkippedInput(name, _reason(exc))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            yield from _walk_folder(path, visited)
+        elif stat.S_ISREG(info.st_mode):
+            yield path
+        else:
+            yield SkippedInput(name, f"{_file_type(info.st_mode)}, not read")
 
 
-def _iter_mbox(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
+def _walk_folder(top: Path, visited: set[tuple[int, int]]) -> Iterator[Path | SkippedInput]:
+    """Depth-first, sorted, with an explicit stack: deep trees cannot exhaust Python's stack."""
+    stack: list[Path] = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            info = folder.stat()
+        except OSError as exc:
+            yield SkippedInput(str(folder), _reason(exc))
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in visited:
+            yield SkippedInput(str(folder), "folder already scanned (a symbolic link loop or a second link to it)")
+            continue
+        visited.add(key)
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            yield SkippedInput(str(folder), f"cannot list folder: {exc.strerror or exc}")
+            continue
+        maildir = is_maildir(folder)
+        subfolders: list[Path] = []
+        for entry in entries:
+            entry_path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()  # follows symbolic links
+                is_file = not is_dir and entry.is_file()
+            except OSError as exc:
+                yield SkippedInput(entry.path, _reason(exc))
+                continue
+            hidden = entry.name.startswith(".")
+            if is_dir:
+                if maildir and entry.name == "tmp":
+                    # Messages still being written by the delivery agent: not finished mail.
+                    waiting = _count_entries(entry_path)
+                    if waiting:
+                        yield SkippedInput(entry.path, f"maildir tmp/ folder: {waiting} message(s) still being delivered")
+                elif hidden and not is_maildir(entry_path):
+                    yield SkippedInput(entry.path, "hidden folder (not a maildir)")
+                else:
+                    # Maildir++ keeps each folder (.Bounces, .Sent) as a hidden maildir.
+                    subfolders.append(entry_path)
+                continue
+            if hidden:
+                yield SkippedInput(entry.path, "hidden file")
+            elif maildir and not is_file:
+                yield SkippedInput(entry.path, _not_a_file(entry_path))
+            elif maildir:
+                # A maildir's own files (dovecot-uidlist, subscriptions...) are not messages.
+                yield SkippedInput(entry.path, "maildir control file (not a message)")
+            elif is_file:
+                yield entry_path
+            else:
+                yield SkippedInput(entry.path, _not_a_file(entry_path))
+        stack.extend(reversed(subfolders))
+
+
+def _count_entries(folder: Path) -> int:
+    try:
+        with os.scandir(folder) as listing:
+            return sum(1 for entry in listing if not entry.name.startswith("."))
+    except OSError:
+        return 1  # unknown: still worth a note
+
+
+def _not_a_file(path: Path) -> str:
+    try:
+        return f"{_file_type(path.stat().st_mode)}, not read"
+    except FileNotFoundError:
+        return "dangling symbolic link"
+    except OSError as exc:
+        return _reason(exc)
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, int]:
+    """Open a regular file without blocking (a FIFO swapped in after the walk must not hang
+    us); returns the handle and the size. Raises OSError."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, f"{_file_type(info.st_mode)}, not read")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _log_lines(handle: BinaryIO) -> Iterator[str]:
+    """Lines of a log, each cut at MAX_LOG_LINE_BYTES: memory stays bounded whatever the file."""
+    while True:
+        line = handle.readline(MAX_LOG_LINE_BYTES)
+        if not line:
+            return
+        if not line.endswith(b"\n"):
+            # Skip the rest of an over-long line without keeping it.
+            rest = line
+            while rest and not rest.endswith(b"\n"):
+                rest = handle.readline(MAX_LOG_LINE_BYTES)
+        yield line.rstrip(b"\r\n").decode("utf-8", "replace")
+
+
+def iter_log_stream(handle: BinaryIO, source: str) -> Iterator[IntakeRecord | SkippedInput]:
+    """Records of a log read line by line from `handle`, or one note if it held none."""
+    found = False
+    lines = 0
+
+    def counted() -> Iterator[str]:
+        nonlocal lines
+        for line in _log_lines(handle):
+            lines += 1
+            yield line
+
+    for record in parse_log_lines(counted(), source=source):
+        found = True
+        yield record
+    if not found:
+        yield SkippedInput(source, f"log read ({lines} line(s)): no failed or delayed delivery", read=True)
+
+
+def _iter_mbox(path: Path, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedInput]:
     """Split an mbox at `From ` lines that follow a blank line (or open the file); cap each message."""
     count = 0
     found = False
+    cut = 0
 
     def flush(chunks: list[bytes], truncated: bool) -> Iterator[IntakeRecord | SkippedInput]:
         nonlocal found
@@ -63,110 +252,126 @@ def _iter_mbox(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
         if not data.strip():
             return
         source = f"{path}#{count}"
-        records = parse_message(data, source=source)
+        try:
+            records = parse_message(data, source=source)
+        except MailtriageError as exc:
+            yield SkippedInput(str(path), f"message {count}: {exc.message}", read=True)
+            return
         for record in records:
             if truncated:
                 record.extra["truncated"] = True
             found = True
             yield record
 
-    with open(path, "rb") as handle:
-        chunks: list[bytes] = []
-        size = 0
-        truncated = False
-        previous_blank = True
-        for line in handle:
-            if line.startswith(b"From ") and previous_blank:
-                if count:
-                    yield from flush(chunks, truncated)
-                count += 1
-                if count > MAX_MBOX_MESSAGES:
-                    yield SkippedInput(str(path), f"more than {MAX_MBOX_MESSAGES} messages; the rest not read")
-                    return
-                chunks, size, truncated = [], 0, False
-                previous_blank = False
-                continue
-            previous_blank = not line.strip()
-            if size + len(line) > MAX_MESSAGE_BYTES:
-                truncated = True
-                continue
-            chunks.append(line)
-            size += len(line)
-        if count:
-            yield from flush(chunks, truncated)
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    previous_blank = True
+    while True:
+        line = handle.readline(MAX_MESSAGE_BYTES)
+        if not line:
+            break
+        if line.startswith(b"From ") and previous_blank:
+            if count:
+                yield from flush(chunks, truncated)
+            count += 1
+            if count > MAX_MBOX_MESSAGES:
+                yield SkippedInput(str(path), f"more than {MAX_MBOX_MESSAGES} messages; the rest not read", read=True)
+                return
+            chunks, size, truncated = [], 0, False
+            previous_blank = False
+            continue
+        previous_blank = not line.strip()
+        if size + len(line) > MAX_MESSAGE_BYTES:
+            if not truncated:
+                cut += 1
+            truncated = True
+            continue
+        chunks.append(line)
+        size += len(line)
+    if count:
+        yield from flush(chunks, truncated)
     if not found:
-        yield SkippedInput(str(path), f"mbox with {count} message(s), none of them a bounce")
+        note = f"; {cut} message(s) cut at {MAX_MESSAGE_BYTES // 1_048_576} MB" if cut else ""
+        yield SkippedInput(str(path), f"mbox with {count} message(s), none of them a bounce{note}", read=True)
 
 
 def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            head = handle.read(SNIFF_BYTES)
+        handle, size = _open_regular(path)
     except OSError as exc:
-        yield SkippedInput(str(path), f"cannot read: {exc.strerror or exc}")
+        yield SkippedInput(str(path), exc.strerror if exc.errno == 0 and exc.strerror else _reason(exc))
         return
-    if not head.strip():
-        yield SkippedInput(str(path), "empty file")
-        return
-    if is_binary(head):
-        yield SkippedInput(str(path), "binary data, not a message or log")
-        return
-    try:
+    with handle:
+        try:
+            head = handle.read(SNIFF_BYTES)
+        except OSError as exc:
+            yield SkippedInput(str(path), _reason(exc))
+            return
+        if not head.strip():
+            yield SkippedInput(str(path), "empty file" if not head else "only blank space")
+            return
+        binary = binary_kind(head)
+        if binary is not None:
+            yield SkippedInput(str(path), f"{binary}, not a message or log")
+            return
+        handle.seek(0)
         if head.startswith(b"From "):
-            yield from _iter_mbox(path)
+            yield from _iter_mbox(path, handle)
             return
         kind = detect_kind(head)
         if kind == "log":
-            with open(path, encoding="utf-8", errors="replace") as text:
-                yield from parse_log_lines((line.rstrip("\n") for line in text), source=str(path))
+            yield from iter_log_stream(handle, str(path))
             return
         if kind == "ndr":
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_MESSAGE_BYTES + 1)
+            data = handle.read(MAX_MESSAGE_BYTES + 1)
+            truncated = size > MAX_MESSAGE_BYTES or len(data) > MAX_MESSAGE_BYTES
             records = parse_message(data, source=str(path))
-            truncated = size > MAX_MESSAGE_BYTES
             for record in records:
                 if truncated:
                     record.extra["truncated"] = True
                 yield record
             if not records:
                 note = f" (only the first {MAX_MESSAGE_BYTES // 1_048_576} MB read)" if truncated else ""
-                yield SkippedInput(str(path), "not a bounce or delay notice" + note)
+                yield SkippedInput(str(path), "not a bounce or delay notice" + note, read=True)
             return
         if size > MAX_REPLY_FILE_BYTES:
             yield SkippedInput(str(path), f"{size} bytes of text that is neither a message nor a log")
             return
-        with open(path, "rb") as handle:
-            records = parse_input(handle.read(), kind="reply", source=str(path))
+        records = parse_input(handle.read(MAX_REPLY_FILE_BYTES), kind="reply", source=str(path))
         yield from records
         if not records:
-            yield SkippedInput(str(path), "no SMTP error found in the text")
+            yield SkippedInput(str(path), "no SMTP error found in the text", read=True)
+
+
+def read_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
+    """Records of one file, or notes saying why there are none. Never raises for the input: an
+    unexpected error while reading one file becomes a note (with "internal error") so that
+    the other files are still read."""
+    try:
+        yield from _iter_file(path)
     except OSError as exc:
-        yield SkippedInput(str(path), f"cannot read: {exc.strerror or exc}")
+        yield SkippedInput(str(path), _reason(exc))
     except MailtriageError as exc:
-        yield SkippedInput(str(path), str(exc))
+        yield SkippedInput(str(path), exc.message, read=True)
+    except (RecursionError, MemoryError) as exc:
+        yield SkippedInput(str(path), f"too complex to read ({type(exc).__name__})", read=True)
+    except Exception as exc:  # one broken input must not end a bulk scan
+        yield SkippedInput(str(path), f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"[:300], read=True)
 
 
 def iter_path_records(paths: Iterable[str]) -> Iterator[IntakeRecord | SkippedInput]:
-    """Records (or skip notes) for every file under the given paths, in a stable order."""
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            for file in _files_under(path):
-                yield from _iter_file(file)
-        elif path.exists():
-            yield from _iter_file(path)
+    """Records (or notes) for every file under the given paths, in a stable order."""
+    for item in walk(paths):
+        if isinstance(item, SkippedInput):
+            yield item
         else:
-            yield SkippedInput(name, "no such file or directory")
+            yield from read_file(item)
 
 
 def iter_files(paths: Iterable[str]) -> Iterator[str]:
-    """The files a scan of `paths` reads, for splitting the work between processes."""
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            for file in _files_under(path):
-                yield str(file)
-        else:
-            yield name
+    """The files a scan of `paths` reads, for splitting the work between processes (the entries
+    it skips come from `walk`)."""
+    for item in walk(paths):
+        if not isinstance(item, SkippedInput):
+            yield str(item)
