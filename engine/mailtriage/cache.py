@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .loader import KnowledgeBase, load_knowledge_base, rule_files
 from .model import iter_leaves
-from .resources import schema_path
+from .resources import read_capped, schema_path
 from .textmatch import WordAnalysis, prime_word_analyses, word_analyses
 
 CACHE_ENV = "MAILTRIAGE_CACHE_DIR"
@@ -40,7 +40,12 @@ def content_key(dirs: list[Path]) -> str:
         digest.update(f"\0group:{group.resolve()}".encode())
         for file in rule_files([group]):
             digest.update(f"\0{file}\0".encode())
-            digest.update(file.read_bytes())
+            try:
+                # Capped and non-blocking: a 3 GB sparse file or a FIFO is refused, not read;
+                # loading then reports it.
+                digest.update(read_capped(file))
+            except OSError as exc:
+                digest.update(f"\0unreadable:{exc}".encode())
     return digest.hexdigest()[:32]
 
 

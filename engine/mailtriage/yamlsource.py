@@ -8,8 +8,6 @@ JSON path so schema and meaning errors can point at `file:line:col`.
 from __future__ import annotations
 
 import math
-import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +15,9 @@ from typing import Any
 import yaml
 
 from .errors import Location, Problem
+from .resources import MAX_RULE_FILE_BYTES, FileTooLarge, NotARegularFile, read_capped
 
-MAX_FILE_BYTES = 512 * 1024
+MAX_FILE_BYTES = MAX_RULE_FILE_BYTES
 MAX_NODES = 50_000
 
 JsonPath = tuple[str | int, ...]
@@ -77,30 +76,6 @@ def read_yaml(path: str, text: str | None = None) -> tuple[YamlDocument | None, 
     if data is _EMPTY:
         return None, [Problem(Location(path, 1, 1), "MT003", "file is empty")]
     return YamlDocument(data, positions, path), []
-
-
-class FileTooLarge(OSError):
-    """A file over the size cap: refused before it is read (or hashed) whole."""
-
-
-class NotARegularFile(OSError):
-    """A FIFO, device or folder where a file was expected: reading it could block forever."""
-
-
-def read_capped(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of a regular file of at most `limit` bytes; raises FileTooLarge, NotARegularFile
-    or OSError. Opened without blocking, so that a FIFO named like a rule file cannot hang us."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NotARegularFile(f"{path} is not a regular file")
-        if info.st_size > limit:
-            raise FileTooLarge(f"file is larger than {limit} bytes ({info.st_size})")
-        raw = handle.read(limit + 1)
-    if len(raw) > limit:
-        raise FileTooLarge(f"file is larger than {limit} bytes")
-    return raw
 
 
 _EMPTY = object()
