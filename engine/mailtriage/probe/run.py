@@ -30,15 +30,17 @@ from .model import HostResult, ProbeOptions, ProbeResult, Step, StepStatus, Verd
 from .smtp import ConnectFunction, default_connect
 from .target import Plan, is_ip, make_plan
 
+MAX_SECONDS = 3600  # a probe that needs longer than an hour is not a probe
 _JOIN_GRACE = 0.5  # seconds allowed past the deadline for threads to notice it and stop
 
 
 def check_options(options: ProbeOptions) -> None:
     """Raise ProbeError for option values that cannot work."""
-    if not options.timeout > 0:
-        raise ProbeError(f"--timeout must be more than 0 seconds (got {options.timeout:g})")
-    if not options.deadline > 0:
-        raise ProbeError(f"--deadline must be more than 0 seconds (got {options.deadline:g})")
+    # `not x > 0` also refuses nan; inf would overflow socket timeouts and thread joins.
+    if not 0 < options.timeout <= MAX_SECONDS:
+        raise ProbeError(f"--timeout must be more than 0 and at most {MAX_SECONDS} seconds (got {options.timeout:g})")
+    if not 0 < options.deadline <= MAX_SECONDS:
+        raise ProbeError(f"--deadline must be more than 0 and at most {MAX_SECONDS} seconds (got {options.deadline:g})")
     if options.port is not None and not 0 < options.port < 65536:
         raise ProbeError(f"--port must be from 1 to 65535 (got {options.port})")
     if options.rcpt is not None:
