@@ -9,6 +9,7 @@ are never opened for reading (a FIFO would block forever).
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -240,7 +241,7 @@ def iter_log_stream(handle: BinaryIO, source: str) -> Iterator[IntakeRecord | Sk
         yield SkippedInput(source, f"log read ({lines} line(s)): no failed or delayed delivery", read=True)
 
 
-def _iter_mbox(path: Path, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedInput]:
+def _iter_mbox(path: str, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedInput]:
     """Split an mbox at `From ` lines that follow a blank line (or open the file); cap each message."""
     count = 0
     found = False
@@ -255,7 +256,7 @@ def _iter_mbox(path: Path, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedI
         try:
             records = parse_message(data, source=source)
         except MailtriageError as exc:
-            yield SkippedInput(str(path), f"message {count}: {exc.message}", read=True)
+            yield SkippedInput(path, f"message {count}: {exc.message}", read=True)
             return
         for record in records:
             if truncated:
@@ -276,7 +277,7 @@ def _iter_mbox(path: Path, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedI
                 yield from flush(chunks, truncated)
             count += 1
             if count > MAX_MBOX_MESSAGES:
-                yield SkippedInput(str(path), f"more than {MAX_MBOX_MESSAGES} messages; the rest not read", read=True)
+                yield SkippedInput(path, f"more than {MAX_MBOX_MESSAGES} messages; the rest not read", read=True)
                 return
             chunks, size, truncated = [], 0, False
             previous_blank = False
@@ -293,63 +294,92 @@ def _iter_mbox(path: Path, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedI
         yield from flush(chunks, truncated)
     if not found:
         note = f"; {cut} message(s) cut at {MAX_MESSAGE_BYTES // 1_048_576} MB" if cut else ""
-        yield SkippedInput(str(path), f"mbox with {count} message(s), none of them a bounce{note}", read=True)
+        yield SkippedInput(path, f"mbox with {count} message(s), none of them a bounce{note}", read=True)
 
 
-def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
+class _Rewound:
+    """A stream whose first bytes were already read (to sniff the kind), served again first:
+    standard input cannot seek."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = io.BytesIO(head)
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._head.read(size)
+        if size < 0:
+            return data + self._rest.read()
+        if len(data) < size:
+            data += self._rest.read(size - len(data))
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._head.readline(limit)
+        if line.endswith(b"\n") or (limit > 0 and len(line) >= limit):
+            return line
+        return line + self._rest.readline(limit - len(line) if limit > 0 else -1)
+
+
+def iter_stream_records(
+    handle: BinaryIO, source: str, kind: str = "auto", size: int | None = None
+) -> Iterator[IntakeRecord | SkippedInput]:
+    """Records of one input read from `handle` (a file, or standard input when `size` is None),
+    in bounded memory: logs line by line, a message or a reply up to its cap, an mbox message by
+    message. Records cut at the cap carry `extra["truncated"]`; an input with no record gives one
+    SkippedInput saying why (and that it was cut, if it was)."""
+    head = handle.read(SNIFF_BYTES)
+    if not head.strip():
+        yield SkippedInput(source, ("empty file" if size is not None else "empty input") if not head else "only blank space")
+        return
+    binary = binary_kind(head)
+    if binary is not None:
+        yield SkippedInput(source, f"{binary}, not a message or log")
+        return
+    stream = _Rewound(head, handle)
+    if kind == "auto" and head.startswith(b"From "):
+        yield from _iter_mbox(source, stream)  # type: ignore[arg-type]
+        return
+    if kind == "auto":
+        kind = detect_kind(head)
+    if kind == "log":
+        yield from iter_log_stream(stream, source)  # type: ignore[arg-type]
+        return
+    limit = MAX_MESSAGE_BYTES if kind == "ndr" else MAX_REPLY_FILE_BYTES
+    if kind != "ndr" and size is not None and size > MAX_REPLY_FILE_BYTES:
+        yield SkippedInput(source, f"{size} bytes of text that is neither a message nor a log")
+        return
+    data = stream.read(limit + 1)
+    truncated = len(data) > limit
+    cut = f" (only the first {limit // 1_048_576 or 1} MB read)" if truncated else ""
+    if kind == "ndr":
+        records = parse_message(data[:limit], source=source)
+    else:
+        records = parse_input(data[:limit], kind="reply", source=source)
+    for record in records:
+        if truncated:
+            record.extra["truncated"] = True
+        yield record
+    if not records:
+        reason = "not a bounce or delay notice" if kind == "ndr" else "no SMTP error found in the text"
+        yield SkippedInput(source, reason + cut, read=True)
+
+
+def _iter_file(path: Path, kind: str = "auto") -> Iterator[IntakeRecord | SkippedInput]:
     try:
         handle, size = _open_regular(path)
     except OSError as exc:
         yield SkippedInput(str(path), exc.strerror if exc.errno == 0 and exc.strerror else _reason(exc))
         return
     with handle:
-        try:
-            head = handle.read(SNIFF_BYTES)
-        except OSError as exc:
-            yield SkippedInput(str(path), _reason(exc))
-            return
-        if not head.strip():
-            yield SkippedInput(str(path), "empty file" if not head else "only blank space")
-            return
-        binary = binary_kind(head)
-        if binary is not None:
-            yield SkippedInput(str(path), f"{binary}, not a message or log")
-            return
-        handle.seek(0)
-        if head.startswith(b"From "):
-            yield from _iter_mbox(path, handle)
-            return
-        kind = detect_kind(head)
-        if kind == "log":
-            yield from iter_log_stream(handle, str(path))
-            return
-        if kind == "ndr":
-            data = handle.read(MAX_MESSAGE_BYTES + 1)
-            truncated = size > MAX_MESSAGE_BYTES or len(data) > MAX_MESSAGE_BYTES
-            records = parse_message(data, source=str(path))
-            for record in records:
-                if truncated:
-                    record.extra["truncated"] = True
-                yield record
-            if not records:
-                note = f" (only the first {MAX_MESSAGE_BYTES // 1_048_576} MB read)" if truncated else ""
-                yield SkippedInput(str(path), "not a bounce or delay notice" + note, read=True)
-            return
-        if size > MAX_REPLY_FILE_BYTES:
-            yield SkippedInput(str(path), f"{size} bytes of text that is neither a message nor a log")
-            return
-        records = parse_input(handle.read(MAX_REPLY_FILE_BYTES), kind="reply", source=str(path))
-        yield from records
-        if not records:
-            yield SkippedInput(str(path), "no SMTP error found in the text", read=True)
+        yield from iter_stream_records(handle, str(path), kind, size)
 
 
-def read_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
+def read_file(path: Path, kind: str = "auto") -> Iterator[IntakeRecord | SkippedInput]:
     """Records of one file, or notes saying why there are none. Never raises for the input: an
     unexpected error while reading one file becomes a note (with "internal error") so that
     the other files are still read."""
     try:
-        yield from _iter_file(path)
+        yield from _iter_file(path, kind)
     except OSError as exc:
         yield SkippedInput(str(path), _reason(exc))
     except MailtriageError as exc:
