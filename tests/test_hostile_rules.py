@@ -145,3 +145,44 @@ def test_fuzz_yaml_structures(text: str) -> None:
     assert (document is None) == bool(problems)
     if document is not None:
         json.dumps(document.data, allow_nan=False)  # rules hold only plain, finite JSON values
+
+
+def _copy_rule(folder: Path, title: str) -> None:
+    folder.mkdir()
+    text = BUNDLED_RULE.read_text()
+    (folder / "r.yaml").write_text(re.sub(r"(?m)^title: .*$", f"title: {title}", text, count=1))
+
+
+def test_two_extra_folders_with_one_id_name_each_other(tmp_path: Path) -> None:
+    from mailtriage.resources import bundled_rules_dir
+
+    _copy_rule(tmp_path / "first", "First override")
+    _copy_rule(tmp_path / "second", "Second override")
+    kb = load_knowledge_base([bundled_rules_dir(), tmp_path / "first", tmp_path / "second"])
+    overrides = [p.message for p in kb.warnings if p.code == "MT201"]
+    assert overrides[0] == "overrides bundled rule 'common-content-policy-rejected'"
+    assert overrides[1] == f"overrides rule from {tmp_path / 'first' / 'r.yaml'}: 'common-content-policy-rejected'"
+    assert kb.rules["common-content-policy-rejected"].title == "Second override"
+
+
+def test_diagnose_says_when_a_bundled_rule_is_overridden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _copy_rule(tmp_path / "mine", "My override")
+    monkeypatch.setenv("MAILTRIAGE_RULES", str(tmp_path / "mine"))
+    result = CliRunner().invoke(cli, ["diagnose", "550 5.7.1 rejected due to content restrictions"])
+    assert "overrides bundled rule 'common-content-policy-rejected'" in result.stderr
+
+
+def test_site_plugin_reads_mailtriage_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailtriage.resources import bundled_rules_dir
+    from mailtriage.site_plugin import MailtriagePlugin
+
+    _copy_rule(tmp_path / "mine", "My override")
+    monkeypatch.setenv("MAILTRIAGE_RULES", str(tmp_path / "mine"))
+    kb = MailtriagePlugin()._load(bundled_rules_dir())
+    assert kb.rules["common-content-policy-rejected"].title == "My override"
+
+
+@pytest.mark.parametrize("lang", ["../x", "pt-BR/../../x", "", "pt_BR"])
+def test_translate_refuses_a_language_that_is_not_a_tag(lang: str) -> None:
+    result = CliRunner().invoke(cli, ["rules", "translate", "common-content-policy-rejected", "--lang", lang, "--write"])
+    assert result.exit_code == 2 and "not a language tag" in result.output

@@ -76,6 +76,7 @@ def load_knowledge_base(paths: Iterable[Path], display_root: Path | None = None)
     kb = KnowledgeBase()
     translations: list[tuple[YamlDocument, dict[str, Any]]] = []
     documents: dict[str, YamlDocument] = {}
+    origin: dict[str, tuple[int, str]] = {}  # rule id -> (folder index, file) it was last loaded from
     for group_index, group in enumerate(paths):
         seen_here: dict[str, str] = {}
         for file in rule_files([group]):
@@ -105,7 +106,11 @@ def load_knowledge_base(paths: Iterable[Path], display_root: Path | None = None)
             seen_here[rule.id] = shown
             rule.source_file = str(file.resolve())
             if group_index > 0 and rule.id in kb.rules:
-                kb.problems.append(Problem(document.location(("id",)), "MT201", f"overrides bundled rule {rule.id!r}", Severity.WARNING))
+                # Say whose rule is replaced: the bundled one, or one from an earlier extra folder.
+                earlier = origin[rule.id]
+                whose = "bundled rule" if earlier[0] == 0 else f"rule from {earlier[1]}:"
+                kb.problems.append(Problem(document.location(("id",)), "MT201", f"overrides {whose} {rule.id!r}", Severity.WARNING))
+            origin[rule.id] = (group_index, shown)
             kb.rules[rule.id] = rule
             documents[rule.id] = document
     for document, data in translations:

@@ -142,8 +142,10 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
     def _load(self, rules_dir: Path) -> KnowledgeBase:
         # The engine's cache: parsing and validating a few hundred YAML files is most of a build.
         from .cache import load_cached_knowledge_base
+        from .engine import rule_dirs
 
-        kb = load_cached_knowledge_base([rules_dir])
+        # The same rules the CLI uses: the configured folder, then MAILTRIAGE_RULES folders.
+        kb = load_cached_knowledge_base([rules_dir, *rule_dirs(None, bundled=False)])
         if kb.errors:
             for problem in kb.errors[:MAX_PROBLEMS_SHOWN]:
                 log.error(self._shown(str(problem)))

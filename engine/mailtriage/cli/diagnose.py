@@ -109,6 +109,9 @@ def diagnose(
         flags[name.strip()] = value.strip()
 
     engine = Engine.load(rule_dirs, backend=backend)  # type: ignore[arg-type]
+    for problem in engine.kb.warnings:
+        if problem.code == "MT201":  # --rules or MAILTRIAGE_RULES replaced a rule: never silently
+            click.echo(f"mailtriage: note: {problem.location.path} {problem.message}", err=True)
     results: list[tuple[str | None, Diagnosis]] = []
     sources: list[str | None] = []  # where each result was read (an mbox message, a log line)
     if smtp_reply is not None:

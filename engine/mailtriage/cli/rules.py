@@ -128,9 +128,19 @@ def show_rule(rule_id: str, lang: str, fmt: str, rule_dirs: tuple[str, ...]) -> 
     console.print(f"\n[dim]{escape(data['source_path'])}[/dim]")
 
 
+def _language_tag(value: str) -> str:
+    """A tag such as pt-BR: it becomes part of a file name, so nothing else (no `../x`)."""
+    import re
+
+    if not re.fullmatch(r"[a-z]{2}(?:-[A-Z]{2})?", value):
+        raise click.BadParameter(f"{value!r} is not a language tag such as pt-BR", param_hint="--lang")
+    return value
+
+
 @rules.command("translate")
 @click.argument("rule_id")
-@click.option("--lang", default="pt-BR", show_default=True, help="Target language tag.")
+@click.option("--lang", default="pt-BR", show_default=True, callback=lambda _c, _p, v: _language_tag(v),
+              help="Target language tag (ll or ll-CC, such as pt-BR).")
 @click.option("--write", is_flag=True, help="Write the file beside the rule instead of printing it.")
 @rules_option
 def translate_rule(rule_id: str, lang: str, write: bool, rule_dirs: tuple[str, ...]) -> None:
