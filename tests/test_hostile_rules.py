@@ -186,3 +186,14 @@ def test_site_plugin_reads_mailtriage_rules(tmp_path: Path, monkeypatch: pytest.
 def test_translate_refuses_a_language_that_is_not_a_tag(lang: str) -> None:
     result = CliRunner().invoke(cli, ["rules", "translate", "common-content-policy-rejected", "--lang", lang, "--write"])
     assert result.exit_code == 2 and "not a language tag" in result.output
+
+
+def test_lint_cli_reports_every_hostile_file_as_located_problems(tmp_path: Path) -> None:
+    for name, (text, _code, _line) in HOSTILE.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    result = CliRunner().invoke(cli, ["lint", str(tmp_path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert {Path(line.split(":", 1)[0]).stem for line in lines} == set(HOSTILE)
+    assert all(re.match(r"^[^:]+:\d+:\d+: MT\d{3} (error|warning): ", line) for line in lines), lines
