@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "diagnose": ".diagnose:diagnose",
     "lint": ".lint:lint",
     "probe": ".probe:probe",
+    "report": ".report:report",
     "rules": ".rules:rules",
     "scan": ".scan:scan",
 }
