@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -203,11 +204,21 @@ class IncidentGrouper:
         self.lang = lang
         self._incidents: dict[tuple[str, str], Incident] = {}
         self._verdicts: dict[tuple[tuple[str, Any], ...], _Verdict] = {}
+        self._tested = tested_fields(engine)
         self.records = 0
         self.latest: datetime | None = None
 
+    def _signature(self, facts: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+        """What a verdict depends on: the facts some rule tests, with the volatile parts of text
+        (addresses, times, queue and server ids) blanked, so retries of one error share it."""
+        tested = self._tested
+        return tuple(sorted(
+            (name, _VOLATILE.sub("#", value) if isinstance(value, str) and name.endswith(".text") else value)
+            for name, value in facts.items() if name in tested
+        ))
+
     def _verdict(self, facts: Mapping[str, Any]) -> _Verdict:
-        key = tuple(sorted(facts.items()))
+        key = self._signature(facts)
         verdict = self._verdicts.get(key)
         if verdict is not None:
             return verdict
@@ -262,6 +273,25 @@ class IncidentGrouper:
         """Biggest first (messages affected, then records), then most recent."""
         return sorted(self._incidents.values(),
                       key=lambda i: (-i.messages.count(), -i.records, -(i.last_seen.timestamp() if i.last_seen else 0), i.key))
+
+
+# IPv4/IPv6 addresses, ISO times, and long ids (EOP server stamps, queue ids) in reply text.
+_VOLATILE = re.compile(
+    r"\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?|[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}"
+    r"|\d{4}-\d\d-\d\dT[\d:.]+Z?|\b(?=[A-Z0-9]*\d)[A-Z0-9]{6,}\b"
+)
+
+
+def tested_fields(engine: Engine) -> frozenset[str]:
+    """Every fact field a rule's match or a cause's condition tests."""
+    from ..model import iter_leaves
+
+    fields: set[str] = set()
+    for rule in engine.rules.values():
+        conditions = [rule.match] + [c for cause in rule.causes for c in (cause.likely_when, cause.unlikely_when) if c]
+        for condition in conditions:
+            fields.update(leaf.field for leaf in iter_leaves(condition))
+    return frozenset(fields)
 
 
 def _reply_line(facts: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 import json
 import re
@@ -134,8 +135,8 @@ def parse_time(value: str) -> datetime | None:
 
 def _classify(row: dict[str, str]) -> str | None:
     """"failed", "delayed", or None for rows that are not a failure or deferral."""
-    event = _norm(row.get("event", ""))
-    status = _norm(row.get("status", ""))
+    event = row.get("event", "").strip().lower().replace(" ", "")
+    status = row.get("status", "").strip().lower().replace(" ", "")
     recipient_status = row.get("recipient_status", "").lower()
     if event:
         if event in _FAIL_EVENTS:
@@ -187,14 +188,20 @@ def _destination(row: dict[str, str]) -> tuple[str | None, str | None]:
     return host, ip
 
 
-def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -> IntakeRecord:
+@functools.lru_cache(maxsize=8192)
+def _parsed_reply(text: str) -> tuple[tuple[str, Any], ...]:
+    """A trace repeats the same reply for every retry of every message: parse each text once."""
     from .reply import parse_reply
 
+    return tuple(parse_reply(text).items())
+
+
+def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -> IntakeRecord:
     recipient = row.get("recipient") or None
     if recipient is None and "##" in row.get("recipient_status", ""):
         recipient = row["recipient_status"].split("##", 1)[0].strip() or None
     text = _reply_text(row) if not summary_only else ""
-    facts: dict[str, Any] = parse_reply(text) if text else {}
+    facts: dict[str, Any] = dict(_parsed_reply(text)) if text else {}
     facts["context.system"] = "exchange-online"
     facts["input.kind"] = "trace"
     facts["report.action"] = action
