@@ -219,10 +219,11 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
       mailtriage scan bounces/ --format json | jq .by_rule
 
     jsonl fields: file, source, kind, recipient, status, reply_code, rule, fallback, category,
-    action, outer_status, domain, system. Every input that gave no record has a row too:
-    {"source", "skipped": reason, "read": whether it was read}; hidden files, non-maildir
-    hidden folders, FIFOs, devices and unreadable paths are listed that way, never dropped.
-    Symbolic links to folders are followed once; Maildir++ folders (.Bounces) are read.
+    action, outer_status, domain, system, time, message_id (when the input says: traces, logs, NDRs).
+    Every input that gave no record has a row too: {"source", "skipped": reason, "read":
+    whether it was read}; hidden files, non-maildir hidden folders, FIFOs, devices and
+    unreadable paths are listed that way, never dropped. Symbolic links to folders are followed
+    once; Maildir++ folders (.Bounces) are read.
 
     Exit status: 0 every recipient found got a specific diagnosis, 1 some did not (or none was
     found), 2 nothing could be read (or bad usage), 3 an internal error on some input (a bug:

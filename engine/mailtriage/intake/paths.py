@@ -20,10 +20,12 @@ from ..errors import INTERNAL_ERROR, MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import MAX_LINE_CHARS, parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, parse_message
+from .trace import parse_trace, parse_trace_file, sniff_trace
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
 MAX_MBOX_MESSAGES = 1_000_000
+MAX_TRACE_STDIN_BYTES = 64 * 1024 * 1024  # a file is streamed; standard input is held, so capped
 MAX_LOG_LINE_BYTES = MAX_LINE_CHARS * 4  # a longer line is cut there; the rest is never held
 
 # Magic numbers of archives and other binary formats that may hold no NUL in their first bytes.
@@ -330,6 +332,17 @@ def iter_stream_records(
     head = handle.read(SNIFF_BYTES)
     if not head.strip():
         yield SkippedInput(source, ("empty file" if size is not None else "empty input") if not head else "only blank space")
+        return
+    if kind == "auto" and sniff_trace(head):
+        # Before the binary test: the admin centre's trace downloads are UTF-16 (NUL bytes).
+        if size is not None:
+            yield from parse_trace_file(source)  # CSV streamed from the file
+        else:
+            data = _Rewound(head, handle).read(MAX_TRACE_STDIN_BYTES + 1)
+            if len(data) > MAX_TRACE_STDIN_BYTES:
+                yield SkippedInput(source, f"trace cut at {MAX_TRACE_STDIN_BYTES // 1_048_576} MB on standard input; "
+                                   "give the file instead", read=True)
+            yield from parse_trace(data[:MAX_TRACE_STDIN_BYTES], source=source)
         return
     binary = binary_kind(head)
     if binary is not None:
