@@ -86,7 +86,7 @@ def test_every_input_is_accounted_for(tree: Path) -> None:
     assert skipped[".cache"]["skipped"] == "hidden folder (not a maildir)"
     assert "control file" in skipped["dovecot-uidlist"]["skipped"]
     assert skipped["attachment.eml"]["skipped"].startswith("zip archive")
-    assert "nested too deeply" in skipped["deep.eml"]["skipped"] and skipped["deep.eml"]["read"]
+    assert "MIME structure too complex" in skipped["deep.eml"]["skipped"] and skipped["deep.eml"]["read"]
     assert "no failed or delayed delivery" in skipped["clean.log"]["skipped"] and skipped["clean.log"]["read"]
     assert not any(r.get("reply_code") == 533 for r in records)  # the zip was not read as text
     assert code in (0, 1)
@@ -203,7 +203,7 @@ def test_deep_mime_is_one_skip_and_the_run_goes_on(tmp_path: Path) -> None:
     (tmp_path / "a-deep.eml").write_bytes(deep_mime(1000))
     shutil.copy(DATA / "exim-plain.eml", tmp_path / "b.eml")
     items = list(iter_path_records([str(tmp_path)]))
-    assert isinstance(items[0], SkippedInput) and "nested too deeply" in items[0].reason
+    assert isinstance(items[0], SkippedInput) and "MIME structure too complex" in items[0].reason
     assert any(isinstance(i, IntakeRecord) for i in items[1:])
 
 

@@ -29,6 +29,8 @@ from .symptoms import remote_provider
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_NOTICE_CHARS = 60_000
 MAX_PART_DEPTH = 12
+MAX_BOUNDARIES = 200
+_BOUNDARY = re.compile(rb"boundary\s*=", re.IGNORECASE)
 
 _ADDRESS = r"[\w.!#$%&'*+/=?^`{|}~\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
 _ADDRESS_RE = re.compile(_ADDRESS)
@@ -458,6 +460,10 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
     if raw.startswith(b"From "):
         raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
     raw = _drop_returned_message(raw)
+    if len(_BOUNDARY.findall(raw)) > MAX_BOUNDARIES:
+        # The standard parser's cost grows with the square of the nesting; real bounces have a
+        # handful of parts. Refuse before parsing rather than spend seconds on one message.
+        raise InputError(f"MIME structure too complex to read (more than {MAX_BOUNDARIES} boundaries)")
     try:
         msg = email.message_from_bytes(raw, policy=compat32)
     except RecursionError:
