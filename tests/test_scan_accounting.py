@@ -238,3 +238,19 @@ def test_jobs_are_capped() -> None:
 def test_help_documents_the_exit_statuses() -> None:
     text = " ".join(CliRunner().invoke(cli, ["scan", "--help"]).output.split())
     assert "3 an internal error" in text and "2 nothing could be read" in text
+
+
+def test_an_unexpected_crash_is_one_line_and_exit_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug anywhere (forced here) is not a traceback and not exit 2 ("bad input")."""
+    from mailtriage import cli as cli_module
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(cli_module.cli, "main", crash)
+    monkeypatch.delenv("MAILTRIAGE_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main()
+    assert exited.value.code == 3
+    err = capsys.readouterr().err
+    assert "internal error: KeyError" in err and "Traceback" not in err
