@@ -71,6 +71,7 @@ _STAGES: tuple[tuple[str, str], ...] = (
     ("ehlo", "ehlo"),
     ("helo", "helo"),
     ("initial server greeting", "banner"),
+    ("initial connection", "banner"),  # Exim: "SMTP error from remote mail server after initial connection"
     ("greeting", "banner"),
     ("banner", "banner"),
     ("auth", "auth"),
@@ -306,6 +307,8 @@ def text_symptoms(text: str, facts: Facts) -> None:
     elif "conversation with" in lower and "timed out" in lower:
         facts.setdefault("tcp.state", "connected")
     dns_facts(text, lower, facts)
+    if "refused to talk to me" in lower:  # Postfix: the server's greeting was not a 220
+        facts.setdefault("smtp.stage", "banner")
     found_stage = stage(lower)
     if found_stage:
         facts.setdefault("smtp.stage", found_stage)
