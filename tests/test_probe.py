@@ -930,6 +930,26 @@ def test_cli_json_for_a_refused_smart_host(dns_port: int) -> None:
     assert set(data["diagnosis"]) >= {"facts", "matches", "next_checks"}
 
 
+def test_cli_json_for_a_refused_plain_probe_says_what_it_inferred(dns_port: int) -> None:
+    with refused_port() as port:
+        result = _cli([MX, "--host", "--port", str(port), "--nameserver", f"127.0.0.1:{dns_port}", "--timeout", "0.5", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output)
+    assert data["facts"]["context.direction"] == "outbound-internet"
+    inferred = {entry["field"]: entry for entry in data["inferred"]}
+    assert inferred["context.direction"]["value"] == "outbound-internet"
+    assert inferred["context.system"]["value"] == "mailtriage-probe"
+    assert all(entry["evidence"] for entry in data["inferred"])
+    assert data["diagnosis"]["matches"][0]["rule"] == "common-tcp-connection-refused"
+
+
+def test_cli_text_output_names_the_inferred_context(dns_port: int) -> None:
+    with refused_port() as port:
+        result = _cli(["ok.test", "--port", str(port), "--nameserver", f"127.0.0.1:{dns_port}", "--timeout", "0.5"])
+    assert result.exit_code == 1, result.output
+    assert "context.direction = outbound-internet (inferred: plain probe of a domain" in " ".join(result.output.split())
+
+
 def test_cli_text_output_with_transcript(dns_port: int, pki: Pki, smtp: Callable[[Behaviour], ScriptedSmtpServer]) -> None:
     server = smtp(Behaviour(tls_context=pki.context(pki.ca.issue_cert(MX))))
     result = _cli(["ok.test", "--port", str(server.port), "--nameserver", f"127.0.0.1:{dns_port}", "--timeout", "0.5", "--ca-file", str(pki.ca_file), "-v"])
