@@ -716,6 +716,7 @@ PLAIN_SCENARIOS = {
     "unreachable": PlainScenario("common-tcp-network-unreachable", {"tcp.state": "unreachable"}, target="255.255.255.255:25", port="none"),
     "closed-fin": PlainScenario("common-connection-closed-abruptly", {"smtp.closed_abruptly": True, "smtp.stage": "ehlo"}, behaviour=Behaviour(drop_at="EHLO")),
     "closed-rst": PlainScenario("common-connection-closed-abruptly", {"tcp.state": "reset"}, behaviour=Behaviour(drop_at="EHLO", reset=True)),
+    "silent-greeting": PlainScenario("common-smtp-dialogue-timed-out", {"tcp.state": "connected", "smtp.timed_out": True, "smtp.stage": "banner"}, behaviour=Behaviour(banner=None)),
     "421-banner": PlainScenario("common-greeting-rejected", {"smtp.banner_code": 421, "smtp.stage": "banner"}, behaviour=Behaviour(banner="421 4.3.2 Service not available, closing channel", close_after_banner=True)),
     "554-banner": PlainScenario("common-greeting-rejected", {"smtp.banner_code": 554, "smtp.stage": "banner"}, behaviour=Behaviour(banner="554 No SMTP service here", close_after_banner=True)),
     "no-starttls-required": PlainScenario("common-tls-required-not-offered", {"tls.error": "required-not-offered", "context.tls_required": True}, behaviour=Behaviour(), require_tls=True),

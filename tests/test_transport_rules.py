@@ -27,7 +27,9 @@ PASTED = [
     ("Domain example.com does not accept mail (nullMX)", None, "common-dns-null-mx"),
     ("TLS is required, but was not offered by host mx.example.com[192.0.2.7]", None, "common-tls-required-not-offered"),
     ("Cannot start TLS: handshake failure", None, "common-tls-handshake-failed"),
+    ("conversation with mx.example.com[192.0.2.7] timed out while receiving the initial server greeting", None, "common-smtp-dialogue-timed-out"),
     # Exim's bounce and log wording.
+    ("SMTP timeout after initial connection: Connection timed out", None, "common-smtp-dialogue-timed-out"),
     ("SMTP error from remote mail server after initial connection: 554 5.7.1 Access denied", None, "common-greeting-rejected"),
     ("a TLS session is required, but the server did not offer TLS support", None, "common-tls-required-not-offered"),
     ("Remote host closed connection in response to initial connection", None, "common-connection-closed-abruptly"),
@@ -90,7 +92,7 @@ def python_engine(engine: Engine) -> Engine:
     return Engine(engine.kb, backend="python")
 
 
-@pytest.mark.parametrize(("text", "system", "rule"), PASTED[:23], ids=[f"{i}-{r}" for i, (_t, _s, r) in enumerate(PASTED[:23])])
+@pytest.mark.parametrize(("text", "system", "rule"), PASTED[:25], ids=[f"{i}-{r}" for i, (_t, _s, r) in enumerate(PASTED[:25])])
 def test_both_evaluators_rank_the_same_rule_first(python_engine: Engine, text: str, system: str | None, rule: str) -> None:
     assert _top(python_engine, text, system)[0] == rule
 
@@ -134,3 +136,16 @@ def test_no_reporter_and_no_direction_still_gets_the_transport_rule(engine: Engi
     diagnosis = engine.diagnose(symptom)
     assert diagnosis.top is not None and diagnosis.top.rule.id == direct
     assert diagnosis.specific
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "conversation with mx.example.com[192.0.2.7] timed out while receiving the initial server greeting",
+        "H=mx.example.com [192.0.2.7]: SMTP timeout after sending EHLO: Connection timed out",
+    ],
+)
+def test_a_stalled_dialogue_is_not_a_tcp_timeout(engine: Engine, text: str) -> None:
+    _top_rule, facts = _top(engine, text, None)
+    assert facts["tcp.state"] == "connected"
+    assert facts["smtp.timed_out"] is True
