@@ -371,6 +371,10 @@ REPLY_SAMPLES = [
     "the error 5.7.1 came after 10.0.0.1",
     "550 5.7.1 [MESSAGE=Upper] [lastattemptedservername=  host.example. ]",
     "ſocket error code 10060 in 451 4.4.1",
+    "host mx.example.com[192.0.2.7] refused to talk to me: 421 4.3.2 Service not available",
+    "SMTP error from remote mail server after initial connection: 554 5.7.1 Access denied",
+    "451 4.4.2 SMTP timeout after sending EHLO: Connection timed out",
+    "451 4.4.2 conversation with mx.example.com[192.0.2.7] timed out while receiving the initial server greeting",
 ]
 
 
@@ -392,7 +396,7 @@ _PIECES = st.sampled_from(
      "timed out", "connection reset", "lost connection", "conversation with", "InfoNoRecords", "ErrorTimeout", " MX ",
      "name service error for name=example.com type=MX: Host not found", "dns type 'MX' lookup of example.com responded with code NXDOMAIN",
      "host mx.example.com[192.0.2.7]:25", "said:", "remote server at mx.example.net (192.0.2.9)", "version", "Exim v",
-     "in reply to RCPT TO command", "after end of data", "while sending MAIL FROM", "TLS", "certificate expired",
+     "in reply to RCPT TO command", "after end of data", "refused to talk to me", "after initial connection", "SMTP timeout", "while sending MAIL FROM", "TLS", "certificate expired",
      "self-signed", "STARTTLS is required", "(#5.5.0)", "bob@example.net", "<bob@example.net>:", " - gsmtp",
      "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain"]
 )
