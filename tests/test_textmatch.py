@@ -16,6 +16,7 @@ from mailtriage.textmatch import (
     WordFinder,
     _required_words,
     alternation_search,
+    folded_text,
     split_alternatives,
     text_search,
 )
@@ -35,7 +36,7 @@ atom = st.one_of(
 patterns = st.lists(atom, min_size=1, max_size=4).map(" ?".join) | st.lists(
     st.lists(atom, min_size=1, max_size=3).map("".join), min_size=1, max_size=4
 ).map("|".join)
-texts = st.lists(st.sampled_from([*WORDS, "MAILBOX", "Full", "ſ", "K", "é", "550", " ", "-"]), max_size=8).map(" ".join) | st.text(max_size=30)
+texts = st.lists(st.sampled_from([*WORDS, "MAILBOX", "Full", "ſ", "K", "İ", "ı", "é", "ÜSER", "550", " ", "-"]), max_size=8).map(" ".join) | st.text(max_size=30)
 
 
 @settings(max_examples=400, deadline=None)
@@ -128,3 +129,25 @@ def test_word_finder_reports_overlapping_and_nested_words() -> None:
     assert finder.find("blocked using on our list; 4.4.3") == [".4.3", "block", "blocked using", "list", "on our ", "our list"]
     assert finder.find("blocke") == ["block"]
     assert WordFinder([]).find("anything") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(WORDS), st.text(max_size=20), st.text(max_size=20), st.data())
+def test_folded_text_contains_every_word_re_would_find(word: str, before: str, after: str, data: st.DataObject) -> None:
+    """The prefilters and the word dispatch rely on this: wherever `re.IGNORECASE` finds a word, the
+    folded text holds it, non-ASCII text included (Kelvin sign, long s, dotted and dotless i)."""
+    variants = {"k": ["k", "K", "\u212a"], "s": ["s", "S", "\u017f"], "i": ["i", "I", "\u0130", "\u0131"]}
+    spelled = "".join(data.draw(st.sampled_from(variants.get(c, [c, c.upper()]))) for c in word)
+    text = before + spelled + after
+    assert re.search(re.escape(word), text, re.IGNORECASE)
+    folded = folded_text(text)
+    assert len(folded) == len(text) and word in folded
+
+
+def test_folded_text_maps_exactly_the_characters_re_equates_with_ascii_letters() -> None:
+    import string
+
+    for code in [*range(128, 0x3000), 0x212A, 0x212B, 0xFB05, 0xFB06]:
+        char = chr(code)
+        equal = [a for a in string.ascii_lowercase if re.fullmatch(a, char, re.IGNORECASE)]
+        assert folded_text(char) == (equal[0] if equal else char)

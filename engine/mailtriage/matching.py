@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .evaluate import Predicate, compile_condition, holds
 from .facts import FactValue, askable_fields
 from .model import All, AnyOf, Condition, Leaf, Not, Rule, iter_leaves
-from .textmatch import WordFinder, _ascii_folded, _required_words
+from .textmatch import WordFinder, _required_words, folded_text
 
 # Most selective first: a branch is filed under the first of these it tests for equality.
 DISPATCH_FIELDS = (
@@ -151,17 +151,12 @@ class DispatchIndex:
                 key = (name, facts[name])
                 if key in by_key:
                     keys.append(key)
-        for name, words in self.words.items():
+        for name in self.words:
             text = facts.get(name)
             if not isinstance(text, str):
                 continue
-            folded = _ascii_folded(text)
             prefixed = WORD_KEY_PREFIX + name
-            if folded is None:
-                # Non-ASCII text: Unicode case folding is not lower(), so every word key is a candidate.
-                keys.extend((prefixed, word) for word in words)
-                continue
-            keys.extend((prefixed, word) for word in self._finders[name].find(folded))
+            keys.extend((prefixed, word) for word in self._finders[name].find(folded_text(text)))
         if None in self.by_key:
             keys.append(None)
         return keys

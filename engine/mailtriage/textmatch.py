@@ -1,7 +1,7 @@
 """Case-insensitive text tests for rule patterns, with a cheap necessary-word prefilter.
 
 Text matching dominates query time (rules key on codes *and* wording), so each pattern gets a
-test equivalent to `re.search(pattern, text, re.IGNORECASE)` that first checks, for ASCII text,
+test equivalent to `re.search(pattern, text, re.IGNORECASE)` that first checks, on the case-folded text,
 whether any word a match would need is present at all.
 """
 
@@ -33,10 +33,9 @@ def text_search(pattern: str) -> Callable[[str], bool]:
     """A test equivalent to `re.search(pattern, text, re.IGNORECASE) is not None`, but cheaper.
 
     Most rule patterns cannot match unless the text contains one of a few literal words (the
-    words of `a|b|c`, or the longest literal run of a sequence). For ASCII text that necessary
-    condition is checked first with substring tests on the lower-cased text, and the regex runs
+    words of `a|b|c`, or the longest literal run of a sequence). That necessary condition is
+    checked first with substring tests on the folded text (`folded_text`), and the regex runs
     only when it holds; for a pure alternation of words the substring test is the whole answer.
-    Non-ASCII text always goes to the regex, since Unicode case folding differs from lower().
     A pattern tested often enough is then split into its top-level alternatives.
     """
     whole = _prefiltered_search(pattern)
@@ -64,15 +63,14 @@ def _prefiltered_search(pattern: str) -> Callable[[str], bool]:
     words, exact = analysis
 
     def test(text: str) -> bool:
-        folded = _ascii_folded(text)
-        if folded is not None:
-            for word in words:
-                if word in folded:
-                    break
-            else:
-                return False
-            if exact:
-                return True
+        folded = folded_text(text)
+        for word in words:
+            if word in folded:
+                break
+        else:
+            return False
+        if exact:
+            return True
         return search(text) is not None
 
     return test
@@ -86,7 +84,6 @@ def alternation_search(pattern: str) -> Callable[[str], bool] | None:
     alternatives = split_alternatives(pattern)
     if alternatives is None or len(alternatives) < 2:
         return None
-    search = compile_pattern(pattern).search
     filtered: list[tuple[tuple[str, ...], Callable[[str], re.Match[str] | None] | None]] = []
     unfiltered: list[str] = []
     for alternative in alternatives:
@@ -100,9 +97,7 @@ def alternation_search(pattern: str) -> Callable[[str], bool] | None:
     rest = compile_pattern("|".join(unfiltered)).search if unfiltered else None
 
     def test(text: str) -> bool:
-        folded = _ascii_folded(text)
-        if folded is None:
-            return search(text) is not None
+        folded = folded_text(text)
         for words, part_search in filtered:
             for word in words:
                 if word in folded:
@@ -248,11 +243,19 @@ def _trie_pattern(node: dict[str, Any]) -> str:
     return "(?:" + body + ")?" if "" in node else body
 
 
+# Python's case-insensitive `re` lets exactly these non-ASCII characters match an ASCII letter
+# (checked over every code point): folding them too keeps the fold one character per character,
+# so a word a pattern needs occurs in the folded text whenever the pattern can match.
+_FOLD = str.maketrans({**{chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") + 1)},
+                       "\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
 @functools.lru_cache(maxsize=64)
-def _ascii_folded(text: str) -> str | None:
-    """The lower-cased text if it is ASCII, else None; one query tests the same few texts against
-    dozens of patterns, so the folding is done once per text."""
-    return text.lower() if text.isascii() else None
+def folded_text(text: str) -> str:
+    """The text with every character that `re.IGNORECASE` equates with an ASCII letter replaced by
+    that lower-case letter, length preserved (ASCII text: simply lower()). One query tests the same
+    few texts against dozens of patterns, so the folding is done once per text."""
+    return text.lower() if text.isascii() else text.translate(_FOLD)
 
 
 _MIN_WORD = 3  # shorter necessary words filter too little to be worth the check
