@@ -13,9 +13,11 @@ from mailtriage.loader import load_knowledge_base
 from mailtriage.model import iter_leaves
 from mailtriage.textmatch import (
     SPLIT_AFTER_CALLS,
+    PatternSet,
     WordFinder,
     _required_words,
     alternation_search,
+    folded_pattern,
     folded_text,
     split_alternatives,
     text_search,
@@ -151,3 +153,35 @@ def test_folded_text_maps_exactly_the_characters_re_equates_with_ascii_letters()
         char = chr(code)
         equal = [a for a in string.ascii_lowercase if re.fullmatch(a, char, re.IGNORECASE)]
         assert folded_text(char) == (equal[0] if equal else char)
+
+
+fold_atoms = st.sampled_from(
+    [*WORDS, "Mail", "[A-Z]+", "[a-z]", "[^a-z]", "[0-9]", r"\d", r"\S+", r"\w", r"\b", r"\.", ".", "[A-z]", "é", "K", r"\x41", "(?i)", "(?:a|B)", "(?=user)"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(fold_atoms, min_size=1, max_size=5).map("".join), texts)
+def test_folded_pattern_on_folded_text_agrees_with_re(pattern: str, text: str) -> None:
+    try:
+        expected = re.search(pattern, text, re.IGNORECASE) is not None
+    except re.error:
+        return
+    fast = folded_pattern(pattern)
+    if fast is not None:
+        assert (fast.search(folded_text(text)) is not None) == expected
+
+
+def test_folded_pattern_declines_what_it_cannot_prove_equivalent() -> None:
+    assert folded_pattern("[A-z]") is None and folded_pattern("caf\u00e9") is None and folded_pattern(r"\x41") is None
+    assert folded_pattern("(?i)x") is None and folded_pattern(r"(a)\1") is None
+    fast = folded_pattern(r"Mailbox \S+ FULL|[A-Z]{3}\d")
+    assert fast is not None and fast.pattern == r"mailbox \S+ full|[a-z]{3}\d"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(BUNDLED_PATTERNS), min_size=1, max_size=8), texts)
+def test_pattern_set_agrees_with_re(chosen: list[str], text: str) -> None:
+    patterns = PatternSet(chosen)
+    for pattern in chosen:
+        assert patterns.test(pattern, text) == (re.search(pattern, text, re.IGNORECASE) is not None)

@@ -8,7 +8,7 @@ that can match the fact set's own values, plus those with no such key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .evaluate import Predicate, compile_condition, holds
@@ -139,11 +139,17 @@ class DispatchIndex:
                         self.words.setdefault(key[0][len(WORD_KEY_PREFIX) :], []).append(str(key[1]))
                     self.by_key.setdefault(key, []).append(branch)
         self._finders = {name: WordFinder(words) for name, words in self.words.items()}
+        self._word_sets = {name: frozenset(words) for name, words in self.words.items()}
         # The dispatch fields some branch is filed under, most selective first.
         used = {key[0] for key in self.by_key if key is not None}
         self._key_fields = tuple(name for name in DISPATCH_FIELDS if name in used)
 
-    def keys_for(self, facts: Mapping[str, FactValue]) -> list[DispatchKey | None]:
+    def keys_for(
+        self, facts: Mapping[str, FactValue], found: Callable[[str], frozenset[str]] | None = None
+    ) -> list[DispatchKey | None]:
+        """The dispatch keys of `facts`. `found(text)`, if given, returns a superset of the words of
+        `self.words` that the text contains (exactly those for these words): one shared pass over
+        the text instead of this index's own."""
         keys: list[DispatchKey | None] = []
         by_key = self.by_key
         for name in self._key_fields:
@@ -156,7 +162,11 @@ class DispatchIndex:
             if not isinstance(text, str):
                 continue
             prefixed = WORD_KEY_PREFIX + name
-            keys.extend((prefixed, word) for word in self._finders[name].find(folded_text(text)))
+            if found is not None:
+                present = sorted(found(text) & self._word_sets[name])
+            else:
+                present = self._finders[name].find(folded_text(text))
+            keys.extend((prefixed, word) for word in present)
         if None in self.by_key:
             keys.append(None)
         return keys
