@@ -101,3 +101,29 @@ def test_normalised_facts_are_not_shared_between_diagnoses(engine: Engine) -> No
     first.facts["smtp.reply_code"] = 999
     again = cached.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316"})
     assert again.facts == normalize_facts({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316"})
+
+
+def _diagnose_in_child(queries: list[dict[str, Any]]) -> list[str]:
+    from mailtriage.triage import default_engine
+
+    return [json.dumps(default_engine().diagnose(q).to_dict()) for q in queries]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_an_engine_loaded_before_a_fork_answers_the_same_in_the_children() -> None:
+    """scan --jobs forks after loading: durable-rules rulesets built before the fork, and those a
+    child builds after it, must give the parent's answers."""
+    import multiprocessing
+
+    from mailtriage.triage import default_engine
+
+    engine = default_engine()
+    queries = [example_facts(e) for rule in engine.kb.rules.values() for e in rule.examples_match]
+    before = queries[: len(queries) // 2]
+    expected = [json.dumps(Engine(engine.kb, explanation_cache_size=0).diagnose(q).to_dict()) for q in queries]
+    for query in before:  # builds the rulesets these keys need, in the parent
+        engine.diagnose(query)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(_diagnose_in_child, [queries, queries[::-1]])
+    assert results[0] == expected
+    assert results[1] == expected[::-1]

@@ -54,38 +54,79 @@ class Match:
     why: list[Leaf]
     causes: list[CauseAssessment]
     fixes: list[Fix]
+    # lang -> the parts of to_dict that do not depend on the facts (a match is immutable once made,
+    # and an engine shares it between every fact set with the same signature).
+    _templates: dict[str, _MatchTemplate] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def to_dict(self, facts: dict[str, FactValue], lang: str) -> dict[str, Any]:
-        rule = self.rule
-        static = _rendered(rule, lang)
-        cause_texts = static.causes
-        fix_dicts = static.fixes
-        head = static.head
+        template = self._templates.get(lang)
+        if template is None:
+            template = self._templates[lang] = self._template(lang)
+        get = facts.get
+        head = template.head
         return {  # the contract's key order
-            "rule": rule.id,
-            "codes": list(rule.codes),
-            "title": head["title"],
-            "summary": head["summary"],
-            "kind": head["kind"],
-            "generic_level": head["generic_level"],
-            "family": head["family"],
-            "status": head["status"],
-            "why": [_leaf_reason(leaf, facts) for leaf in self.why],
+            "rule": head[0],
+            "codes": list(head[1]),
+            "title": head[2],
+            "summary": head[3],
+            "kind": head[4],
+            "generic_level": head[5],
+            "family": head[6],
+            "status": head[7],
+            "why": [{"field": name, "condition": text, "value": get(name)} for name, text in template.why],
             "causes": [
                 {
-                    **cause_texts[c.cause.id],
-                    "likelihood": c.likelihood.value,
-                    "because": [_leaf_reason(leaf, facts) for leaf in c.because],
+                    "id": cause_id,
+                    "title": title,
+                    "detail": detail,
+                    "likelihood": likelihood,
+                    "because": [{"field": name, "condition": text, "value": get(name)} for name, text in because],
                 }
-                for c in self.causes
+                for cause_id, title, detail, likelihood, because in template.causes
             ],
             "fixes": [
-                {**fix_dicts[fix.id], "addresses": list(fix.addresses), "steps": list(fix_dicts[fix.id]["steps"])}
-                for fix in self.fixes
+                {"id": fix_id, "title": title, "addresses": list(addresses), "steps": list(steps)}
+                for fix_id, title, addresses, steps in template.fixes
             ],
-            "references": [{"title": r.title, "url": r.url} for r in rule.references],
-            "language": static.language,
+            "references": [{"title": title, "url": url} for title, url in template.references],
+            "language": template.language,
         }
+
+    def _template(self, lang: str) -> _MatchTemplate:
+        rule = self.rule
+        static = _rendered(rule, lang)
+        head = static.head
+        return _MatchTemplate(
+            (rule.id, tuple(rule.codes), head["title"], head["summary"], head["kind"], head["generic_level"],
+             head["family"], head["status"]),
+            tuple((leaf.field, leaf.describe()) for leaf in self.why),
+            tuple(
+                (
+                    c.cause.id,
+                    static.causes[c.cause.id]["title"],
+                    static.causes[c.cause.id]["detail"],
+                    c.likelihood.value,
+                    tuple((leaf.field, leaf.describe()) for leaf in c.because),
+                )
+                for c in self.causes
+            ),
+            tuple(
+                (fix.id, static.fixes[fix.id]["title"], tuple(fix.addresses), tuple(static.fixes[fix.id]["steps"]))
+                for fix in self.fixes
+            ),
+            tuple((r.title, r.url) for r in rule.references),
+            static.language,
+        )
+
+
+@dataclass(frozen=True)
+class _MatchTemplate:
+    head: tuple[Any, ...]
+    why: tuple[tuple[str, str], ...]
+    causes: tuple[tuple[str, str, str, str, tuple[tuple[str, str], ...]], ...]
+    fixes: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]
+    references: tuple[tuple[str, str], ...]
+    language: str
 
 
 class Explanation(Protocol):

@@ -81,6 +81,8 @@ class Engine:
         # The explanation cache: signature -> explanation, FIFO-evicted beyond the bound.
         self.explanation_cache_size = explanation_cache_size
         self._explanations: dict[Hashable, _Explanation] | None = {} if explanation_cache_size > 0 else None
+        # Exact fact sets seen recently -> (normalised facts, explanation); same bound.
+        self._recent: dict[Hashable, tuple[dict[str, Any], _Explanation]] = {}
         self._text_tests: dict[tuple[DispatchKey | None, ...], tuple[tuple[str, PatternPlan], ...]] = {}
         self._key_patterns: dict[DispatchKey | None, set[tuple[str, str]]] = {}
         tested = {leaf.field for rule in kb.rules.values() for leaf in _all_leaves(rule)}
@@ -126,16 +128,29 @@ class Engine:
         The result is lazy (each part is computed when first read) and its explanation is shared
         by every fact set with the same signature (see `_signature`), so a caller that reads only
         the best rule, or asks again about an error already seen, skips the work."""
-        facts = normalize_facts(raw_facts)
-        keys = self._index.keys_for(facts, self._patterns.found)  # once for matching and explaining
         cache = self._explanations
         if cache is None:
+            facts = normalize_facts(raw_facts)
+            keys = self._index.keys_for(facts, self._patterns.found)
             return Diagnosis(facts, explanation=_Explanation(self, facts, keys, self.matcher.match(facts, keys)))
+        # The same fact set again (a retried message, a repeated bounce): no normalising either.
+        # The value's type is part of the key because True == 1 and 1 == 1.0 in Python.
+        raw_key: Hashable | None = tuple((name, value.__class__, value) for name, value in raw_facts.items())
+        try:
+            seen = self._recent.get(raw_key)
+        except TypeError:  # an unhashable value: normalize_facts will say what is wrong with it
+            raw_key = seen = None
+        if seen is not None:
+            return Diagnosis(dict(seen[0]), explanation=seen[1])
+        facts = normalize_facts(raw_facts)
+        keys = self._index.keys_for(facts, self._patterns.found)  # once for matching and explaining
         signature = self._signature(facts, keys)
         explanation = cache.get(signature)
         if explanation is None:
             explanation = _Explanation(self, facts, keys, self.matcher.match(facts, keys))
             _bounded_put(cache, signature, explanation, self.explanation_cache_size)
+        if raw_key is not None:
+            _bounded_put(self._recent, raw_key, (dict(facts), explanation), self.explanation_cache_size)
         return Diagnosis(facts, explanation=explanation)
 
     def _signature(self, facts: dict[str, Any], keys: list[DispatchKey | None]) -> Hashable:

@@ -121,9 +121,13 @@ def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
             with open(path, encoding="utf-8", errors="replace") as text:
                 yield from parse_log_lines((line.rstrip("\n") for line in text), source=str(path))
             return
+        whole = len(head) < SNIFF_BYTES  # the sniffed head is the whole file: read it once
         if kind == "ndr":
-            with open(path, "rb") as handle:
-                data = handle.read(MAX_MESSAGE_BYTES + 1)
+            if whole:
+                data = head
+            else:
+                with open(path, "rb") as handle:
+                    data = handle.read(MAX_MESSAGE_BYTES + 1)
             records = parse_message(data, source=str(path))
             truncated = size > MAX_MESSAGE_BYTES
             for record in records:
@@ -137,8 +141,11 @@ def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
         if size > MAX_REPLY_FILE_BYTES:
             yield SkippedInput(str(path), f"{size} bytes of text that is neither a message nor a log")
             return
-        with open(path, "rb") as handle:
-            records = parse_input(handle.read(), kind="reply", source=str(path))
+        if whole:
+            records = parse_input(head, kind="reply", source=str(path))
+        else:
+            with open(path, "rb") as handle:
+                records = parse_input(handle.read(), kind="reply", source=str(path))
         yield from records
         if not records:
             yield SkippedInput(str(path), "no SMTP error found in the text")
