@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailtriage import Engine
+from mailtriage.engine import CACHE_AFTER_DIAGNOSES
 from mailtriage.facts import normalize_facts
 from mailtriage.lint import example_facts
 from mailtriage.loader import KnowledgeBase
@@ -36,7 +37,13 @@ def generated_engine(conditions: list[dict[str, Any]], causes: list[dict[str, An
         fixes = [{"id": "f", "title": "fix", "addresses": [c["id"] for c in cause_list[:1]], "steps": ["do it"]}] if cause_list else []
         rules[f"r{i}"] = make_rule(f"r{i}", match, kind="specific" if i % 2 else "generic",
                                    **({"generic_level": "detail"} if i % 2 == 0 else {}), causes=cause_list, fixes=fixes)
-    return Engine(KnowledgeBase(rules=rules), explanation_cache_size=cache_size)
+    return warm(Engine(KnowledgeBase(rules=rules), explanation_cache_size=cache_size))
+
+
+def warm(engine: Engine) -> Engine:
+    """Cache from the first diagnosis on (an engine normally starts caching after a few)."""
+    engine._uncached_left = 0
+    return engine
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -72,8 +79,17 @@ def test_the_explanation_cache_is_bounded_and_evicts_the_oldest() -> None:
     assert len(engine._text_tests) <= 3
 
 
+def test_a_one_shot_command_builds_no_cache(engine: Engine) -> None:
+    fresh = Engine(engine.kb)
+    for _ in range(CACHE_AFTER_DIAGNOSES):
+        fresh.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "smtp.text": "Connection refused"})
+    assert not fresh._explanations and not fresh._text_tests
+    fresh.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "smtp.text": "Connection refused"})
+    assert fresh._explanations is not None and len(fresh._explanations) == 1
+
+
 def test_same_signature_shares_the_explanation_but_quotes_its_own_facts(engine: Engine) -> None:
-    cached = Engine(engine.kb, explanation_cache_size=16)
+    cached = warm(Engine(engine.kb, explanation_cache_size=16))
     first = cached.diagnose({"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "smtp.text": "User unknown in virtual mailbox table (alice)"})
     second = cached.diagnose({"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "smtp.text": "User unknown in virtual mailbox table (bob)"})
     assert first._explanation is second._explanation and len(cached._explanations or {}) == 1
@@ -87,7 +103,7 @@ def test_same_signature_shares_the_explanation_but_quotes_its_own_facts(engine: 
 
 @pytest.mark.parametrize("lang", ["en", "pt-BR"])
 def test_bundled_examples_give_the_same_json_cached_and_lazy(engine: Engine, lang: str) -> None:
-    cached = Engine(engine.kb, explanation_cache_size=64)
+    cached = warm(Engine(engine.kb, explanation_cache_size=64))
     plain = Engine(engine.kb, explanation_cache_size=0)
     queries = [example_facts(e) for rule in engine.kb.rules.values() for e in (*rule.examples_match, *rule.examples_no_match)]
     queries += [{**q, "smtp.text": text} for q in queries[:60] if "smtp.text" in q for text in TEXTS[:3]]
@@ -96,7 +112,7 @@ def test_bundled_examples_give_the_same_json_cached_and_lazy(engine: Engine, lan
 
 
 def test_normalised_facts_are_not_shared_between_diagnoses(engine: Engine) -> None:
-    cached = Engine(engine.kb, explanation_cache_size=8)
+    cached = warm(Engine(engine.kb, explanation_cache_size=8))
     first = cached.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316"})
     first.facts["smtp.reply_code"] = 999
     again = cached.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316"})

@@ -30,6 +30,7 @@ MAX_NEAR_MISSES = 3
 # Explanations kept for reuse, by exact signature. A bulk scan sees a few thousand distinct
 # signatures at most; each entry holds one explained fact set (a few kB).
 EXPLANATION_CACHE_SIZE = 4096
+CACHE_AFTER_DIAGNOSES = 16  # the first diagnoses of an engine are not cached (see diagnose)
 _PRESENT = "\0present"  # a free-text field's entry in a signature: its outcomes say the rest
 _evict_lock = threading.Lock()
 _SERVER_SAID = frozenset({"smtp.reply_code", "smtp.enhanced"})  # observed, never a near-miss lead
@@ -81,6 +82,7 @@ class Engine:
         # The explanation cache: signature -> explanation, FIFO-evicted beyond the bound.
         self.explanation_cache_size = explanation_cache_size
         self._explanations: dict[Hashable, _Explanation] | None = {} if explanation_cache_size > 0 else None
+        self._uncached_left = CACHE_AFTER_DIAGNOSES
         # Exact fact sets seen recently -> (normalised facts, explanation); same bound.
         self._recent: dict[Hashable, tuple[dict[str, Any], _Explanation]] = {}
         self._text_tests: dict[tuple[DispatchKey | None, ...], tuple[tuple[str, PatternPlan], ...]] = {}
@@ -129,7 +131,11 @@ class Engine:
         by every fact set with the same signature (see `_signature`), so a caller that reads only
         the best rule, or asks again about an error already seen, skips the work."""
         cache = self._explanations
-        if cache is None:
+        if cache is None or self._uncached_left > 0:
+            # Signatures need every relevant text pattern analysed and compiled: more than a
+            # one-shot command spends on its answer. The cache starts after a few diagnoses.
+            if self._uncached_left > 0:
+                self._uncached_left -= 1
             facts = normalize_facts(raw_facts)
             keys = self._index.keys_for(facts, self._patterns.found)
             return Diagnosis(facts, explanation=_Explanation(self, facts, keys, self.matcher.match(facts, keys)))
@@ -174,13 +180,14 @@ class Engine:
             _bounded_put(self._text_tests, key_tuple, tests, self.explanation_cache_size)
         outcomes = 0
         bit = 1
-        found: dict[str, frozenset[str]] = {}
+        found: dict[str, frozenset[str] | None] = {}
         patterns = self._patterns
         for name, plan in tests:
             text = facts.get(name)
             if isinstance(text, str):
-                words = found.get(name)
-                if words is None:
+                if name in found:
+                    words = found[name]
+                else:
                     words = found[name] = patterns.found(text)
                 if plan.test(words, text, folded_text(text)):
                     outcomes |= bit

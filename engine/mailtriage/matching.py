@@ -145,11 +145,11 @@ class DispatchIndex:
         self._key_fields = tuple(name for name in DISPATCH_FIELDS if name in used)
 
     def keys_for(
-        self, facts: Mapping[str, FactValue], found: Callable[[str], frozenset[str]] | None = None
+        self, facts: Mapping[str, FactValue], found: Callable[[str], frozenset[str] | None] | None = None
     ) -> list[DispatchKey | None]:
         """The dispatch keys of `facts`. `found(text)`, if given, returns a superset of the words of
-        `self.words` that the text contains (exactly those for these words): one shared pass over
-        the text instead of this index's own."""
+        `self.words` that the text contains (exactly those for these words), or None: one shared
+        pass over the text instead of this index's own."""
         keys: list[DispatchKey | None] = []
         by_key = self.by_key
         for name in self._key_fields:
@@ -162,8 +162,9 @@ class DispatchIndex:
             if not isinstance(text, str):
                 continue
             prefixed = WORD_KEY_PREFIX + name
-            if found is not None:
-                present = sorted(found(text) & self._word_sets[name])
+            words_found = found(text) if found is not None else None
+            if words_found is not None:
+                present = sorted(words_found & self._word_sets[name])
             else:
                 present = self._finders[name].find(folded_text(text))
             keys.extend((prefixed, word) for word in present)

@@ -433,9 +433,16 @@ class PatternPlan:
     alternatives: tuple[_Alternative, ...]
     rest: Callable[[str, str], bool] | None
 
-    def test(self, found: frozenset[str], text: str, folded: str) -> bool:
+    def test(self, found: frozenset[str] | None, text: str, folded: str) -> bool:
+        """`found`: the words occurring in the text (a superset of this plan's words that do), or
+        None to look for them in `folded`."""
         for words, exact, search in self.alternatives:
-            if not words.isdisjoint(found) and (exact or search(text, folded)):
+            if found is not None:
+                if words.isdisjoint(found):
+                    continue
+            elif not any(word in folded for word in words):
+                continue
+            if exact or search(text, folded):
                 return True
         return self.rest is not None and self.rest(text, folded)
 
@@ -477,22 +484,41 @@ class PatternSet:
     """Test many patterns against one text with one pass over the text: every necessary word of
     every pattern is found at once (a WordFinder trie), then each pattern is a set test plus,
     only when its words occur and are not enough, its own regex. Equivalent to
-    `re.search(pattern, text, re.IGNORECASE) is not None` for each pattern (checked by Hypothesis)."""
+    `re.search(pattern, text, re.IGNORECASE) is not None` for each pattern (checked by Hypothesis).
+
+    Analysing every pattern costs far more than a one-shot command's few tests, so for the first
+    BUILD_AFTER_CALLS texts `found` returns None and each plan (built on first use) checks its own
+    words in the folded text."""
 
     MEMO_SIZE = 64
+    BUILD_AFTER_CALLS = 16
 
     def __init__(self, patterns: Iterable[str], extra_words: Iterable[str] = ()) -> None:
         """`extra_words` are also reported by `found` (for instance the dispatch words)."""
-        self.plans = {pattern: pattern_plan(pattern) for pattern in patterns}
-        words = {word for plan in self.plans.values() for alternative in plan.alternatives for word in alternative[0]}
-        words.update(extra_words)
-        self._finder = WordFinder(words)
+        self.patterns = tuple(patterns)
+        self.extra_words = frozenset(extra_words)
+        self._finder: WordFinder | None = None
+        self._calls = 0
         self._found: dict[str, frozenset[str]] = {}
 
-    def found(self, text: str) -> frozenset[str]:
-        """The necessary words of any pattern that occur in `text` (memoised for recent texts)."""
+    def build(self) -> None:
+        """Analyse every pattern and compile the word finder now."""
+        words = {word for pattern in self.patterns for alternative in pattern_plan(pattern).alternatives for word in alternative[0]}
+        finder = WordFinder(words | self.extra_words)
+        finder.build()
+        self._finder = finder
+
+    def found(self, text: str) -> frozenset[str] | None:
+        """The necessary words of any pattern (and the extra words) that occur in `text`, memoised
+        for recent texts; None until the set is built."""
         found = self._found.get(text)
         if found is None:
+            if self._finder is None:
+                self._calls += 1
+                if self._calls < self.BUILD_AFTER_CALLS:
+                    return None
+                self.build()
+                assert self._finder is not None
             found = frozenset(self._finder.find(folded_text(text)))  # folded_text is memoised too
             if len(self._found) >= self.MEMO_SIZE:
                 self._found.clear()  # a query reuses its own texts; older ones rarely come back
@@ -500,7 +526,4 @@ class PatternSet:
         return found
 
     def test(self, pattern: str, text: str) -> bool:
-        plan = self.plans.get(pattern)
-        if plan is None:
-            plan = pattern_plan(pattern)
-        return plan.test(self.found(text), text, folded_text(text))
+        return pattern_plan(pattern).test(self.found(text), text, folded_text(text))
