@@ -118,11 +118,13 @@ finder_words = st.lists(st.text(alphabet="ab .", min_size=1, max_size=5), max_si
 @settings(max_examples=500, deadline=None)
 @given(finder_words, st.text(alphabet="ab .c", max_size=25))
 def test_word_finder_finds_exactly_the_words_the_text_contains(words: list[str], text: str) -> None:
-    finder = WordFinder(words)
-    expected = {word for word in words if word in text}
-    assert finder.find(text) == sorted(expected)  # plain substring tests, before the trie is worth building
-    finder.build()
-    assert finder.find(text) == sorted(expected)
+    expected = sorted({word for word in words if word in text})
+    for use_automaton in (True, False):  # Aho-Corasick (pyahocorasick) and the pure-Python trie
+        finder = WordFinder(words, use_automaton=use_automaton)
+        assert finder.find(text) == expected  # plain substring tests, before the trie is worth building
+        finder.build()
+        assert (finder._iter is not None) == (use_automaton and bool(words))
+        assert finder.find(text) == expected
 
 
 def test_word_finder_reports_overlapping_and_nested_words() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,7 +18,7 @@ from .facts import normalize_facts, vocabulary
 from .loader import KnowledgeBase
 from .matching import Branch, DispatchIndex, DispatchKey, PythonMatcher
 from .model import Condition, Leaf, Not, Rule, Status, iter_leaves
-from .textmatch import PatternPlan, PatternSet, folded_text, pattern_plan
+from .textmatch import PatternSet, folded_text, pattern_plan
 
 if TYPE_CHECKING:
     from .triage import TextDiagnosis
@@ -85,7 +85,7 @@ class Engine:
         self._uncached_left = CACHE_AFTER_DIAGNOSES
         # Exact fact sets seen recently -> (normalised facts, explanation); same bound.
         self._recent: dict[Hashable, tuple[dict[str, Any], _Explanation]] = {}
-        self._text_tests: dict[tuple[DispatchKey | None, ...], tuple[tuple[str, PatternPlan], ...]] = {}
+        self._text_tests: dict[tuple[DispatchKey | None, ...], _TextTests] = {}
         self._key_patterns: dict[DispatchKey | None, set[tuple[str, str]]] = {}
         tested = {leaf.field for rule in kb.rules.values() for leaf in _all_leaves(rule)}
         specs = vocabulary()
@@ -178,25 +178,12 @@ class Engine:
         if tests is None:
             tests = self._text_tests_for(keys)
             _bounded_put(self._text_tests, key_tuple, tests, self.explanation_cache_size)
-        outcomes = 0
-        bit = 1
-        found: dict[str, frozenset[str] | None] = {}
-        patterns = self._patterns
-        for name, plan in tests:
-            text = facts.get(name)
-            if isinstance(text, str):
-                if name in found:
-                    words = found[name]
-                else:
-                    words = found[name] = patterns.found(text)
-                if plan.test(words, text, folded_text(text)):
-                    outcomes |= bit
-            bit <<= 1
+        outcomes = tests.outcomes(facts, self._patterns)
         values.sort()
         return (key_tuple, tuple(values), outcomes)
 
-    def _text_tests_for(self, keys: list[DispatchKey | None]) -> tuple[tuple[str, PatternPlan], ...]:
-        """The text tests (field, test) that explaining a query with these keys may make."""
+    def _text_tests_for(self, keys: list[DispatchKey | None]) -> _TextTests:
+        """The text tests that explaining a query with these keys may make."""
         patterns: set[tuple[str, str]] = set()
         for key in keys:
             found = self._key_patterns.get(key)
@@ -206,7 +193,7 @@ class Engine:
                     found.update((leaf.field, leaf.value) for leaf in _all_leaves(self.rules[branch.rule_id]) if leaf.op == "matches")
                 self._key_patterns[key] = found
             patterns |= found
-        return tuple((name, pattern_plan(pattern)) for name, pattern in sorted(patterns))
+        return _TextTests(sorted(patterns))
 
     def _explain(self, rule: Rule, assessor: _Assessor) -> Match:
         assess = assessor.assess
@@ -336,6 +323,43 @@ def _reportable_fields() -> frozenset[str]:
         for name, spec in vocabulary().items()
         if (spec.question is not None or name.startswith("context.")) and name not in _SERVER_SAID
     )
+
+
+class _TextTests:
+    """The outcomes of a set of (field, pattern) tests as one integer (bit i: test i held), in one
+    pass per text: each pattern's alternatives are filed under their necessary words, so only the
+    alternatives whose words occur in the text run (most texts contain few of them)."""
+
+    def __init__(self, tests: list[tuple[str, str]]) -> None:
+        by_field: dict[str, tuple[dict[str, list[tuple[int, bool, Callable[[str, str], bool]]]], list[tuple[int, Callable[[str, str], bool]]]]] = {}
+        for number, (name, pattern) in enumerate(tests):
+            bit = 1 << number
+            index, always = by_field.setdefault(name, ({}, []))
+            plan = pattern_plan(pattern)
+            for words, exact, search in plan.alternatives:
+                for word in words:
+                    index.setdefault(word, []).append((bit, exact, search))
+            if plan.rest is not None:
+                always.append((bit, plan.rest))
+        self.fields = [(name, index, frozenset(index), always) for name, (index, always) in by_field.items()]
+
+    def outcomes(self, facts: Mapping[str, Any], patterns: PatternSet) -> int:
+        outcomes = 0
+        for name, index, words, always in self.fields:
+            text = facts.get(name)
+            if not isinstance(text, str):
+                continue
+            folded = folded_text(text)
+            found = patterns.found(text)
+            present = (found & words) if found is not None else [word for word in words if word in folded]
+            for word in present:
+                for bit, exact, search in index[word]:
+                    if not outcomes & bit and (exact or search(text, folded)):
+                        outcomes |= bit
+            for bit, rest in always:
+                if not outcomes & bit and rest(text, folded):
+                    outcomes |= bit
+        return outcomes
 
 
 class _Explanation:

@@ -257,7 +257,8 @@ def _has_group_references(items: list[tuple[Any, Any]]) -> bool:
 
 
 class WordFinder:
-    """Which of many lower-case words occur in a lower-cased text, in one regex pass.
+    """Which of many lower-case words occur in a lower-cased text, in one pass: an Aho-Corasick
+    automaton when pyahocorasick is installed, else the regex trie below.
 
     The words become one trie-shaped regex inside a lookahead, so at each position of the text
     the engine follows a single path of characters (not hundreds of alternatives) and reports the
@@ -269,10 +270,12 @@ class WordFinder:
     # 50 words 5.0 vs 6.3 us, 100 words 9.7 vs 7.6 us, 283 words 27 vs 12 us).
     MIN_WORDS_FOR_TRIE = 100
 
-    def __init__(self, words: Iterable[str]) -> None:
+    def __init__(self, words: Iterable[str], use_automaton: bool = True) -> None:
         self.words = sorted(set(words))
+        self.use_automaton = use_automaton
         self._calls = 0
         self._search: Callable[[str], Iterable[re.Match[str]]] | None = None
+        self._iter: Callable[[str], Iterable[tuple[int, str]]] | None = None
 
     def build(self) -> None:
         """Compile the trie now (otherwise after BUILD_AFTER_CALLS texts)."""
@@ -292,6 +295,9 @@ class WordFinder:
                     found.append(word[:length])
             with_prefixes[word] = tuple(found)
         self._with_prefixes = with_prefixes
+        automaton = _automaton(self.words) if self.use_automaton else None
+        if automaton is not None:
+            self._iter = automaton.iter
         # Assigned last: another thread may start using it as soon as it is set.
         self._search = re.compile("(?=(" + _trie_pattern(trie) + "))", re.DOTALL).finditer
 
@@ -305,10 +311,28 @@ class WordFinder:
                 return [word for word in self.words if word in folded]
             self.build()
             assert self._search is not None
+        if self._iter is not None:
+            return sorted({word for _end, word in self._iter(folded)})
         found: set[str] = set()
         for match in self._search(folded):
             found.update(self._with_prefixes[match.group(1)])
         return sorted(found)
+
+
+def _automaton(words: list[str]) -> Any:
+    """An Aho-Corasick automaton of `words` (pyahocorasick, a C extension: one pass reports every
+    occurrence, ~10x faster than the trie regex), or None where it is not installed."""
+    try:
+        import ahocorasick  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        automaton.add_word(word, word)
+    if not words:
+        return None
+    automaton.make_automaton()
+    return automaton
 
 
 def _trie_pattern(node: dict[str, Any]) -> str:
