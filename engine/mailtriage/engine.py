@@ -85,15 +85,18 @@ class Engine:
         self._uncached_left = CACHE_AFTER_DIAGNOSES
         # Exact fact sets seen recently -> (normalised facts, explanation); same bound.
         self._recent: dict[Hashable, tuple[dict[str, Any], _Explanation]] = {}
-        self._text_tests: dict[tuple[DispatchKey | None, ...], _TextTests] = {}
-        self._key_patterns: dict[DispatchKey | None, set[tuple[str, str]]] = {}
+        # Every text test of the knowledge base (built with the first signature), and per
+        # dispatch key the bits of the tests its explanations may make.
+        self._text_tests: _TextTests | None = None
+        self._key_masks: dict[DispatchKey | None, int] = {}
         tested = {leaf.field for rule in kb.rules.values() for leaf in _all_leaves(rule)}
         specs = vocabulary()
         self._text_fields = frozenset(n for n in tested if n in specs and specs[n].is_text())
         self._typed_fields = frozenset(tested - self._text_fields)
+        self._all_patterns = {(leaf.field, leaf.value) for rule in kb.rules.values() for leaf in _all_leaves(rule) if leaf.op == "matches"}
         # Every text pattern of the knowledge base, tested against a text in one pass.
         self._patterns = PatternSet(
-            sorted({leaf.value for rule in kb.rules.values() for leaf in _all_leaves(rule) if leaf.op == "matches"}),
+            sorted({pattern for _name, pattern in self._all_patterns}),
             extra_words={word for words in self._index.words.values() for word in words},
         )
 
@@ -116,6 +119,17 @@ class Engine:
 
             raise MailtriageError(f"rules folder not found: {missing[0]}")
         return cls(load_cached_knowledge_base(dirs, use_cache=use_cache), backend=backend)
+
+    def prepare(self) -> None:
+        """Build now what is otherwise built on first use (every durable-rules ruleset, the word
+        finder, the text-test index): for a process about to fork workers that share them."""
+        build_all = getattr(self.matcher, "build_all", None)
+        if build_all is not None:
+            build_all()
+        self._patterns.build()
+        if self._text_tests is None:
+            self._text_tests = _TextTests(sorted(self._all_patterns))
+        self._uncached_left = 0
 
     def diagnose_text(self, text: bytes | str, facts: Mapping[str, Any] | None = None, *,
                       kind: str = "auto", source: str = "<input>") -> list[TextDiagnosis]:
@@ -174,26 +188,29 @@ class Engine:
             elif name in texts:
                 values.append((name, _PRESENT))
         key_tuple = tuple(keys)
-        tests = self._text_tests.get(key_tuple)
+        tests = self._text_tests
         if tests is None:
-            tests = self._text_tests_for(keys)
-            _bounded_put(self._text_tests, key_tuple, tests, self.explanation_cache_size)
-        outcomes = tests.outcomes(facts, self._patterns)
+            tests = self._text_tests = _TextTests(sorted(self._all_patterns))
+        mask = 0
+        masks = self._key_masks
+        for key in keys:
+            key_mask = masks.get(key)
+            if key_mask is None:
+                key_mask = masks[key] = tests.mask(self._patterns_of_key(key))
+            mask |= key_mask
+        outcomes = tests.outcomes(facts, self._patterns, mask)
         values.sort()
         return (key_tuple, tuple(values), outcomes)
 
-    def _text_tests_for(self, keys: list[DispatchKey | None]) -> _TextTests:
-        """The text tests that explaining a query with these keys may make."""
-        patterns: set[tuple[str, str]] = set()
-        for key in keys:
-            found = self._key_patterns.get(key)
-            if found is None:
-                found = set()
-                for branch in self._index.by_key[key]:
-                    found.update((leaf.field, leaf.value) for leaf in _all_leaves(self.rules[branch.rule_id]) if leaf.op == "matches")
-                self._key_patterns[key] = found
-            patterns |= found
-        return _TextTests(sorted(patterns))
+    def _patterns_of_key(self, key: DispatchKey | None) -> set[tuple[str, str]]:
+        """The text tests (field, pattern) that explaining a query with this key may make: those of
+        the key's rules and of their causes."""
+        return {
+            (leaf.field, leaf.value)
+            for branch in self._index.by_key[key]
+            for leaf in _all_leaves(self.rules[branch.rule_id])
+            if leaf.op == "matches"
+        }
 
     def _explain(self, rule: Rule, assessor: _Assessor) -> Match:
         assess = assessor.assess
@@ -326,14 +343,15 @@ def _reportable_fields() -> frozenset[str]:
 
 
 class _TextTests:
-    """The outcomes of a set of (field, pattern) tests as one integer (bit i: test i held), in one
-    pass per text: each pattern's alternatives are filed under their necessary words, so only the
-    alternatives whose words occur in the text run (most texts contain few of them)."""
+    """Outcomes of (field, pattern) tests as one integer (bit i: test i held), in one pass per
+    text: each pattern's alternatives are filed under their necessary words, so only those whose
+    words occur in the text run (a text contains few of them); `mask` limits the run to the tests
+    a query's explanation may make."""
 
     def __init__(self, tests: list[tuple[str, str]]) -> None:
+        self.bits = {test: 1 << number for number, test in enumerate(tests)}
         by_field: dict[str, tuple[dict[str, list[tuple[int, bool, Callable[[str, str], bool]]]], list[tuple[int, Callable[[str, str], bool]]]]] = {}
-        for number, (name, pattern) in enumerate(tests):
-            bit = 1 << number
+        for (name, pattern), bit in self.bits.items():
             index, always = by_field.setdefault(name, ({}, []))
             plan = pattern_plan(pattern)
             for words, exact, search in plan.alternatives:
@@ -343,7 +361,13 @@ class _TextTests:
                 always.append((bit, plan.rest))
         self.fields = [(name, index, frozenset(index), always) for name, (index, always) in by_field.items()]
 
-    def outcomes(self, facts: Mapping[str, Any], patterns: PatternSet) -> int:
+    def mask(self, tests: Iterable[tuple[str, str]]) -> int:
+        mask = 0
+        for test in tests:
+            mask |= self.bits[test]
+        return mask
+
+    def outcomes(self, facts: Mapping[str, Any], patterns: PatternSet, mask: int) -> int:
         outcomes = 0
         for name, index, words, always in self.fields:
             text = facts.get(name)
@@ -354,10 +378,10 @@ class _TextTests:
             present = (found & words) if found is not None else [word for word in words if word in folded]
             for word in present:
                 for bit, exact, search in index[word]:
-                    if not outcomes & bit and (exact or search(text, folded)):
+                    if mask & bit and not outcomes & bit and (exact or search(text, folded)):
                         outcomes |= bit
             for bit, rest in always:
-                if not outcomes & bit and rest(text, folded):
+                if mask & bit and not outcomes & bit and rest(text, folded):
                     outcomes |= bit
         return outcomes
 

@@ -124,18 +124,11 @@ def text_search(pattern: str) -> Callable[[str], bool]:
 
 
 def _prefiltered_search(pattern: str) -> Callable[[str], bool]:
-    fast = folded_pattern(pattern)
+    search = _search_either(pattern)  # on the folded text when the pattern allows it
     analysis = _required_words(pattern)
     if analysis is None:
-        if fast is not None:
-            fast_search = fast.search
-            return lambda text: fast_search(folded_text(text)) is not None
-        search = compile_pattern(pattern).search
-        return lambda text: search(text) is not None
+        return lambda text: search(text, folded_text(text))
     words, exact = analysis
-    # On the folded text when the pattern allows it, else on the text itself.
-    folded_search = fast.search if fast is not None else None
-    search = compile_pattern(pattern).search
 
     def test(text: str) -> bool:
         folded = folded_text(text)
@@ -144,11 +137,7 @@ def _prefiltered_search(pattern: str) -> Callable[[str], bool]:
                 break
         else:
             return False
-        if exact:
-            return True
-        if folded_search is not None:
-            return folded_search(folded) is not None
-        return search(text) is not None
+        return exact or search(text, folded)
 
     return test
 
@@ -186,21 +175,25 @@ def alternation_search(pattern: str) -> Callable[[str], bool] | None:
     return test
 
 
-def split_alternatives(pattern: str) -> list[str] | None:
+def split_alternatives(pattern: str, compile_parts: bool = True) -> list[str] | None:
     """The top-level alternatives of `pattern` as separate patterns, or None when splitting could
     change the meaning (back-references, conditional groups, global inline flags) or the pattern
-    does not compile."""
+    does not compile. Without `compile_parts` the parts are only parsed (the caller compiles
+    them when first needed and falls back to the whole pattern if one does not compile)."""
     try:
-        compiled = compile_pattern(pattern)
         tree = parser.parse(pattern, re.IGNORECASE)
     except re.error:
         return None
-    if compiled.flags != compile_pattern("").flags or _has_group_references(list(tree)):
+    if tree.state.flags & ~(re.IGNORECASE | re.UNICODE) or _has_group_references(list(tree)):
         return None
     parts = _top_level_parts(pattern)
     try:
+        compile_pattern(pattern)
         for part in parts:
-            compile_pattern(part)
+            if compile_parts:
+                compile_pattern(part)
+            else:
+                parser.parse(part, re.IGNORECASE)
     except re.error:
         return None
     return parts
@@ -471,21 +464,36 @@ class PatternPlan:
         return self.rest is not None and self.rest(text, folded)
 
 
-def _search_either(pattern: str) -> Callable[[str, str], bool]:
-    """search(text, folded): on the folded text when the pattern allows it."""
-    fast = folded_pattern(pattern)
-    if fast is not None:
-        fast_search = fast.search
-        return lambda _text, folded: fast_search(folded) is not None
-    search = compile_pattern(pattern).search
-    return lambda text, _folded: search(text) is not None
+def _search_either(pattern: str, whole: str | None = None) -> Callable[[str, str], bool]:
+    """search(text, folded): on the folded text when the pattern allows it. Compiled on first
+    use: most alternatives never run (their words never occur). `whole`: the pattern this one is
+    an alternative of, searched instead if this one does not compile on its own (the whole
+    pattern's outcome, the only thing a plan reports, is then unchanged)."""
+    state: list[Callable[[str, str], bool]] = []
+
+    def first(text: str, folded: str) -> bool:
+        if not state:
+            fast = folded_pattern(pattern)
+            if fast is not None:
+                fast_search = fast.search
+                state.append(lambda _text, folded: fast_search(folded) is not None)
+            else:
+                try:
+                    search = compile_pattern(pattern).search
+                except re.error:
+                    assert whole is not None  # a whole pattern compiled when it was split
+                    search = compile_pattern(whole).search
+                state.append(lambda text, _folded: search(text) is not None)
+        return state[0](text, folded)
+
+    return first
 
 
 @functools.cache
 def pattern_plan(pattern: str) -> PatternPlan:
     """The plan of `pattern`: split into its alternatives when that is safe and they have words,
     else the whole pattern behind its necessary words, else the plain regex."""
-    alternatives = split_alternatives(pattern) if len(_top_level_parts(pattern)) >= 2 else None
+    alternatives = split_alternatives(pattern, compile_parts=False) if len(_top_level_parts(pattern)) >= 2 else None
     if alternatives is not None:
         filtered: list[_Alternative] = []
         unfiltered: list[str] = []
@@ -494,8 +502,8 @@ def pattern_plan(pattern: str) -> PatternPlan:
             if analysis is None:
                 unfiltered.append(alternative)
             else:
-                filtered.append((frozenset(analysis[0]), analysis[1], _search_either(alternative)))
-        rest = _search_either("|".join(unfiltered)) if unfiltered else None
+                filtered.append((frozenset(analysis[0]), analysis[1], _search_either(alternative, pattern)))
+        rest = _search_either("|".join(unfiltered), pattern) if unfiltered else None
         return PatternPlan(tuple(filtered), rest)
     analysis = _required_words(pattern)
     search = _search_either(pattern)

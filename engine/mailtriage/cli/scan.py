@@ -103,6 +103,8 @@ def _run(files: list[str], jobs: int, rule_dirs: tuple[str, ...]) -> Iterator[tu
         import gc
 
         _init_worker(rule_dirs)
+        assert _worker_engine is not None
+        _worker_engine.prepare()  # built once here rather than once in every worker
         gc.freeze()
         pool = multiprocessing.get_context("fork").Pool(jobs)
     else:  # no safe fork (macOS, Windows): each worker loads its own engine
