@@ -188,7 +188,6 @@ def split_alternatives(pattern: str, compile_parts: bool = True) -> list[str] | 
         return None
     parts = _top_level_parts(pattern)
     try:
-        compile_pattern(pattern)
         for part in parts:
             if compile_parts:
                 compile_pattern(part)
@@ -481,7 +480,8 @@ def _search_either(pattern: str, whole: str | None = None) -> Callable[[str, str
                 try:
                     search = compile_pattern(pattern).search
                 except re.error:
-                    assert whole is not None  # a whole pattern compiled when it was split
+                    if whole is None:
+                        raise
                     search = compile_pattern(whole).search
                 state.append(lambda text, _folded: search(text) is not None)
         return state[0](text, folded)
