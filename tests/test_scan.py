@@ -82,3 +82,17 @@ def test_random_bytes_never_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert done.returncode == 2  # random bytes are binary data: nothing readable
     assert json.loads(done.stdout)["files"] == 40
+
+
+def test_jobs_give_identical_output_in_input_order(tmp_path: Path) -> None:
+    # Enough files for several batches per worker, so that forked workers really share the work.
+    files = [p for p in sorted(DATA.iterdir()) if p.is_file()]
+    for copy in range(4):
+        for source in files:
+            (tmp_path / f"{copy}-{source.name}").write_bytes(source.read_bytes())
+    code_one, one = run(str(tmp_path), "--format", "jsonl")
+    code_three, three = run(str(tmp_path), "--format", "jsonl", "--jobs", "3")
+    assert one.count("\n") >= 4 * len(files) and one == three and code_one == code_three
+    _, summary_one = run(str(tmp_path), "--format", "json")
+    _, summary_two = run(str(tmp_path), "--format", "json", "--jobs", "2")
+    assert summary_one == summary_two

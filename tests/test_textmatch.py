@@ -13,9 +13,12 @@ from mailtriage.loader import load_knowledge_base
 from mailtriage.model import iter_leaves
 from mailtriage.textmatch import (
     SPLIT_AFTER_CALLS,
+    PatternSet,
     WordFinder,
     _required_words,
     alternation_search,
+    folded_pattern,
+    folded_text,
     split_alternatives,
     text_search,
 )
@@ -35,7 +38,7 @@ atom = st.one_of(
 patterns = st.lists(atom, min_size=1, max_size=4).map(" ?".join) | st.lists(
     st.lists(atom, min_size=1, max_size=3).map("".join), min_size=1, max_size=4
 ).map("|".join)
-texts = st.lists(st.sampled_from([*WORDS, "MAILBOX", "Full", "ſ", "K", "é", "550", " ", "-"]), max_size=8).map(" ".join) | st.text(max_size=30)
+texts = st.lists(st.sampled_from([*WORDS, "MAILBOX", "Full", "ſ", "K", "İ", "ı", "é", "ÜSER", "550", " ", "-"]), max_size=8).map(" ".join) | st.text(max_size=30)
 
 
 @settings(max_examples=400, deadline=None)
@@ -115,11 +118,13 @@ finder_words = st.lists(st.text(alphabet="ab .", min_size=1, max_size=5), max_si
 @settings(max_examples=500, deadline=None)
 @given(finder_words, st.text(alphabet="ab .c", max_size=25))
 def test_word_finder_finds_exactly_the_words_the_text_contains(words: list[str], text: str) -> None:
-    finder = WordFinder(words)
-    expected = {word for word in words if word in text}
-    assert finder.find(text) == sorted(expected)  # plain substring tests, before the trie is worth building
-    finder.build()
-    assert finder.find(text) == sorted(expected)
+    expected = sorted({word for word in words if word in text})
+    for use_automaton in (True, False):  # Aho-Corasick (pyahocorasick) and the pure-Python trie
+        finder = WordFinder(words, use_automaton=use_automaton)
+        assert finder.find(text) == expected  # plain substring tests, before the trie is worth building
+        finder.build()
+        assert (finder._iter is not None) == (use_automaton and bool(words))
+        assert finder.find(text) == expected
 
 
 def test_word_finder_reports_overlapping_and_nested_words() -> None:
@@ -128,3 +133,59 @@ def test_word_finder_reports_overlapping_and_nested_words() -> None:
     assert finder.find("blocked using on our list; 4.4.3") == [".4.3", "block", "blocked using", "list", "on our ", "our list"]
     assert finder.find("blocke") == ["block"]
     assert WordFinder([]).find("anything") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(WORDS), st.text(max_size=20), st.text(max_size=20), st.data())
+def test_folded_text_contains_every_word_re_would_find(word: str, before: str, after: str, data: st.DataObject) -> None:
+    """The prefilters and the word dispatch rely on this: wherever `re.IGNORECASE` finds a word, the
+    folded text holds it, non-ASCII text included (Kelvin sign, long s, dotted and dotless i)."""
+    variants = {"k": ["k", "K", "\u212a"], "s": ["s", "S", "\u017f"], "i": ["i", "I", "\u0130", "\u0131"]}
+    spelled = "".join(data.draw(st.sampled_from(variants.get(c, [c, c.upper()]))) for c in word)
+    text = before + spelled + after
+    assert re.search(re.escape(word), text, re.IGNORECASE)
+    folded = folded_text(text)
+    assert len(folded) == len(text) and word in folded
+
+
+def test_folded_text_maps_exactly_the_characters_re_equates_with_ascii_letters() -> None:
+    import string
+
+    for code in [*range(128, 0x3000), 0x212A, 0x212B, 0xFB05, 0xFB06]:
+        char = chr(code)
+        equal = [a for a in string.ascii_lowercase if re.fullmatch(a, char, re.IGNORECASE)]
+        assert folded_text(char) == (equal[0] if equal else char)
+
+
+fold_atoms = st.sampled_from(
+    [*WORDS, "Mail", "[A-Z]+", "[a-z]", "[^a-z]", "[0-9]", r"\d", r"\S+", r"\w", r"\b", r"\.", ".", "[A-z]", "é", "K", r"\x41", "(?i)", "(?:a|B)", "(?=user)"]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(fold_atoms, min_size=1, max_size=5).map("".join), texts)
+def test_folded_pattern_on_folded_text_agrees_with_re(pattern: str, text: str) -> None:
+    try:
+        expected = re.search(pattern, text, re.IGNORECASE) is not None
+    except re.error:
+        return
+    fast = folded_pattern(pattern)
+    if fast is not None:
+        assert (fast.search(folded_text(text)) is not None) == expected
+
+
+def test_folded_pattern_declines_what_it_cannot_prove_equivalent() -> None:
+    assert folded_pattern("[A-z]") is None and folded_pattern("caf\u00e9") is None and folded_pattern(r"\x41") is None
+    assert folded_pattern("(?i)x") is None and folded_pattern(r"(a)\1") is None
+    fast = folded_pattern(r"Mailbox \S+ FULL|[A-Z]{3}\d")
+    assert fast is not None and fast.pattern == r"mailbox \S+ full|[a-z]{3}\d"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(BUNDLED_PATTERNS), min_size=1, max_size=8), texts)
+def test_pattern_set_agrees_with_re(chosen: list[str], text: str) -> None:
+    patterns = PatternSet(chosen)
+    expected = [re.search(pattern, text, re.IGNORECASE) is not None for pattern in chosen]
+    assert [patterns.test(pattern, text) for pattern in chosen] == expected  # words looked up per plan
+    patterns.build()
+    assert [patterns.test(pattern, text) for pattern in chosen] == expected  # words found in one pass

@@ -119,8 +119,8 @@ def scan_row(record: IntakeRecord, engine: Engine) -> dict[str, Any]:
     except MailtriageError as exc:
         error = str(exc)
     else:
-        if diagnosis.matches:
-            top = diagnosis.matches[0].rule
+        top = diagnosis.top_rule  # the row needs no explanation: none is computed
+        if top is not None:
             rule, category = top.id, top.family
             fallback = not diagnosis.specific
     row: dict[str, Any] = {

@@ -143,9 +143,21 @@ def _run(files: list[str], jobs: int, rule_dirs: tuple[str, ...]) -> Iterator[tu
         return
     import multiprocessing
 
-    # Each worker loads its own Engine: the durable-rules state must not be shared across a fork.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_init_worker, initargs=(rule_dirs,)) as pool:
+    if sys.platform.startswith("linux"):
+        # Load once, then fork: workers start at once with the engine (and the durable-rules
+        # rulesets built so far) inherited copy-on-write. Tested: durable-rules state survives a
+        # fork and forked workers give the same rows as one process. Freezing the loaded objects
+        # keeps the collector from touching (and so copying) their pages in every worker.
+        import gc
+
+        _init_worker(rule_dirs)
+        assert _worker_engine is not None
+        _worker_engine.prepare()  # built once here rather than once in every worker
+        gc.freeze()
+        pool = multiprocessing.get_context("fork").Pool(jobs)
+    else:  # no safe fork (macOS, Windows): each worker loads its own engine
+        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(rule_dirs,))
+    with pool:
         for batch, rows in zip(batches, pool.imap(_scan_files, batches), strict=True):
             yield len(batch), rows
 
@@ -204,7 +216,7 @@ def _skip_lines(summary: Summary) -> Iterator[str]:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True,
               help="text: summary tables; json: the summary as one object; jsonl: one object per recipient.")
 @click.option("--jobs", "-j", type=click.IntRange(1, MAX_JOBS), default=1, show_default=True,
-              help=f"Worker processes (each loads its own engine; at most {MAX_JOBS} here, 4 per CPU up to 32).")
+              help=f"Worker processes (on Linux they share the engine loaded once; at most {MAX_JOBS} here, 4 per CPU up to 32).")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Extra rules folder (repeatable).")
 def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]) -> None:
