@@ -116,7 +116,6 @@ def _diagnose(result: ProbeResult, rule_dirs: tuple[str, ...]) -> Diagnosis:
 
 def _render_text(result: ProbeResult, diagnosis: Diagnosis, verbose: bool, lang: str) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from .render import render_diagnosis
@@ -139,11 +138,11 @@ def _render_text(result: ProbeResult, diagnosis: Diagnosis, verbose: bool, lang:
     for column, justify in (("Host", "left"), ("Step", "left"), ("Status", "left"), ("Time", "right"), ("Result", "left")):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for step in result.domain_steps:
-        table.add_row(escape(result.target), step.name, _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
+        table.add_row(escape(result.target), escape(step.name), _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
     for host in result.hosts:
         label = _host_label(host, result.chosen_host)
         for index, step in enumerate(host.steps):
-            table.add_row(label if index == 0 else "", step.name, _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
+            table.add_row(label if index == 0 else "", escape(step.name), _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
         table.add_section()
     console.print(table)
 
@@ -158,10 +157,20 @@ def _render_text(result: ProbeResult, diagnosis: Diagnosis, verbose: bool, lang:
     console.print("\n[bold]Observed facts[/bold]" + (f" [dim](from {escape(result.chosen_host)})[/dim]" if result.chosen_host else ""))
     for name, value in result.facts.items():
         if not name.startswith("smtp.enhanced_"):
-            console.print(f"  {name} = {escape(str(value))}")
+            console.print(f"  {escape(name)} = {escape(value)}")
     console.print()
     sys.stdout.flush()
     render_diagnosis(diagnosis, "text", lang)
+
+
+def escape(value: object) -> str:
+    """A value from the network or the command line as rich markup: control characters shown
+    escaped (a banner may carry ESC sequences), markup characters literal."""
+    from rich.markup import escape as markup_escape
+
+    from ..textsafe import visible
+
+    return markup_escape(visible(str(value)))
 
 
 def _status(value: str) -> str:
@@ -169,12 +178,10 @@ def _status(value: str) -> str:
 
 
 def _host_label(host: HostResult, chosen: str | None) -> str:
-    from rich.markup import escape
-
     parts: list[Any] = [escape(host.name)]
     if host.preference is not None:
         parts.append(f"MX {host.preference}")
     if host.address:
-        parts.append(f"{host.address}:{host.port}")
+        parts.append(escape(f"{host.address}:{host.port}"))
     label = "\n".join(str(p) for p in parts)
     return label + ("\n[bold](diagnosed)[/bold]" if host.name == chosen else "")

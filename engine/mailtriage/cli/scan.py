@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -104,7 +103,15 @@ def _run(files: list[str], jobs: int, rule_dirs: tuple[str, ...]) -> Iterator[tu
 
 def _print_summary(summary: Summary) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    from ..textsafe import visible
+
+    def shown(value: object) -> str:
+        # Codes, domains, file names and reasons come from the inputs: no raw control character
+        # (terminal escape) and no rich markup from them.
+        return escape(visible(str(value)))
 
     console = Console()
     console.print(
@@ -120,20 +127,20 @@ def _print_summary(summary: Summary) -> None:
         table.add_column(title)
         table.add_column("count", justify="right")
         for key, count in counter.most_common(15):
-            table.add_row(key, str(count))
+            table.add_row(shown(key), str(count))
         if len(counter) > 15:
             table.add_row(f"... {len(counter) - 15} more", str(sum(c for _, c in counter.most_common()[15:])))
         console.print(table)
     if summary.unmatched:
         console.print("[bold]Nothing specific matched:[/]")
         for item in summary.unmatched:
-            console.print(f"  {item['source']}  {item['recipient'] or ''}  {item['status'] or '(no code)'}")
+            console.print(f"  {shown(item['source'])}  {shown(item['recipient'] or '')}  {shown(item['status'] or '(no code)')}")
         if summary.unmatched_count > len(summary.unmatched):
             console.print(f"  ... and {summary.unmatched_count - len(summary.unmatched)} more")
     if summary.skipped:
         console.print("[bold]Skipped inputs:[/]")
         for reason, count in summary.skipped.most_common():
-            console.print(f"  {count} x {reason}")
+            console.print(f"  {count} x {shown(reason)}")
 
 
 @click.command()
@@ -162,6 +169,7 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
     2 no path could be read.
     """
     from ..intake.paths import iter_files
+    from ..textsafe import json_text, visible
 
     files = list(iter_files(paths))
     summary = Summary(files=len(files))
@@ -183,19 +191,19 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
                 if "skipped" not in row or row["skipped"] != "no such file or directory":
                     readable = True
                 if fmt == "jsonl" and "skipped" not in row:
-                    click.echo(json.dumps(row, ensure_ascii=False))
+                    click.echo(json_text(row, indent=None))
             if progress is not None and task is not None:
                 progress.advance(task, done)
     finally:
         if progress is not None:
             progress.stop()
     if fmt == "json":
-        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        click.echo(json_text(summary.to_dict()))
     elif fmt == "text":
         _print_summary(summary)
     else:
         for reason, count in summary.skipped.most_common():
-            click.echo(f"mailtriage: skipped {count} input(s): {reason}", err=True)
+            click.echo(f"mailtriage: skipped {count} input(s): {visible(reason)}", err=True)
     if not readable:
         sys.exit(2)
     sys.exit(0 if summary.records and summary.unmatched_count == 0 else 1)
