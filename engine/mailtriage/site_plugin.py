@@ -200,6 +200,8 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             # The same data as a script, because browsers refuse fetch() on file:// pages.
             f"{ASSET_PREFIX}/rules.js": f"window.MAILTRIAGE_RULES = {data};\n",
             f"{ASSET_PREFIX}/paste.js": (ASSETS_DIR / "paste.js").read_text(encoding="utf-8"),
+            # RE2JS (MIT, github.com/le0pard/re2js), the linear-time engine the page runs rule patterns on.
+            f"{ASSET_PREFIX}/re2js.js": (ASSETS_DIR / "re2js.js").read_text(encoding="utf-8"),
             f"{ASSET_PREFIX}/mailtriage.css": (ASSETS_DIR / "mailtriage.css").read_text(encoding="utf-8"),
             f"{ASSET_PREFIX}/iframe-worker-shim.js": (ASSETS_DIR / "iframe-worker-shim.js").read_text(encoding="utf-8"),
         }
@@ -253,6 +255,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             "</form>\n"
             '<div id="mt-paste-output" class="mt-paste-output" aria-live="polite"></div>\n'
             f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/rules.js"></script>\n'
+            f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/re2js.js"></script>\n'
             f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/paste.js"></script>\n'
         )
 

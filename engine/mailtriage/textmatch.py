@@ -1,8 +1,14 @@
 """Case-insensitive text tests for rule patterns, with a cheap necessary-word prefilter.
 
+Rule patterns come from pull requests, so they run on RE2 (`google-re2`): matching time is
+linear in the text whatever the pattern, where Python's backtracking `re` can take minutes on
+`(a|a)*b`. RE2 has no look-around and no back-references; lint refuses patterns it cannot
+compile (MT007). Its `\\w`, `\\d`, `\\s` and `\\b` are ASCII, as in the browser's RE2 port.
+
 Text matching dominates query time (rules key on codes *and* wording), so each pattern gets a
-test equivalent to `re.search(pattern, text, re.IGNORECASE)` that first checks, for ASCII text,
-whether any word a match would need is present at all.
+test equivalent to an RE2 case-insensitive search that first checks, for ASCII text, whether any
+word a match would need is present at all. The word analysis only *parses* the pattern with
+Python's regex parser; nothing runs a rule pattern on Python's `re`.
 """
 
 from __future__ import annotations
@@ -15,9 +21,63 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
+class PatternError(ValueError):
+    """A rule pattern RE2 cannot compile (look-around, back-references, bad syntax, too big)."""
+
+
 @functools.cache
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
+def _re2_engine() -> tuple[Any, Any, Any]:
+    """(RE2 class, its options for rule patterns, unanchored anchor), imported on first use."""
+    from re2 import _re2  # type: ignore[import-untyped]
+
+    options = _re2.RE2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # errors are reported by us, with the rule's location
+    options.never_capture = True  # a yes/no test: no submatch bookkeeping
+    return _re2.RE2, options, _re2.RE2.Anchor.UNANCHORED
+
+
+def re2_syntax(pattern: str) -> str:
+    """`pattern` in RE2's spelling: Python's end-of-text `\\Z` is RE2's `\\z`."""
+    if "\\Z" not in pattern:
+        return pattern
+    return re.sub(r"(?<!\\)((?:\\\\)*)\\Z", r"\1\\z", pattern)
+
+
+class LinearPattern:
+    """A rule pattern compiled by RE2: `search` takes time linear in the text."""
+
+    __slots__ = ("_match", "_unanchored", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        engine, options, self._unanchored = _re2_engine()
+        compiled = engine(re2_syntax(pattern).encode("utf-8", "surrogatepass"), options)
+        if not compiled.ok():
+            error = compiled.error()
+            raise PatternError(error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error))
+        self.pattern = pattern
+        self._match = compiled.Match
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches somewhere in `text` (case-insensitively)."""
+        data = text.encode("utf-8", "surrogatepass")
+        found: bool = self._match(self._unanchored, data, 0, len(data))[0][0] != -1
+        return found
+
+
+@functools.cache
+def compile_pattern(pattern: str) -> LinearPattern:
+    """The compiled rule pattern; raises PatternError when RE2 cannot compile it."""
+    return LinearPattern(pattern)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why RE2 cannot compile `pattern`, or None when it can."""
+    try:
+        compile_pattern(pattern)
+    except PatternError as exc:
+        return str(exc)
+    return None
 
 
 # A long alternation is split (see `alternation_search`) only once its test has run this many
@@ -30,7 +90,7 @@ MIN_ALTERNATIVES_TO_SPLIT = 4
 
 @functools.cache
 def text_search(pattern: str) -> Callable[[str], bool]:
-    """A test equivalent to `re.search(pattern, text, re.IGNORECASE) is not None`, but cheaper.
+    """A test equivalent to `compile_pattern(pattern).search(text)`, but cheaper.
 
     Most rule patterns cannot match unless the text contains one of a few literal words (the
     words of `a|b|c`, or the longest literal run of a sequence). For ASCII text that necessary
@@ -60,7 +120,7 @@ def _prefiltered_search(pattern: str) -> Callable[[str], bool]:
     search = compile_pattern(pattern).search
     analysis = _required_words(pattern)
     if analysis is None:
-        return lambda text: search(text) is not None
+        return search
     words, exact = analysis
 
     def test(text: str) -> bool:
@@ -73,7 +133,7 @@ def _prefiltered_search(pattern: str) -> Callable[[str], bool]:
                 return False
             if exact:
                 return True
-        return search(text) is not None
+        return search(text)
 
     return test
 
@@ -87,7 +147,7 @@ def alternation_search(pattern: str) -> Callable[[str], bool] | None:
     if alternatives is None or len(alternatives) < 2:
         return None
     search = compile_pattern(pattern).search
-    filtered: list[tuple[tuple[str, ...], Callable[[str], re.Match[str] | None] | None]] = []
+    filtered: list[tuple[tuple[str, ...], Callable[[str], bool] | None]] = []
     unfiltered: list[str] = []
     for alternative in alternatives:
         analysis = _required_words(alternative)
@@ -102,14 +162,14 @@ def alternation_search(pattern: str) -> Callable[[str], bool] | None:
     def test(text: str) -> bool:
         folded = _ascii_folded(text)
         if folded is None:
-            return search(text) is not None
+            return search(text)
         for words, part_search in filtered:
             for word in words:
                 if word in folded:
-                    if part_search is None or part_search(text) is not None:
+                    if part_search is None or part_search(text):
                         return True
                     break
-        return rest is not None and rest(text) is not None
+        return rest is not None and rest(text)
 
     return test
 
@@ -119,17 +179,18 @@ def split_alternatives(pattern: str) -> list[str] | None:
     change the meaning (back-references, conditional groups, global inline flags) or the pattern
     does not compile."""
     try:
-        compiled = compile_pattern(pattern)
+        compile_pattern(pattern)
         tree = parser.parse(pattern, re.IGNORECASE)
-    except re.error:
+        plain_flags = parser.parse("", re.IGNORECASE).state.flags
+    except (PatternError, re.error, RecursionError, OverflowError):
         return None
-    if compiled.flags != compile_pattern("").flags or _has_group_references(list(tree)):
+    if tree.state.flags != plain_flags or _has_group_references(list(tree)):
         return None
     parts = _top_level_parts(pattern)
     try:
         for part in parts:
             compile_pattern(part)
-    except re.error:
+    except PatternError:
         return None
     return parts
 
@@ -283,7 +344,7 @@ def _required_words(pattern: str) -> WordAnalysis:
 def _analyse(pattern: str) -> WordAnalysis:
     try:
         tree = list(parser.parse(pattern, re.IGNORECASE))
-    except re.error:
+    except (re.error, RecursionError, OverflowError):
         return None
 
     def sequence(items: list[tuple[Any, Any]]) -> tuple[set[str] | None, bool]:

@@ -9,6 +9,7 @@
  * count UTF-16 units where Python counts code points (differs only after characters outside the
  * BMP), and Python's case-insensitive literals also match the Turkish dotted/dotless i.
  * Pasted text is never inserted as HTML: results are built with createElement and textContent.
+ * Rule patterns run on RE2JS (linear time), never on the browser's RegExp.
  */
 (function (root) {
   "use strict";
@@ -466,14 +467,16 @@
     return { facts: facts, dropped: dropped };
   }
 
+  // Rule patterns come from pull requests: they run on RE2JS (a port of RE2, vendored as
+  // re2js.js and loaded before this file), in time linear in the text whatever the pattern,
+  // where the browser's backtracking RegExp can hang the page on `(a|a)*b`. The engine runs the
+  // same patterns on RE2, so both sides read one dialect.
+  var RE2 = root.RE2JS && root.RE2JS.RE2JS;
+  if (!RE2 && typeof require === "function") RE2 = require("./re2js.js").RE2JS;
+
   function compilePattern(leaf) {
-    // Python's IGNORECASE folds case like the `u` flag does; patterns that are not valid in
-    // unicode mode (identity escapes such as \-) fall back to the plain `i` flag.
-    try {
-      return new RegExp(leaf.matches, leaf.flags + "u");
-    } catch (unicodeError) {
-      return new RegExp(leaf.matches, leaf.flags);
-    }
+    if (!RE2) throw new Error("the RE2JS engine (re2js.js) is not loaded");
+    return RE2.compile(leaf.matches, RE2.CASE_INSENSITIVE);
   }
 
   /** Compile every pattern once; a rule whose pattern does not compile is left out and reported. */
@@ -511,7 +514,7 @@
     if (value === undefined || value === null) return false;
     if ("equals" in leaf) return same(value, leaf.equals);
     if ("one_of" in leaf) return leaf.one_of.some(function (v) { return same(value, v); });
-    if ("matches" in leaf) return typeof value === "string" && leaf.regex.test(value);
+    if ("matches" in leaf) return typeof value === "string" && leaf.regex.test(value);  // RE2JS: linear time
     if (typeof value !== "number") return false;
     if ("less_than" in leaf) return value < leaf.less_than;
     if ("at_most" in leaf) return value <= leaf.at_most;
