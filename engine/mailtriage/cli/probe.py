@@ -44,6 +44,7 @@ _STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped":
 @click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds the whole probe may take.")
 @click.option("--rcpt", metavar="ADDRESS", help="Also test MAIL FROM:<> and RCPT TO:<ADDRESS> (then QUIT: no message is ever sent).")
 @click.option("--ehlo", "ehlo_name", metavar="NAME", help="Name to give in EHLO (default: this machine's host name).")
+@click.option("--public-only", is_flag=True, help="Connect only to public addresses (checked after resolution: no loopback, private, link-local, cloud-metadata or reserved address) on ports 25, 465 and 587, as a service probing for others must.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the SMTP transcript of every host.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @lang_option
@@ -61,6 +62,7 @@ def probe(
     deadline: float,
     rcpt: str | None,
     ehlo_name: str | None,
+    public_only: bool,
     verbose: bool,
     fmt: str,
     lang: str,
@@ -75,7 +77,7 @@ def probe(
     host (in MX preference order) that works, or of the first host if none works.
     """
     from ..errors import ProbeError
-    from ..probe import ProbeOptions, run_probe
+    from ..probe import ALLOW_ALL, ProbeOptions, ProbePolicy, run_probe
     from .render import to_json
 
     options = ProbeOptions(
@@ -93,7 +95,7 @@ def probe(
         ehlo_name=ehlo_name,
     )
     try:
-        result = run_probe(options)
+        result = run_probe(options, policy=ProbePolicy.public_only() if public_only else ALLOW_ALL)
     except ProbeError as exc:
         raise click.UsageError(str(exc)) from None
     diagnosis = _diagnose(result, rule_dirs)

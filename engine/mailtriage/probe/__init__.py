@@ -7,11 +7,15 @@ RCPT TO) and says QUIT. See `run.run_probe`.
 from __future__ import annotations
 
 from .model import HostResult, ProbeOptions, ProbeResult, Step, StepStatus, TranscriptLine, Verdict
+from .policy import ALLOW_ALL, AddressClass, ProbePolicy
 from .run import choose_host, run_probe
 
 __all__ = [
+    "ALLOW_ALL",
+    "AddressClass",
     "HostResult",
     "ProbeOptions",
+    "ProbePolicy",
     "ProbeResult",
     "Step",
     "StepStatus",
