@@ -105,3 +105,16 @@ def test_probed_banner_with_escape_sequences(dns_port: int, fmt: str) -> None:
     assert_no_raw_controls(output)
     if fmt == "text":
         assert "\\x1b]0;pwned-title\\x07" in output  # in the transcript and the facts, escaped
+
+
+def test_report_of_a_log_with_escape_sequences(tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Dec  3 09:00:00 relay postfix/smtp[1]: 2B3C4D: to=<bob@evil.example>, relay=mx.evil.example[192.0.2.7]:25, "
+        f"delay=1, dsn=4.4.1, status=deferred (connect to mx.evil.example[192.0.2.7]:25: Connection refused {HOSTILE})\n",
+        encoding="utf-8",
+    )
+    for fmt in ("text", "markdown", "json"):
+        result = CliRunner().invoke(cli, ["report", str(log), "--format", fmt])
+        assert result.exit_code in (0, 1), result.output
+        assert_no_raw_controls(result.output)

@@ -15,6 +15,7 @@ from mailtriage.intake import parse_input
 from mailtriage.intake.logs import _kv_fields, parse_log_line
 from mailtriage.intake.ndr import _ADDRESS_RE, _drop_elements, _strip_tags, parse_message
 from mailtriage.intake.reply import _brackets, parse_reply
+from mailtriage.intake.trace import _braced, _led
 
 HANG_SECONDS = 20.0  # the old code took 24 s to 4 minutes on these; the new one well under 1 s
 
@@ -97,3 +98,19 @@ def test_html_stripping_reads_like_the_regexes(html: str) -> None:
 )
 def test_address_search_finds_addresses(text: str, addresses: list[str]) -> None:
     assert _ADDRESS_RE.findall(text) == addresses
+
+
+@given(st.lists(st.sampled_from(["{LED=", "};", "}", ";", "a", "\n", "{FQDN=", "{IP=", "{"]), max_size=10).map("".join))
+def test_trace_fields_read_like_the_regexes(text: str) -> None:
+    led = re.search(r"\{LED=(.*?)\};", text, re.S)
+    assert _led(text) == (led.group(1) if led else None)
+    for key in ("FQDN", "IP"):
+        found = re.search(r"\{" + key + r"=([^};]*)\}", text)
+        assert _braced(text, key) == (found.group(1) if found else None)
+
+
+def test_trace_fields_are_linear_on_unclosed_openers() -> None:
+    started = time.perf_counter()
+    assert _led("{LED=" * 4_000) is None and _braced("{FQDN=" * 4_000, "FQDN") is None
+    assert _braced("{IP=;" * 4_000 + "{IP=192.0.2.1}", "IP") == "192.0.2.1"
+    assert time.perf_counter() - started < HANG_SECONDS
