@@ -49,6 +49,12 @@ LABELS = {
 }
 
 
+def safe_text(text: str) -> str:
+    """Text for a terminal: control characters (ESC sequences included) shown escaped, never sent.
+    The one helper is `textsafe.visible`; this name stays for the callers that import it."""
+    return visible(text, keep_lines=True)
+
+
 def labels(lang: str) -> dict[str, str]:
     return LABELS.get(lang, LABELS["en"])
 

@@ -6,7 +6,16 @@ RCPT TO) and says QUIT. See `run.run_probe`.
 
 from __future__ import annotations
 
-from .model import HostResult, ProbeOptions, ProbeResult, Step, StepStatus, TranscriptLine, Verdict
+from .model import (
+    HostResult,
+    InferredFact,
+    ProbeOptions,
+    ProbeResult,
+    Step,
+    StepStatus,
+    TranscriptLine,
+    Verdict,
+)
 from .policy import ALLOW_ALL, AddressClass, ProbePolicy
 from .run import choose_host, run_probe
 
@@ -14,6 +23,7 @@ __all__ = [
     "ALLOW_ALL",
     "AddressClass",
     "HostResult",
+    "InferredFact",
     "ProbeOptions",
     "ProbePolicy",
     "ProbeResult",
