@@ -103,6 +103,8 @@ def fixture_config(tmp: Path, rules_dir: Path) -> Path:
     config.write_text(
         f"INHERIT: {REPO / 'mkdocs.yml'}\n"
         f"docs_dir: {REPO / 'site'}\n"
+        # The real config's custom_dir is relative to its own folder, not to this one.
+        f"theme:\n  custom_dir: {REPO / 'engine' / 'mailtriage' / 'site_assets' / 'theme'}\n"
         "plugins:\n"
         "  mailtriage:\n"
         f"    rules_dir: {rules_dir}\n"
