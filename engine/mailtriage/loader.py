@@ -20,6 +20,7 @@ from .facts import coerce_value, schema_regex, vocabulary
 from .i18n import SOURCE_LANGUAGE, translatable_strings
 from .model import LEAF_OPS, Rule, Status, Translation
 from .resources import schema_path
+from .textmatch import pattern_problem
 
 if TYPE_CHECKING:
     # Only loading YAML needs PyYAML; the engine imports this module for KnowledgeBase, and a
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 _TRANSLATION_NAME = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2}(?:-[A-Z]{2})?)\.ya?ml$")
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 # Nested quantifiers such as (a+)+ or (a*)* can backtrack exponentially.
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*](?:[^()\\]|\\.)*\)[+*{]")
 _ORDERED_OPS = ("less_than", "at_most", "greater_than", "at_least")
 
 
@@ -233,16 +233,10 @@ def _check_condition_tree(document: YamlDocument, node: dict[str, Any], json_pat
         if spec.type != "string":
             problems.append(Problem(where, "MT011", f"'matches' needs a text field; {name} is {spec.type}"))
             return
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            problems.append(Problem(where, "MT007", f"regex does not compile: {exc}"))
-            return
-        except (RecursionError, OverflowError, MemoryError):
-            problems.append(Problem(where, "MT007", "regex does not compile: nested too deeply or too large"))
-            return
-        if _NESTED_QUANTIFIER.search(value):
-            problems.append(Problem(where, "MT008", f"regex {value!r} nests quantifiers and can backtrack catastrophically"))
+        # Patterns run on RE2 (linear time whatever the pattern), so RE2 decides what compiles.
+        why = pattern_problem(value)
+        if why is not None:
+            problems.append(Problem(where, "MT007", f"regex does not compile with RE2 (no look-around or back-references): {why}"))
         return
     if op == "exists":
         return

@@ -35,7 +35,7 @@ from mkdocs.structure.files import File, Files
 
 from .i18n import LANGUAGES, SOURCE_LANGUAGE
 from .site_render import INDEX_PAGES, PageLayout, RuleLinks, fact_fields_table, rule_page
-from .site_text import escape_literal
+from .site_text import escape_literal, html_attribute, url_path, url_query_value
 
 if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
@@ -248,6 +248,8 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             # The same data as a script, because browsers refuse fetch() on file:// pages.
             f"{ASSET_PREFIX}/rules.js": f"window.MAILTRIAGE_RULES = {data};\n",
             f"{ASSET_PREFIX}/paste.js": (ASSETS_DIR / "paste.js").read_text(encoding="utf-8"),
+            # RE2JS (MIT, github.com/le0pard/re2js), the linear-time engine the page runs rule patterns on.
+            f"{ASSET_PREFIX}/re2js.js": (ASSETS_DIR / "re2js.js").read_text(encoding="utf-8"),
             f"{ASSET_PREFIX}/mailtriage.css": (ASSETS_DIR / "mailtriage.css").read_text(encoding="utf-8"),
             f"{ASSET_PREFIX}/iframe-worker-shim.js": (ASSETS_DIR / "iframe-worker-shim.js").read_text(encoding="utf-8"),
         }
@@ -266,14 +268,17 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         repo = (config.repo_url or "").rstrip("/")
         if not repo:
             return RuleLinks(translation_path=translation)
+        # File names come from pull requests: every path that goes into a URL is percent-encoded
+        # (lint refuses unusual names too, MT014; this holds for rules it never saw).
         edit = f"{repo}/{self.config.repo_edit_uri.strip('/')}/"
         if lang == SOURCE_LANGUAGE:
-            return RuleLinks(edit_url=edit + relative, translation_path=translation)
+            return RuleLinks(edit_url=edit + url_path(relative), translation_path=translation)
         if existing is not None:
-            return RuleLinks(edit_url=edit + translation, translation_path=translation, translation_url=edit + translation)
+            edited = edit + url_path(translation)
+            return RuleLinks(edit_url=edited, translation_path=translation, translation_url=edited)
         folder, _, name = translation.rpartition("/")
-        new = f"{repo}/{self.config.repo_new_uri.strip('/')}/{folder}?filename={name}"
-        return RuleLinks(edit_url=edit + relative, translation_path=translation, translation_url=new)
+        new = f"{repo}/{self.config.repo_new_uri.strip('/')}/{url_path(folder)}?filename={url_query_value(name)}"
+        return RuleLinks(edit_url=edit + url_path(relative), translation_path=translation, translation_url=new)
 
     def _paste_form(self, page: Page, build: _Build) -> str:
         from .facts import vocabulary
@@ -288,7 +293,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         systems = [str(v) for v in (spec.enum if spec and spec.enum else ())]
         options = "".join(f'<option value="{escape_literal(s)}">{escape_literal(system_name(s, build.lang))}</option>' for s in systems)
         return (
-            f'<form id="mt-paste" class="mt-paste" data-lang="{build.lang}" data-site-root="{lang_root}" autocomplete="off">\n'
+            f'<form id="mt-paste" class="mt-paste" data-lang="{html_attribute(build.lang)}" data-site-root="{html_attribute(lang_root)}" autocomplete="off">\n'
             f'<label for="mt-paste-input">{words["label"]}</label>\n'
             f'<textarea id="mt-paste-input" rows="6" spellcheck="false" placeholder="450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com] [LastAttemptedIP=192.0.2.10:25]"></textarea>\n'
             f'<div class="mt-paste-row"><label for="mt-paste-system">{words["system"]}</label>\n'
@@ -297,8 +302,9 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             f'<p class="mt-paste-privacy">{words["privacy"]}</p>\n'
             "</form>\n"
             '<div id="mt-paste-output" class="mt-paste-output" aria-live="polite"></div>\n'
-            f'<script src="{to_root}{ASSET_PREFIX}/rules.js"></script>\n'
-            f'<script src="{to_root}{ASSET_PREFIX}/paste.js"></script>\n'
+            f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/rules.js"></script>\n'
+            f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/re2js.js"></script>\n'
+            f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/paste.js"></script>\n'
         )
 
 

@@ -20,6 +20,7 @@ from .site_text import (
     SUBJECTS,
     escape_literal,
     family_name,
+    html_attribute,
     md_code,
     md_text,
     plain_title,
@@ -90,6 +91,7 @@ def rule_page(rule: Rule, rules: dict[str, Rule], lang: str, layout: PageLayout,
         missing, stale = rule.translation_state(lang)
         path = md_code(links.translation_path) if links.translation_path else md_code(f"{rule.id}.{lang}.yaml")
         if links.translation_url:
+            # Percent-encoded by the plugin: no `)`, `<` or quote of a file name is left to end the link.
             path = f"[{path}]({links.translation_url})"
         body = ui(
             lang,
@@ -118,7 +120,7 @@ def rule_page(rule: Rule, rules: dict[str, Rule], lang: str, layout: PageLayout,
         out.extend(f"- [{md_text(other.text('title', lang))}]({link(here, layout.rule(other.id))})" for other in see_also)
         out.append("")
     if links.edit_url:
-        out.append(f'<p class="mt-edit"><a href="{links.edit_url}">{escape_literal(ui(lang, "edit"))}</a></p>\n')
+        out.append(f'<p class="mt-edit"><a href="{html_attribute(links.edit_url)}">{escape_literal(ui(lang, "edit"))}</a></p>\n')
     return "\n".join(out)
 
 

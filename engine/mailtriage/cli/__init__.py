@@ -64,12 +64,21 @@ def main() -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        import io
+
+        from ..textsafe import visible
+
+        # Messages quote what the user gave: shown with control characters escaped.
+        shown = io.StringIO()
+        exc.show(file=shown)
+        click.echo(visible(shown.getvalue(), keep_lines=True), err=True, nl=False)
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except MailtriageError as exc:
-        click.echo(f"mailtriage: error: {exc}", err=True)
+        from ..textsafe import visible
+
+        click.echo(f"mailtriage: error: {visible(str(exc))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -100,6 +100,7 @@ def diagnose(
     from ..diagnosis import Diagnosis
     from ..engine import Engine
     from ..errors import InputError
+    from ..textsafe import visible
     from ..triage import diagnose_facts, diagnose_text
     from .render import render_diagnosis, to_json
 
@@ -156,7 +157,7 @@ def diagnose(
     else:
         for index, (recipient, result) in enumerate(results):
             if len(results) > 1:
-                click.echo(("\n" if index else "") + f"== {recipient or f'record {index + 1}'} ==")
+                click.echo(("\n" if index else "") + f"== {visible(recipient or f'record {index + 1}')} ==")
             render_diagnosis(result, fmt, lang)
     sys.exit(0 if all(d.specific for _, d in results) else 1)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from typing import Any
 
 from ..diagnosis import Diagnosis
 from ..errors import Problem, Severity
+from ..textsafe import json_text, visible, visible_tree
 
 LABELS = {
     "en": {
@@ -50,12 +49,10 @@ LABELS = {
 }
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def safe_text(text: str) -> str:
-    """Text for a terminal: control characters (ESC sequences included) shown escaped, never sent."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Text for a terminal: control characters (ESC sequences included) shown escaped, never sent.
+    The one helper is `textsafe.visible`; this name stays for the callers that import it."""
+    return visible(text, keep_lines=True)
 
 
 def labels(lang: str) -> dict[str, str]:
@@ -63,11 +60,17 @@ def labels(lang: str) -> dict[str, str]:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return json_text(data)
+
+
+def terminal_dict(diagnosis: Diagnosis, lang: str) -> dict[str, Any]:
+    """The diagnosis as a dict whose strings are safe to print (control characters escaped)."""
+    data: dict[str, Any] = visible_tree(diagnosis.to_dict(lang))
+    return data
 
 
 def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
-    data = diagnosis.to_dict(lang)
+    data = terminal_dict(diagnosis, lang)
     text = labels(lang)
     lines: list[str] = []
     if not data["matches"]:
@@ -119,7 +122,7 @@ def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
     from rich.text import Text
 
     console = Console(file=out, highlight=False, soft_wrap=False)
-    data = diagnosis.to_dict(lang)
+    data = terminal_dict(diagnosis, lang)
     text = labels(lang)
     facts = ", ".join(f"{k}={v}" for k, v in data["facts"].items() if not k.startswith("smtp.enhanced_"))
     console.print(f"[dim]{text['facts']}: {escape(facts) or '-'}[/dim]")
@@ -170,4 +173,4 @@ def render_problems(problems: list[Problem], fmt: str, out: Any = None) -> None:
         return
     for problem in problems:
         tag = "error" if problem.severity is Severity.ERROR else "warning"
-        out.write(f"{problem.location}: {problem.code} {tag}: {problem.message}\n")
+        out.write(visible(f"{problem.location}: {problem.code} {tag}: {problem.message}") + "\n")

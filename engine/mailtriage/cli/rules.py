@@ -76,12 +76,14 @@ def list_rules(kind: str | None, family: str | None, system: str | None, code: s
     from rich.markup import escape
     from rich.table import Table
 
+    from ..textsafe import visible
+
     table = Table(show_lines=False, header_style="bold")
     for column in ("id", "codes", "kind", "status", "languages", "title"):
         table.add_column(column, overflow="fold")
     for r in selected:
-        # Table cells are markup: a rule title such as "[/x]" must not be read as a closing tag.
-        table.add_row(*(escape(cell) for cell in (r.id, ", ".join(r.codes), r.kind.value, r.status.value, ", ".join(r.languages()), r.title)))
+        cells = (r.id, ", ".join(r.codes), r.kind.value, r.status.value, ", ".join(r.languages()), r.title)
+        table.add_row(*(escape(visible(cell)) for cell in cells))
     console = Console()
     console.print(table)
     console.print(f"{len(selected)} rules", style="dim")
@@ -111,6 +113,10 @@ def show_rule(rule_id: str, lang: str, fmt: str, rule_dirs: tuple[str, ...]) -> 
     from rich.console import Console
     from rich.markup import escape
 
+    from ..textsafe import visible_tree
+
+    # Rules from --rules folders are anyone's text: no raw control character reaches the terminal.
+    data = visible_tree(data)
     console = Console(highlight=False)
     console.print(f"[bold]{escape(data['title'])}[/bold]")
     console.print(f"[dim]{escape(' · '.join([data['id'], ', '.join(data['codes']), data['kind'], data['status'], ', '.join(data['systems'])]))}[/dim]")

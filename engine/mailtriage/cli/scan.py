@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections import Counter
@@ -167,6 +166,13 @@ def _print_summary(summary: Summary) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from ..textsafe import visible
+
+    def shown(value: object) -> str:
+        # Codes, domains, file names and reasons come from the inputs: no raw control character
+        # (terminal escape) and no rich markup from them.
+        return escape(visible(str(value)))
+
     console = Console(highlight=False)
     counts = summary.to_dict()
     console.print(
@@ -186,21 +192,20 @@ def _print_summary(summary: Summary) -> None:
         table.add_column(title)
         table.add_column("count", justify="right")
         for key, count in counter.most_common(15):
-            # Cells are markup: a domain such as "[/evil]" must stay text.
-            table.add_row(escape(key), str(count))
+            table.add_row(shown(key), str(count))
         if len(counter) > 15:
             table.add_row(f"... {len(counter) - 15} more", str(sum(c for _, c in counter.most_common()[15:])))
         console.print(table)
     if summary.unmatched:
         console.print("[bold]Nothing specific matched:[/]")
         for item in summary.unmatched:
-            console.print(escape(f"  {item['source']}  {item['recipient'] or ''}  {item['status'] or '(no code)'}"))
+            console.print(f"  {shown(item['source'])}  {shown(item['recipient'] or '')}  {shown(item['status'] or '(no code)')}")
         if summary.unmatched_count > len(summary.unmatched):
             console.print(f"  ... and {summary.unmatched_count - len(summary.unmatched)} more")
     if summary.skipped:
         console.print("[bold]Inputs without records:[/]")
         for line in _skip_lines(summary):
-            console.print(escape(line))
+            console.print(shown(line))
 
 
 def _skip_lines(summary: Summary) -> Iterator[str]:
@@ -243,6 +248,7 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
     """
     from ..intake import SkippedInput
     from ..intake.paths import walk
+    from ..textsafe import json_text, visible
 
     files: list[str] = []
     skips: list[dict[str, Any]] = []
@@ -255,7 +261,7 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
     for row in skips:
         summary.add(row)
         if fmt == "jsonl":
-            click.echo(json.dumps(row, ensure_ascii=False))
+            click.echo(json_text(row, indent=None))
     progress = None
     task = None
     if sys.stderr.isatty():
@@ -271,17 +277,17 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
             for row in rows:
                 summary.add(row)
                 if fmt == "jsonl":
-                    click.echo(json.dumps(row, ensure_ascii=False))
+                    click.echo(json_text(row, indent=None))
             if progress is not None and task is not None:
                 progress.advance(task, done)
     finally:
         if progress is not None:
             progress.stop()
     if fmt == "json":
-        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        click.echo(json_text(summary.to_dict()))
     elif fmt == "text":
         _print_summary(summary)
     else:
         for line in _skip_lines(summary):
-            click.echo(f"mailtriage: no records: {line.strip()}", err=True)
+            click.echo(f"mailtriage: no records: {visible(line.strip())}", err=True)
     sys.exit(summary.exit_status())

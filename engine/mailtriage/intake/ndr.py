@@ -32,24 +32,28 @@ MAX_PART_DEPTH = 12
 MAX_BOUNDARIES = 200
 _BOUNDARY = re.compile(rb"boundary\s*=", re.IGNORECASE)
 
-_ADDRESS = r"[\w.!#$%&'*+/=?^`{|}~\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
+# Linear on any text (a 200 kB header must not take minutes): a match starts only where a run of
+# local-part characters starts (the lookbehind), and the possessive quantifiers never give back
+# what they took ('@' and '.' are outside the classes they follow, so nothing is lost by that).
+_LOCAL = r"\w.!#$%&'*+/=?^`{|}~\-"
+_ADDRESS = rf"(?<![{_LOCAL}])[{_LOCAL}]++@[A-Za-z0-9\-]++(?:\.[A-Za-z0-9\-]++)++(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
 _ADDRESS_RE = re.compile(_ADDRESS)
 # An address at the start of a line, where Postfix, qmail, Exim, Sendmail and Exchange list them.
 _LINE_RECIPIENT = re.compile(
-    rf"^[ \t]*(?:>+[ \t]*|[*\-\u2022][ \t]*)?"
-    r"(?:RCPT To:|Recipient address:|Original-Recipient:|Recipient:|Delivery failed:|Failed:|Address:|To:)?"
-    rf"[ \t]*[<\"']?(?P<addr>{_ADDRESS})[>\"']?",
+    rf"^[ \t]*+(?:>++[ \t]*+|[*\-\u2022][ \t]*+)?+"
+    r"(?:RCPT To:|Recipient address:|Original-Recipient:|Recipient:|Delivery failed:|Failed:|Address:|To:)?+"
+    rf"[ \t]*+[<\"']?(?P<addr>{_ADDRESS})[>\"']?",
     re.M | re.I,
 )
 # An address inside a sentence that names it as the failed recipient.
 _PHRASE_RECIPIENT = re.compile(
     r"(?:rcpt to:|delivered to|delivering your (?:mail|message) to|delivery to|could not be delivered to|"
     r"failed recipient:?|following recipients?:|following addresses:|not be delivered to|"
-    r"unable to deliver (?:your )?message to|recipient|address)\s*(?:<|\")?(?P<addr>" + _ADDRESS + r")",
+    r"unable to deliver (?:your )?message to|recipient|address)\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")",
     re.I,
 )
 _CUT_MARKERS = re.compile(
-    r"^[ \t]*(?:-{2,}|={2,}|_{2,}|\*{2,})?[ \t]*(?:"
+    r"^[ \t]*+(?:-{2,}+|={2,}+|_{2,}+|\*{2,}+)?+[ \t]*+(?:"
     r"below this line is a copy of the message|this is a copy of the message|original message follows|"
     r"original message|returned message|undelivered message|message headers follow|copy of the original|"
     r"original message headers|headers of the original|forwarded message|"
@@ -57,7 +61,6 @@ _CUT_MARKERS = re.compile(
     re.M | re.I,
 )
 _STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
-_TAG = re.compile(r"<[^>]*>")
 
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail delivery", "mail.delivery", "mdaemon", "bounce",
                    "mailerdaemon", "microsoftexchange", "noreply-dmarc")
@@ -203,13 +206,61 @@ def _cut_notice(text: str) -> str:
 
 
 def _html_to_text(html: str) -> str:
-    html = re.sub(r"(?is)<(script|style).*?</\1>", " ", html)
-    html = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</h\d>", "\n", html)
-    text = _TAG.sub(" ", html)
+    html = _drop_elements(html, ("script", "style"))
+    html = re.sub(r"(?i)<br\s*+/?>|</p>|</div>|</tr>|</h\d>", "\n", html)
+    text = _strip_tags(html)
     for entity, char in (("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), ("&quot;", '"'),
                          ("&#39;", "'")):
         text = text.replace(entity, char)
     return text
+
+
+_ELEMENT_START = re.compile(r"(?i)<(script|style)")
+
+
+def _drop_elements(html: str, names: tuple[str, ...]) -> str:
+    """`html` without its `<script>...</script>` and `<style>...</style>` elements, in one pass
+    (a regex `<(script|style).*?</\\1>` rescans the rest of the text for every unclosed tag)."""
+    lower = html.lower()
+    out: list[str] = []
+    position = 0
+    unclosed: set[str] = set()  # no closing tag after some point means none after any later one
+    for found in _ELEMENT_START.finditer(html):
+        if found.start() < position:
+            continue
+        name = found.group(1).lower()
+        if name in unclosed:
+            continue
+        close = lower.find(f"</{name}>", found.end())
+        if close < 0:
+            unclosed.add(name)
+            if len(unclosed) == len(names):
+                break
+            continue
+        out.append(html[position:found.start()])
+        out.append(" ")
+        position = close + len(name) + 3
+    out.append(html[position:])
+    return "".join(out)
+
+
+def _strip_tags(html: str) -> str:
+    """Every `<...>` replaced by a space, in one pass: a `<` with no `>` after it ends the search
+    (the regex `<[^>]*>` would rescan the rest of the text from each such `<`)."""
+    out: list[str] = []
+    position = 0
+    while True:
+        start = html.find("<", position)
+        if start < 0:
+            break
+        end = html.find(">", start)
+        if end < 0:
+            break
+        out.append(html[position:start])
+        out.append(" ")
+        position = end + 1
+    out.append(html[position:])
+    return "".join(out)
 
 
 class _Report:

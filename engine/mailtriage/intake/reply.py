@@ -7,6 +7,7 @@ attempt is what gets diagnosed: it goes to `smtp.*`, the wrapper to `outer.*`.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -25,7 +26,9 @@ _CANDIDATE = re.compile(
     r")"
 )  # [0-9], not \d: codes are ASCII digits ("45٣" is not reply 453), as in the page's JavaScript
 _VERSION_BEFORE = re.compile(r"(?:version|release|ver\.?|\bv)\s*$", re.I)
-_BRACKET = re.compile(r"\[(\w+)=([^\]]*)\]")
+# An Exchange `[Field=value]` bracket is read by `_brackets`, in one pass: the regex
+# `\[(\w+)=([^\]]*)\]` rescans the rest of the text from every unclosed `[key=`.
+_BRACKET_START = re.compile(r"\[(\w++)=")
 _EXPIRY = re.compile(
     r"message expired|expired|retry time(?:out)? (?:exceeded|expired)|delivery time expired|"
     r"unable to deliver in \d+ minutes|too long in (?:the )?queue",
@@ -53,9 +56,36 @@ class Candidate:
         return 2 if self.enhanced is not None else 1
 
 
+def _brackets(line: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, key, value) of each `[key=value]`, as `re.finditer(r"\\[(\\w+)=([^\\]]*)\\]")`
+    would give them, in time linear in the line."""
+    found: list[tuple[int, int, str, str]] = []
+    position = 0
+    while True:
+        start = _BRACKET_START.search(line, position)
+        if start is None:
+            return found
+        close = line.find("]", start.end())
+        if close < 0:
+            return found  # no `]` after this one: none after any later `[` either
+        found.append((start.start(), close + 1, start.group(1), line[start.end():close]))
+        position = close + 1
+
+
+def _without_brackets(text: str) -> str:
+    position = 0
+    parts: list[str] = []
+    for start, end, _, _ in _brackets(text):
+        parts.append(text[position:start])
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
 def find_candidates(line: str) -> list[Candidate]:
     """Every reply/enhanced code in order, noting which sit inside an Exchange `[Field=...]` bracket."""
-    spans = [(m.start(), m.end()) for m in _BRACKET.finditer(line)] if "=" in line else []
+    spans = [(a, b) for a, b, _, _ in _brackets(line)] if "=" in line else []
+    starts = [a for a, _ in spans]
     found: list[Candidate] = []
     for match in _CANDIDATE.finditer(line):
         code_text = match.group("code")
@@ -65,7 +95,9 @@ def find_candidates(line: str) -> list[Candidate]:
         start = match.start()
         if code_text is None and _VERSION_BEFORE.search(line, max(0, start - 12), start):
             continue  # "version 5.1.1", "Exim v4.4.1": a software version, not a status
-        inside = any(a < start < b for a, b in spans)
+        # Brackets do not overlap: only the last one opening before `start` can contain it.
+        index = bisect.bisect_left(starts, start) - 1
+        inside = index >= 0 and spans[index][0] < start < spans[index][1]
         found.append(Candidate(start, match.end(), int(code_text) if code_text else None, enhanced, inside))
     return found
 
@@ -86,7 +118,7 @@ def _merge_multiline(cands: list[Candidate], line: str) -> list[Candidate]:
 
 def _clean_text(text: str, cand: Candidate | None) -> str:
     """Reply text without codes, bracket fields and repeated multi-line prefixes."""
-    text = _BRACKET.sub("", text)
+    text = _without_brackets(text)
     if cand is not None and cand.code is not None:
         prefix = rf"\b{cand.code}[ \-]" + (re.escape(cand.enhanced) + " ?" if cand.enhanced else "")
         text = re.sub(prefix, " ", text)
@@ -110,7 +142,7 @@ def _is_expiry(cand: Candidate, following: str) -> bool:
 
 
 def _bracket_facts(line: str, facts: Facts) -> None:
-    for key, value in _BRACKET.findall(line):
+    for _, _, key, value in _brackets(line):
         key_lower = key.lower()
         value = value.strip()
         if key_lower == "message":

@@ -25,8 +25,9 @@ from ..facts import Facts, normalize_facts
 from . import dns as probe_dns
 from . import tls
 from .budget import Budget, Cancelled
-from .host import HostContext, HostProbe, check_address, host_port
+from .host import HostContext, HostProbe, check_address, check_ehlo_name, host_port
 from .model import HostResult, InferredFact, ProbeOptions, ProbeResult, Step, StepStatus, Verdict
+from .policy import ALLOW_ALL, ProbePolicy
 from .smtp import ConnectFunction, default_connect
 from .target import Plan, is_ip, make_plan
 
@@ -45,6 +46,8 @@ def check_options(options: ProbeOptions) -> None:
         raise ProbeError(f"--port must be from 1 to 65535 (got {options.port})")
     if options.rcpt is not None:
         options.rcpt = check_address(options.rcpt)
+    if options.ehlo_name is not None:
+        options.ehlo_name = check_ehlo_name(options.ehlo_name)
     if options.tls_name is not None:
         options.tls_name = probe_dns.check_name(options.tls_name, "--tls-name")
     if options.ca_file is not None and not os.path.isfile(options.ca_file):
@@ -139,8 +142,14 @@ def _run_host(probe: HostProbe) -> None:
         probe.host.steps.append(Step("error", StepStatus.FAIL, f"internal error: {type(exc).__name__}: {exc}", 0.0))
 
 
-def run_probe(options: ProbeOptions, connector: ConnectFunction = default_connect) -> ProbeResult:
-    """Probe the target and return what was found; Ctrl-C returns what was collected so far."""
+def run_probe(
+    options: ProbeOptions, connector: ConnectFunction = default_connect, policy: ProbePolicy = ALLOW_ALL
+) -> ProbeResult:
+    """Probe the target and return what was found; Ctrl-C returns what was collected so far.
+
+    `policy` says which resolved addresses and ports may be connected to (default: all, as on
+    the command line); a service probing for others passes `ProbePolicy.public_only()`.
+    """
     check_options(options)
     plan = make_plan(options)
     budget = Budget(options.timeout, options.deadline)
@@ -154,6 +163,7 @@ def run_probe(options: ProbeOptions, connector: ConnectFunction = default_connec
         verify_context=_verify_context(options),
         ehlo_name=options.ehlo_name or socket.gethostname() or "localhost",
         connector=connector,
+        policy=policy,
     )
     base, result.inferred = base_facts(plan, options)
     threads: list[threading.Thread] = []

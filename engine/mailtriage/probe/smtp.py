@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,6 +106,12 @@ class MalformedReply(DialogueError):
 
 
 ConnectFunction = Callable[[tuple[str, int], float], socket.socket]
+
+
+def has_control(text: str) -> bool:
+    """Whether `text` has a control or format character (C0, DEL, C1, line/paragraph separators,
+    bidi and zero-width marks): none of them belongs in an SMTP command."""
+    return any(ord(ch) < 32 or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
 
 
 def default_connect(address: tuple[str, int], timeout: float) -> socket.socket:
@@ -212,8 +219,8 @@ class SmtpSession:
         if verb in FORBIDDEN_VERBS:
             # Not an assert: asserts vanish under `python -O`, and this promise must hold.
             raise ProbeError(f"refusing to send {verb}: the probe never sends a message")
-        if "\r" in line or "\n" in line:
-            raise ProbeError(f"refusing to send a command with a line break: {line!r}")
+        if has_control(line):
+            raise ProbeError(f"refusing to send a command with a line break or other control character: {line!r}")
         self._note("->", line)
         self.sock.settimeout(self.budget.limit())
         try:

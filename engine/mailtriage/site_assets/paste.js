@@ -9,6 +9,7 @@
  * count UTF-16 units where Python counts code points (differs only after characters outside the
  * BMP), and Python's case-insensitive literals also match the Turkish dotted/dotless i.
  * Pasted text is never inserted as HTML: results are built with createElement and textContent.
+ * Rule patterns run on RE2JS (linear time), never on the browser's RegExp.
  */
 (function (root) {
   "use strict";
@@ -35,7 +36,9 @@
     "|#?(?<enh2>[45]\\.[0-9]{1,3}\\.[0-9]{1,3})(?![0-9]|\\.[0-9]|-[0-9])" +
     ")", "g");
   var VERSION_BEFORE = rx("(?:version|release|ver\\.?|" + B + "v)[" + S + "]*$", "i");
-  var BRACKET = rx("\\[([" + W + "]+)=([^\\]]*)\\]", "g");
+  // [Field=value] brackets are read by brackets(), in one pass (as reply.py's _brackets): the
+  // regex \[(\w+)=([^\]]*)\] rescans the rest of the text from every unclosed "[key=".
+  var BRACKET_START = rx("\\[([" + W + "]+)=", "g");
   var EXPIRY = rx("^(?:message expired|expired|retry time(?:out)? (?:exceeded|expired)|delivery time expired|" +
     "unable to deliver in [" + D + "]+ minutes|too long in (?:the )?queue)", "i");
   var LEADING_ADDRESS = rx("^<?[^" + S + "<>@]+@[^" + S + "<>]+?>?(?:\\.\\.\\.|:|[" + S + "])[" + S + "]*");
@@ -105,14 +108,35 @@
     return c.enhanced !== null ? 2 : 1;
   }
 
-  function findCandidates(line) {
-    var spans = [];
-    var m;
-    if (has(line, "=")) {
-      BRACKET.lastIndex = 0;
-      while ((m = BRACKET.exec(line)) !== null) spans.push([m.index, m.index + m[0].length]);
-    }
+  /** [start, end, key, value] of each [key=value], in time linear in the line. */
+  function brackets(line) {
     var found = [];
+    var position = 0;
+    for (;;) {
+      BRACKET_START.lastIndex = position;
+      var start = BRACKET_START.exec(line);
+      if (start === null) return found;
+      var keyEnd = start.index + start[0].length;
+      var close = line.indexOf("]", keyEnd);
+      if (close < 0) return found; // no "]" after this one: none after any later "[" either
+      found.push([start.index, close + 1, start[1], line.slice(keyEnd, close)]);
+      position = close + 1;
+    }
+  }
+
+  function withoutBrackets(text) {
+    var parts = [];
+    var position = 0;
+    brackets(text).forEach(function (b) { parts.push(text.slice(position, b[0])); position = b[1]; });
+    parts.push(text.slice(position));
+    return parts.join("");
+  }
+
+  function findCandidates(line) {
+    var spans = has(line, "=") ? brackets(line) : [];
+    var m;
+    var found = [];
+    var spanIndex = -1;
     CANDIDATE.lastIndex = 0;
     while ((m = CANDIDATE.exec(line)) !== null) {
       var codeText = m.groups.code;
@@ -123,7 +147,9 @@
         var before = VERSION_BEFORE.exec(line.slice(0, start));
         if (before && before.index >= Math.max(0, start - 12)) continue;
       }
-      var inside = spans.some(function (s) { return s[0] < start && start < s[1]; });
+      // Brackets do not overlap and come in order: only the last one opening before start can hold it.
+      while (spanIndex + 1 < spans.length && spans[spanIndex + 1][0] < start) spanIndex++;
+      var inside = spanIndex >= 0 && spans[spanIndex][0] < start && start < spans[spanIndex][1];
       found.push({ start: start, end: m.index + m[0].length, code: codeText !== undefined ? toInt(codeText) : null, enhanced: enhanced, inBracket: inside });
     }
     return found;
@@ -140,7 +166,7 @@
   }
 
   function cleanText(text, cand) {
-    text = text.replace(BRACKET, "");
+    text = withoutBrackets(text);
     if (cand && cand.code !== null) {
       var prefix = "(?<![" + W + "])" + cand.code + "[ \\-]" + (cand.enhanced ? escapeRegex(cand.enhanced) + " ?" : "");
       text = text.replace(rx(prefix, "g"), " ");
@@ -159,11 +185,9 @@
   }
 
   function bracketFacts(line, facts) {
-    var m;
-    BRACKET.lastIndex = 0;
-    while ((m = BRACKET.exec(line)) !== null) {
-      var key = m[1].toLowerCase();
-      var value = stripChars(m[2], " ");
+    brackets(line).forEach(function (b) {
+      var key = b[2].toLowerCase();
+      var value = stripChars(b[3], " ");
       if (key === "message") {
         setDefault(facts, "smtp.details_message", pySlice(value, MAX_TEXT_FACT_CHARS));
       } else if (key === "lastattemptedservername") {
@@ -180,7 +204,7 @@
           setDefault(facts, "smtp.remote_ip", value);
         }
       }
-    }
+    });
   }
 
   function best(cands) {
@@ -468,14 +492,16 @@
     return { facts: facts, dropped: dropped };
   }
 
+  // Rule patterns come from pull requests: they run on RE2JS (a port of RE2, vendored as
+  // re2js.js and loaded before this file), in time linear in the text whatever the pattern,
+  // where the browser's backtracking RegExp can hang the page on `(a|a)*b`. The engine runs the
+  // same patterns on RE2, so both sides read one dialect.
+  var RE2 = root.RE2JS && root.RE2JS.RE2JS;
+  if (!RE2 && typeof require === "function") RE2 = require("./re2js.js").RE2JS;
+
   function compilePattern(leaf) {
-    // Python's IGNORECASE folds case like the `u` flag does; patterns that are not valid in
-    // unicode mode (identity escapes such as \-) fall back to the plain `i` flag.
-    try {
-      return new RegExp(leaf.matches, leaf.flags + "u");
-    } catch (unicodeError) {
-      return new RegExp(leaf.matches, leaf.flags);
-    }
+    if (!RE2) throw new Error("the RE2JS engine (re2js.js) is not loaded");
+    return RE2.compile(leaf.matches, RE2.CASE_INSENSITIVE);
   }
 
   /** Compile every pattern once; a rule whose pattern does not compile is left out and reported. */
@@ -513,7 +539,7 @@
     if (value === undefined || value === null) return false;
     if ("equals" in leaf) return same(value, leaf.equals);
     if ("one_of" in leaf) return leaf.one_of.some(function (v) { return same(value, v); });
-    if ("matches" in leaf) return typeof value === "string" && leaf.regex.test(value);
+    if ("matches" in leaf) return typeof value === "string" && leaf.regex.test(value);  // RE2JS: linear time
     if (typeof value !== "number") return false;
     if ("less_than" in leaf) return value < leaf.less_than;
     if ("at_most" in leaf) return value <= leaf.at_most;
