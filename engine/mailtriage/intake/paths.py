@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import parse_log_lines
-from .ndr import MAX_MESSAGE_BYTES, parse_message
+from .ndr import MAX_MESSAGE_BYTES, non_failure_kind, parse_message
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
@@ -98,6 +98,16 @@ def _iter_mbox(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
         yield SkippedInput(str(path), f"mbox with {count} message(s), none of them a bounce")
 
 
+def _not_a_failure(data: bytes) -> str:
+    """Why a message gave no record: what it is instead, when that is recognisable."""
+    kind = non_failure_kind(data)
+    if kind == "complaint":
+        return "a complaint (feedback-loop report), not a delivery failure"
+    if kind == "auto-reply":
+        return "an automatic reply (RFC 3834), not a delivery failure"
+    return "not a bounce or delay notice"
+
+
 def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
     try:
         size = path.stat().st_size
@@ -132,7 +142,7 @@ def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
                 yield record
             if not records:
                 note = f" (only the first {MAX_MESSAGE_BYTES // 1_048_576} MB read)" if truncated else ""
-                yield SkippedInput(str(path), "not a bounce or delay notice" + note)
+                yield SkippedInput(str(path), _not_a_failure(data) + note)
             return
         if size > MAX_REPLY_FILE_BYTES:
             yield SkippedInput(str(path), f"{size} bytes of text that is neither a message nor a log")
