@@ -211,8 +211,6 @@ def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
     if errno and int(errno.group(1)) in _ERRNO_TCP:
         facts["tcp.state"] = _ERRNO_TCP[int(errno.group(1))]
         facts["smtp.stage"] = "connect"
-    if "retry time not reached" in line:
-        return None
     if not text and rest:
         text = rest
     return _record(facts, text, recipient, action, "exim", None, source, number)
