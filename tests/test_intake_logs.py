@@ -113,3 +113,12 @@ def test_exim_retry_time_not_reached_is_read_as_a_deferral() -> None:
     assert record.recipient == "kim@example.com"
     assert record.facts["report.action"] == "delayed" and record.facts["context.system"] == "exim"
     assert "retry time not reached" in str(record.facts["smtp.text"])
+
+
+def test_exim_lines_pasted_without_timestamp_and_id() -> None:
+    from mailtriage.intake import parse_input
+
+    (record,) = parse_input("** kim@example.com R=dnslookup: lowest numbered MX record points to local host")
+    assert record.recipient == "kim@example.com" and record.facts["context.system"] == "exim"
+    assert record.facts["report.action"] == "failed"
+    assert parse_input("** nothing here") == []
