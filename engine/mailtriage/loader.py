@@ -19,7 +19,7 @@ from .errors import CollectsProblems, FactError, Location, Problem, Severity
 from .facts import coerce_value, schema_regex, vocabulary
 from .i18n import SOURCE_LANGUAGE, translatable_strings
 from .model import LEAF_OPS, Rule, Status, Translation
-from .resources import schema_path
+from .resources import bundled_rules_dir, schema_path
 from .textmatch import pattern_problem
 
 if TYPE_CHECKING:
@@ -126,6 +126,36 @@ def _display(file: Path, root: Path | None) -> str:
         except ValueError:
             pass
     return str(file)
+
+
+@cache
+def _glossary() -> dict[str, list[tuple[re.Pattern[str], str]]]:
+    """Rejected-term patterns per language from rules/schema/glossary.yaml (see that file)."""
+    import yaml
+
+    path = bundled_rules_dir() / "schema" / "glossary.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    out: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+    for lang, entries in (data or {}).items() if isinstance(data, dict) else ():
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict) or not isinstance(entry.get("preferred"), str):
+                continue
+            for term in entry.get("rejected") or ():
+                if isinstance(term, str) and term.strip():
+                    pattern = re.compile(rf"(?<![\w-]){re.escape(term.strip())}(?![\w-])", re.I)
+                    out.setdefault(str(lang), []).append((pattern, entry["preferred"]))
+    return out
+
+
+def glossary_violations(lang: str, text: str) -> list[tuple[str, str]]:
+    """(rejected term as written, preferred term) for each glossary term `text` breaks. Code
+    spans (`...`) are skipped: commands and quoted UI strings stay as they are."""
+    plain = re.sub(r"`[^`]*`", " ", text)
+    return [(found.group(0), preferred) for pattern, preferred in _glossary().get(lang, ())
+            for found in [pattern.search(plain)] if found]
 
 
 def _check_schema(document: YamlDocument, schema: str, problems: list[Problem]) -> dict[str, Any] | None:
@@ -337,6 +367,10 @@ def _attach_translation(kb: KnowledgeBase, document: YamlDocument, data: dict[st
             continue
         strings[key] = (entry["text"], entry["source"])
     rule.translations[lang] = Translation(lang=lang, path=document.path, strings=strings)
+    for key, (text, _) in strings.items():
+        for found, preferred in glossary_violations(lang, text):
+            kb.problems.append(Problem(document.location(("strings", key, "text")), "MT106",
+                                       f"{lang} glossary: {found!r} in {key!r}; write {preferred!r}", Severity.WARNING))
     missing, stale = rule.translation_state(lang)
     for key in missing:
         kb.problems.append(Problem(document.location(("strings",)), "MT101", f"{lang} translation of rule {rule.id} lacks {key!r}", Severity.WARNING))

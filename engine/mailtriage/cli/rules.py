@@ -21,6 +21,7 @@ def rules() -> None:
       mailtriage rules list --format json
       mailtriage rules show exo-connector-connection-refused --lang pt-BR
       mailtriage rules translate exo-connector-connection-refused --lang pt-BR
+      mailtriage rules coverage bounces/
     """
 
 
@@ -172,3 +173,50 @@ def translate_rule(rule_id: str, lang: str, write: bool, rule_dirs: tuple[str, .
     target = source.with_name(f"{source.stem}.{lang}.yaml")
     target.write_text(text, encoding="utf-8")
     click.echo(f"wrote {target}", err=True)
+
+
+@rules.command("coverage")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--top", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Groups to list in text output (0: all). JSON always lists all.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@rules_option
+def coverage_command(paths: tuple[str, ...], top: int, fmt: str, rule_dirs: tuple[str, ...]) -> None:
+    """What the rules do not explain yet in some messages or logs: inputs that gave no record,
+    records no rule matched and records only a generic rule explained, grouped by their text with
+    addresses, hosts, IPs and numbers replaced by placeholders, biggest group first.
+
+    \b
+    Examples:
+      mailtriage rules coverage bounces/
+      mailtriage rules coverage /var/log/mail.log --format json
+
+    Exit status: 0 when every input gave a record with a specific rule, 1 otherwise.
+    """
+    from ..coverage import coverage
+    from ..engine import Engine
+
+    report = coverage(paths, Engine.load(rule_dirs or None))
+    if fmt == "json":
+        from .render import to_json
+
+        click.echo(to_json(report.to_dict()))
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+
+        console = Console(highlight=False)
+        console.print(
+            f"{report.records} records: {report.specific} specific ({100 * report.specific_rate:.1f}%), "
+            f"{report.generic} generic only, {report.no_rule} no rule; {report.no_record} inputs with no record"
+        )
+        shown = report.groups if top == 0 else report.groups[:top]
+        for group in shown:
+            console.print(f"[bold]{group.count:>5}[/bold]  {group.outcome.value:<9}  {escape(group.text)}")
+            answered = ", ".join(f"{rule} ({n})" for rule, n in group.rules.items())
+            if answered:
+                console.print(f"{'':>18}[dim]answered by: {escape(answered)}[/dim]")
+            console.print(f"{'':>18}[dim]e.g. {escape(', '.join(group.examples))}[/dim]")
+        if len(shown) < len(report.groups):
+            console.print(f"{len(report.groups) - len(shown)} more groups (--top 0 lists all)", style="dim")
+    sys.exit(0 if report.complete else 1)

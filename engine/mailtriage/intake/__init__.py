@@ -139,7 +139,10 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
     text = raw.decode("utf-8", "replace")
     facts = parse_reply(text)
     if not facts:
-        return []
+        # No reply code: it may be a log line pasted without its timestamp (Exim's "** addr: ...").
+        from .logs import parse_log_lines
+
+        return list(parse_log_lines(text.splitlines()[:1000], source=source))
     facts.setdefault("input.kind", "reply")
     extra: dict[str, Any] = {}
     return [IntakeRecord(facts=clean_facts(facts, extra), kind="reply", source=source, extra=extra)]

@@ -24,7 +24,7 @@ _KEY = re.compile(r"(?<!\w)(\w++)=")
 _STATUS_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
 _RELAY = re.compile(r"^\[?(?P<host>[^\[\]:\s]+?)\.?\]?(?:\s*\[(?P<ip>[0-9a-fA-F:.]+)\])?(?::(?P<port>\d+))?$")
 _EXIM_LINE = re.compile(
-    r"^(?:\S+ \S+ )?(?:\[\d+\] )?(?:\S+ )?(?P<id>[\w]{6}-[\w]{6,11}-[\w]{2,4}) (?P<flag>\*\*|==) "
+    r"^(?:(?:\S+ \S+ )?(?:\[\d+\] )?(?:\S+ )?(?P<id>[\w]{6}-[\w]{6,11}-[\w]{2,4}) )?(?P<flag>\*\*|==) "
     r"(?P<rcpt>\S+?)(?: <(?P<orig>[^>]*)>)?(?::| (?P<rest>.*?)(?::|$)) ?(?P<text>.*)$"
 )
 _EXIM_HOST = re.compile(r"\bH=(?P<host>[^\s\[]+)(?: \[(?P<ip>[0-9a-fA-F:.]+)\])?")
@@ -225,6 +225,8 @@ def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
         return None
     action = "failed" if found.group("flag") == "**" else "delayed"
     recipient = found.group("rcpt").rstrip(":")
+    if found.group("id") is None and "@" not in recipient:
+        return None  # without the message id, only an address makes it an Exim delivery line
     text = found.group("text")
     rest = found.group("rest") or ""
     facts: Facts = {}
@@ -237,8 +239,6 @@ def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
     if errno and int(errno.group(1)) in _ERRNO_TCP:
         facts["tcp.state"] = _ERRNO_TCP[int(errno.group(1))]
         facts["smtp.stage"] = "connect"
-    if "retry time not reached" in line:
-        return None
     if not text and rest:
         text = rest
     return _record(facts, text, recipient, action, "exim", None, source, number)
@@ -268,7 +268,7 @@ def parse_log_line(line: str, source: str = "<log>", number: int = 1) -> IntakeR
         return _postfix(line, source, number)
     if " stat=" in line:
         return _sendmail(line, source, number)
-    if " ** " in line or " == " in line:
+    if " ** " in line or " == " in line or line.startswith(("** ", "== ")):
         return _exim(line, source, number)
     if "postfix/" in line and (
         "connect to " in line or "lost connection" in line or "TLS" in line or "SSL" in line

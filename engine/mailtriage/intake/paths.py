@@ -19,7 +19,7 @@ from typing import BinaryIO
 from ..errors import INTERNAL_ERROR, MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import MAX_LINE_CHARS, parse_log_lines
-from .ndr import MAX_MESSAGE_BYTES, parse_message
+from .ndr import MAX_MESSAGE_BYTES, non_failure_kind, parse_message
 from .trace import parse_trace, parse_trace_file, sniff_trace
 
 SNIFF_BYTES = 65_536
@@ -299,6 +299,16 @@ def _iter_mbox(path: str, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedIn
         yield SkippedInput(path, f"mbox with {count} message(s), none of them a bounce{note}", read=True)
 
 
+def _not_a_failure(data: bytes) -> str:
+    """Why a message gave no record: what it is instead, when that is recognisable."""
+    kind = non_failure_kind(data)
+    if kind == "complaint":
+        return "a complaint (feedback-loop report), not a delivery failure"
+    if kind == "auto-reply":
+        return "an automatic reply (RFC 3834), not a delivery failure"
+    return "not a bounce or delay notice"
+
+
 class _Rewound:
     """A stream whose first bytes were already read (to sniff the kind), served again first:
     standard input cannot seek."""
@@ -373,7 +383,7 @@ def iter_stream_records(
             record.extra["truncated"] = True
         yield record
     if not records:
-        reason = "not a bounce or delay notice" if kind == "ndr" else "no SMTP error found in the text"
+        reason = _not_a_failure(data[:limit]) if kind == "ndr" else "no SMTP error found in the text"
         yield SkippedInput(source, reason + cut, read=True)
 
 
