@@ -96,7 +96,7 @@ def diagnose(
     from ..diagnosis import Diagnosis
     from ..engine import Engine
     from ..errors import InputError
-    from ..triage import diagnose_facts, diagnose_text
+    from ..triage import diagnose_facts, diagnose_text, diagnosis_document
     from .render import render_diagnosis, to_json
 
     flags: dict[str, Any] = {key.replace("__", "."): value for key, value in symptoms.items() if value is not None}
@@ -128,12 +128,8 @@ def diagnose(
         flags.setdefault("input.kind", "flags")
         results.append((None, diagnose_facts(flags, engine)))
 
-    first = results[0][1]
     if fmt == "json":
-        data_out = first.to_dict(lang)
-        if len(results) > 1:
-            data_out["records"] = [{"recipient": r, **d.to_dict(lang)} for r, d in results]
-        click.echo(to_json(data_out))
+        click.echo(to_json(diagnosis_document(results, lang)))
     else:
         for index, (recipient, result) in enumerate(results):
             if len(results) > 1:

@@ -14,10 +14,10 @@ from ..errors import MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, parse_message
+from .streams import iter_mbox_messages
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
-MAX_MBOX_MESSAGES = 1_000_000
 
 
 def is_binary(head: bytes) -> bool:
@@ -54,48 +54,8 @@ def _files_under(path: Path) -> Iterator[Path]:
 
 def _iter_mbox(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
     """Split an mbox at `From ` lines that follow a blank line (or open the file); cap each message."""
-    count = 0
-    found = False
-
-    def flush(chunks: list[bytes], truncated: bool) -> Iterator[IntakeRecord | SkippedInput]:
-        nonlocal found
-        data = b"".join(chunks)
-        if not data.strip():
-            return
-        source = f"{path}#{count}"
-        records = parse_message(data, source=source)
-        for record in records:
-            if truncated:
-                record.extra["truncated"] = True
-            found = True
-            yield record
-
     with open(path, "rb") as handle:
-        chunks: list[bytes] = []
-        size = 0
-        truncated = False
-        previous_blank = True
-        for line in handle:
-            if line.startswith(b"From ") and previous_blank:
-                if count:
-                    yield from flush(chunks, truncated)
-                count += 1
-                if count > MAX_MBOX_MESSAGES:
-                    yield SkippedInput(str(path), f"more than {MAX_MBOX_MESSAGES} messages; the rest not read")
-                    return
-                chunks, size, truncated = [], 0, False
-                previous_blank = False
-                continue
-            previous_blank = not line.strip()
-            if size + len(line) > MAX_MESSAGE_BYTES:
-                truncated = True
-                continue
-            chunks.append(line)
-            size += len(line)
-        if count:
-            yield from flush(chunks, truncated)
-    if not found:
-        yield SkippedInput(str(path), f"mbox with {count} message(s), none of them a bounce")
+        yield from iter_mbox_messages(handle, str(path))
 
 
 def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
