@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "probe": ".probe:probe",
     "rules": ".rules:rules",
     "scan": ".scan:scan",
+    "serve": ".serve:serve",
 }
 
 
