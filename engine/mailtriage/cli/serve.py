@@ -35,6 +35,7 @@ Exit status: 0 after a clean shutdown (SIGTERM or Ctrl-C finish in-flight reques
 @click.option("--max-scan", "max_scan_mb", type=click.FloatRange(min=0.001), default=1024.0, show_default=True, help="MB of one /v1/scan upload.")
 @click.option("--max-lines", type=click.IntRange(1), default=20_000, show_default=True, help="Lines of text in one /v1/diagnose.")
 @click.option("--max-records", type=click.IntRange(1), default=200, show_default=True, help="Diagnoses returned by one /v1/diagnose.")
+@click.option("--max-scan-records", type=click.IntRange(1), default=2_000_000, show_default=True, help="Rows in one /v1/scan stream.")
 @click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds for a request other than a scan.")
 @click.option("--scan-timeout", type=click.FloatRange(min=1), default=1800.0, show_default=True, help="Seconds for one scan stream.")
 @click.option("--body-idle-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True, help="Seconds a client may pause mid-body.")
@@ -52,7 +53,7 @@ Exit status: 0 after a clean shutdown (SIGTERM or Ctrl-C finish in-flight reques
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True, file_okay=False), help="Extra rules folder (repeatable).")
 def serve(
     host: str, port: int, workers: int, token_file: str | None, grace: float, max_body_mb: float,
-    max_upload_mb: float, max_scan_mb: float, max_lines: int, max_records: int, request_timeout: float,
+    max_upload_mb: float, max_scan_mb: float, max_lines: int, max_records: int, max_scan_records: int, request_timeout: float,
     scan_timeout: float, body_idle_timeout: float, max_scans: int, enable_probe: bool,
     probe_allow: tuple[str, ...], probe_ports: tuple[int, ...], probe_networks: tuple[str, ...],
     probe_nameserver: str | None, probe_ca_file: str | None, probe_rate: int, probe_concurrency: int,
@@ -69,7 +70,7 @@ def serve(
         rule_dirs=list(rule_dirs),
         limits=Limits(
             max_body_bytes=int(max_body_mb * MB), max_upload_bytes=int(max_upload_mb * MB),
-            max_scan_bytes=int(max_scan_mb * MB), max_lines=max_lines, max_records=max_records,
+            max_scan_bytes=int(max_scan_mb * MB), max_lines=max_lines, max_records=max_records, max_scan_records=max_scan_records,
             request_timeout=request_timeout, scan_timeout=scan_timeout, body_idle_timeout=body_idle_timeout,
             max_concurrent_scans=max_scans,
         ),

@@ -339,9 +339,16 @@ def iter_stream_records(
     if kind not in STREAM_KINDS:
         raise MailtriageError(f"unknown stream kind {kind!r}; use one of: {', '.join(STREAM_KINDS)}")
     stream = iter(chunks)
-    head = _sniff(stream)
+    # Decide on the first bytes that arrive (a streamed mbox must not wait for 64 KB before its
+    # first record); text that is neither an mbox nor an archive needs a longer look.
+    head = _sniff(stream, _TAR_MAGIC_OFFSET + 8)
     if kind == "auto":
         kind = sniff_stream_kind(head)
+        if kind in ("log", "message"):
+            head += _sniff(stream, SNIFF_BYTES - len(head))
+            kind = sniff_stream_kind(head)
+    elif kind in ("log", "message"):
+        head += _sniff(stream, SNIFF_BYTES - len(head))
     if kind == "maildir-tar":
         yield from iter_tar_records(io.BufferedReader(ChunkReader(stream, head)), source)
         return

@@ -641,8 +641,15 @@ def _add_probe_route(app: FastAPI, state: ServiceState) -> None:
             ehlo_name=settings.ehlo_name,
         )
 
+        cap = state.probe_cap
+
         def work() -> bytes:
-            result = run_probe(options, connector=policy.connector(refused))
+            # The slot is given back here, when the probe has really ended: a request that timed
+            # out (the thread is abandoned, not killed) still holds it until then.
+            try:
+                result = run_probe(options, connector=policy.connector(refused))
+            finally:
+                cap.leave()
             if refused:
                 raise ProbeRefused("the probe was refused: " + "; ".join(dict.fromkeys(refused)))
             diagnosis = engine.diagnose(result.facts)
@@ -652,12 +659,10 @@ def _add_probe_route(app: FastAPI, state: ServiceState) -> None:
             return _json(data)
 
         try:
-            payload = await anyio.to_thread.run_sync(work)
+            payload = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
         except ProbeRefused:
             PROBES.labels("refused").inc()
             raise
-        finally:
-            state.probe_cap.leave()
         PROBES.labels("done").inc()
         return Response(payload, media_type="application/json")
 

@@ -43,13 +43,14 @@ class ProblemError(Exception):
 
 
 class BodyTooLarge(ProblemError):
+    # The rest of the body is not read: the connection is not reused.
     def __init__(self, detail: str) -> None:
-        super().__init__(413, "too-large", "Request too large", detail)
+        super().__init__(413, "too-large", "Request too large", detail, headers={"Connection": "close"})
 
 
 class BodyTimeout(ProblemError):
     def __init__(self, detail: str) -> None:
-        super().__init__(408, "body-timeout", "Request body too slow", detail)
+        super().__init__(408, "body-timeout", "Request body too slow", detail, headers={"Connection": "close"})
 
 
 class TooManyRecords(ProblemError):

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .observe import DIAGNOSES, SCAN_ROWS
+from .problems import TooManyRecords
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -131,7 +132,7 @@ class ScanJob:
                     SCAN_ROWS.labels("record").inc()
                     DIAGNOSES.labels(row["rule"] or "none").inc()
                     if self.records > self.max_records:
-                        raise ScanLimit(self.problem_of(_TooMany(f"more than {self.max_records} records")))
+                        raise ScanLimit(self.problem_of(TooManyRecords(f"more than {self.max_records} records in one scan")))
                 self._pending.append(json.dumps(row, ensure_ascii=False).encode() + b"\n")
                 if len(self._pending) >= _FLUSH_ROWS:
                     self._flush()
@@ -165,10 +166,6 @@ class ScanJob:
             if data == _END:
                 return
             await send({"type": "http.response.body", "body": data, "more_body": True})
-
-
-class _TooMany(Exception):
-    pass
 
 
 class JsonLinesResponse:
