@@ -633,8 +633,10 @@ def _add_probe_route(app: FastAPI, state: ServiceState) -> None:
             smart_host=smart_host,
             port=body.port,
             nameserver=settings.nameserver,
-            timeout=min(body.timeout or settings.timeout, settings.timeout),
-            deadline=min(body.deadline or settings.deadline, settings.deadline),
+            timeout=min(body.timeout or settings.timeout, settings.timeout, state.config.limits.request_timeout),
+            # A probe never outlives its request: the thread running it cannot be killed.
+            deadline=max(0.5, min(body.deadline or settings.deadline, settings.deadline,
+                                  state.config.limits.request_timeout - 1.0)),
             require_tls=body.require_tls,
             ca_file=settings.ca_file,
             rcpt=body.rcpt,
@@ -793,8 +795,11 @@ class ServiceMiddleware:
                     await self.app(scope, limited, send_with_id)
             except TimeoutError:
                 if not outcome["started"]:
-                    await refuse(ProblemError(503, "timeout", "Request took too long",
-                                              f"the request took longer than {timeout:g} s", retry_after=5))
+                    if not limited.body_done:  # a client trickling its body (slowloris)
+                        await refuse(BodyTimeout(f"the request took longer than {timeout:g} s to arrive"))
+                    else:
+                        await refuse(ProblemError(503, "timeout", "Request took too long",
+                                                  f"the request took longer than {timeout:g} s", retry_after=5))
         finally:
             elapsed = time.perf_counter() - started
             status = int(outcome["status"])
