@@ -375,7 +375,7 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": DiagnoseRequest.model_json_schema()},
+                    "application/json": {"schema": _diagnose_request_schema()},
                     "text/plain": {"schema": {"type": "string"}},
                     "message/rfc822": {"schema": {"type": "string", "format": "binary"}},
                     "multipart/form-data": {
@@ -523,6 +523,39 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
 
     if state.config.probe.enabled:
         _add_probe_route(app, state)
+
+
+def _diagnose_request_schema() -> dict[str, Any]:
+    """DiagnoseRequest as JSON Schema, with `facts` described by the fact vocabulary itself
+    (rules/schema/facts.schema.json: one source of truth for field names, types and values)."""
+    from ..resources import schema_path
+
+    with open(schema_path("facts"), encoding="utf-8") as handle:
+        vocabulary = json.load(handle)
+
+    def public(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: public(v) for k, v in node.items() if not k.startswith(("x-", "$"))}
+        if isinstance(node, list):
+            return [public(v) for v in node]
+        return node
+
+    facts = public(vocabulary)
+    facts["description"] = "Facts of the vocabulary, e.g. {\"tcp.state\": \"refused\"}; they add to or override what the text says."
+    return {
+        "title": "DiagnoseRequest",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "text": {"type": "string", "description": "A reply, a bounce message or log lines, as pasted."},
+            "kind": {"type": "string", "enum": ["auto", "reply", "ndr", "log"], "default": "auto",
+                     "description": "What `text` is; detected unless given."},
+            "facts": facts,
+            "lang": {"type": "string", "enum": ["en", "pt-BR"],
+                     "description": "Language of the explanation (overrides the query parameter)."},
+        },
+        "anyOf": [{"required": ["text"]}, {"required": ["facts"]}],
+    }
 
 
 def _request_location() -> Any:

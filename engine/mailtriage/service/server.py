@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import tempfile
 
 from ..errors import MailtriageError
@@ -22,6 +24,9 @@ def run(config: ServiceConfig, *, host: str, port: int, workers: int = 1, grace:
     os.environ[CONFIG_ENV] = config.to_json()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mailtriage-metrics-")
+    # uvicorn re-raises the signal that stopped it once in-flight requests are done; a stop asked
+    # for is a clean exit (status 0), as the command's help says.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
     uvicorn.run(
         "mailtriage.service.app:create_app",
         factory=True,
