@@ -66,6 +66,12 @@ FactValueIn = str | int | float | bool
 
 _REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 _OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs"})
+# Inputs up to this size are diagnosed on the event loop; larger ones (messages, log pastes) in
+# the engine's thread pool. Measured (benchmarks/bench_service.py, 2 cores): a short reply takes
+# about 1 ms to diagnose, and handing it to a thread and back cost 1.5 to 4 ms more, because the
+# engine's C extension holds the GIL for the whole match and the loop thread then waits for it;
+# inline, a short reply blocks the loop no longer than the GIL would have anyway.
+INLINE_MAX_BYTES = 4096
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,7 +431,10 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
             return _json(diagnosis_document(results, language))
 
         assert state.engine_limiter is not None
-        body = await anyio.to_thread.run_sync(work, limiter=state.engine_limiter)
+        if text is None or len(text) <= INLINE_MAX_BYTES:
+            body = work()  # a short reply: see INLINE_MAX_BYTES
+        else:
+            body = await anyio.to_thread.run_sync(work, limiter=state.engine_limiter)
         return Response(body, media_type="application/json")
 
     @app.post(
