@@ -13,9 +13,11 @@ COMMANDS: dict[str, str] = {
     "diagnose": ".diagnose:diagnose",
     "lint": ".lint:lint",
     "probe": ".probe:probe",
+    "report": ".report:report",
     "rules": ".rules:rules",
     "scan": ".scan:scan",
     "serve": ".serve:serve",
+    "watch": ".watch:watch",
 }
 
 
