@@ -11,8 +11,12 @@
   else that is not globally routable, including IPv4 inside IPv6 (mapped, 6to4, Teredo).
 - Per-client rate limit (a sliding window) and a cap on probes running at once.
 
-`AddressPolicy` is the part the probe library can own later (see issue: a policy object in
-`mailtriage.probe`); the service only needs `check_address` and `connector`.
+`AddressPolicy` is the part the probe library is getting its own of (`mailtriage.probe.policy.
+ProbePolicy`, branch hardsec, not on main when this was written). Once it lands, `refusal` can
+delegate the class test to `probe.policy.classify` and the route can also pass
+`policy=ProbePolicy.public_only(...)` to `run_probe`; keep this connector on top for the
+operator's `allowed_networks` exceptions (the library's policy allows whole classes only, and the
+tests need 127.0.0.1 allowed while 127.0.0.2 stays refused).
 """
 
 from __future__ import annotations
