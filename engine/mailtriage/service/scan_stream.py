@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _END = b""
 _FLUSH_ROWS = 64
+_FLUSH_SECONDS = 0.05
 _PUT_POLL = 0.5  # seconds between checks for a cancelled stream while the queue is full
 
 
@@ -71,6 +72,7 @@ class ScanJob:
         self.out: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
         self.stopped = threading.Event()
         self._pending: list[bytes] = []
+        self._flushed_at = 0.0  # the first row goes out at once
         self.records = 0
         self.skipped = 0
 
@@ -92,6 +94,7 @@ class ScanJob:
                         raise
 
     def _flush(self) -> None:
+        self._flushed_at = time.monotonic()
         if self._pending:
             data = b"".join(self._pending)
             self._pending = []
@@ -134,7 +137,9 @@ class ScanJob:
                     if self.records > self.max_records:
                         raise ScanLimit(self.problem_of(TooManyRecords(f"more than {self.max_records} records in one scan")))
                 self._pending.append(json.dumps(row, ensure_ascii=False).encode() + b"\n")
-                if len(self._pending) >= _FLUSH_ROWS:
+                # A chunk can hold dozens of messages: send what is ready every _FLUSH_SECONDS
+                # too, not only when the next chunk is needed.
+                if len(self._pending) >= _FLUSH_ROWS or time.monotonic() - self._flushed_at > _FLUSH_SECONDS:
                     self._flush()
                     self._check_deadline()
             self._pending.append(self._end_line(None))
