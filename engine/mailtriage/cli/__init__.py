@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "report": ".report:report",
     "rules": ".rules:rules",
     "scan": ".scan:scan",
+    "serve": ".serve:serve",
     "watch": ".watch:watch",
 }
 

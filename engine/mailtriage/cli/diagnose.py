@@ -101,7 +101,7 @@ def diagnose(
     from ..engine import Engine
     from ..errors import InputError
     from ..textsafe import visible
-    from ..triage import diagnose_facts, diagnose_text
+    from ..triage import diagnose_facts, diagnose_text, diagnosis_document
     from .render import render_diagnosis, to_json
 
     flags: dict[str, Any] = {key.replace("__", "."): value for key, value in symptoms.items() if value is not None}
@@ -145,15 +145,8 @@ def diagnose(
         run_dialogue(Dialogue(engine, dict(results[0][1].facts), lang=lang))
         sys.exit(0)
 
-    first = results[0][1]
     if fmt == "json":
-        data_out = first.to_dict(lang)
-        if len(results) > 1:
-            data_out["records"] = [
-                {"recipient": r, "source": source, **d.to_dict(lang)}
-                for (r, d), source in zip(results, sources + [None] * (len(results) - len(sources)), strict=True)
-            ]
-        click.echo(to_json(data_out))
+        click.echo(to_json(diagnosis_document(results, lang, sources)))
     else:
         for index, (recipient, result) in enumerate(results):
             if len(results) > 1:

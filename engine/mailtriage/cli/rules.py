@@ -41,37 +41,15 @@ def _engine_rules(rule_dirs: tuple[str, ...]) -> dict[str, Any]:
 def list_rules(kind: str | None, family: str | None, system: str | None, code: str | None, fmt: str, rule_dirs: tuple[str, ...]) -> None:
     """List rules. `--format json` prints an array of objects with id, codes, status, kind,
     family, title and languages (tags with a complete translation)."""
-    selected = []
-    for rule in sorted(_engine_rules(rule_dirs).values(), key=lambda r: r.id):
-        if kind and rule.kind.value != kind:
-            continue
-        if family and rule.family != family:
-            continue
-        if system and system not in rule.systems:
-            continue
-        if code and not any(code in c.split() or c.endswith(code) for c in rule.codes):
-            continue
-        selected.append(rule)
+    from ..engine import Engine
+    from ..triage import list_rules, rule_summary
+
+    engine = Engine.load(rule_dirs, backend="python")
+    selected = list_rules(engine, kind=kind, family=family, system=system, code=code)
     if fmt == "json":
         from .render import to_json
 
-        click.echo(
-            to_json(
-                [
-                    {
-                        "id": r.id,
-                        "codes": list(r.codes),
-                        "status": r.status.value,
-                        "kind": r.kind.value,
-                        "family": r.family,
-                        "systems": list(r.systems),
-                        "title": r.title,
-                        "languages": r.languages(),
-                    }
-                    for r in selected
-                ]
-            )
-        )
+        click.echo(to_json([rule_summary(r) for r in selected]))
         return
     from rich.console import Console
     from rich.markup import escape
