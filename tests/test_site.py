@@ -720,3 +720,74 @@ def test_pages_served_at_a_root_or_a_sub_path_have_no_broken_links(browser: Any,
     page.close()
     assert failed == [] and broken == [], (failed, broken[:10])
     assert outside == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Search: one index per language; a pasted error finds the rule that explains it
+
+
+def _search(page: Any, query: str) -> list[str]:
+    """The result links of the theme's search box, best first (paths without the `?h=` part)."""
+    page.fill("input.md-search__input", query)
+    page.locator(".md-search-result__item").first.wait_for(timeout=10000)
+    page.wait_for_timeout(200)  # the worker answers once per keystroke batch; take the final list
+    hrefs = page.eval_on_selector_all(".md-search-result__item > a", "els => els.map(e => new URL(e.href).pathname)")
+    return [str(h) for h in hrefs]
+
+
+SEARCH_CASES = [
+    # (page the search starts from, query, rule page expected, how high)
+    ("", "450 4.4.316 Connection refused [Message=Socket error code 10061]", "rules/exo-connector-connection-refused/", 1),
+    ("", "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com]", "rules/exo-connector-connection-refused/", 1),
+    ("", "certificate validation failed", "rules/exo-connector-certificate-validation-failed/", 4),
+    ("", "4.7.320", "rules/exo-connector-certificate-validation-failed/", 1),
+    ("", "NoSuchUser", "rules/gmail-no-such-user/", 4),
+    ("", "550 5.1.1 The email account that you tried to reach does not exist", "rules/gmail-no-such-user/", 1),
+    ("pt-BR/", "450 4.4.316 Connection refused [Message=Socket error code 10061]", "pt-BR/rules/exo-connector-connection-refused/", 1),
+    ("pt-BR/", "certificate validation failed", "pt-BR/rules/exo-connector-certificate-validation-failed/", 4),
+    ("pt-BR/rules/common-recipient-unknown/", "NoSuchUser", "pt-BR/rules/gmail-no-such-user/", 4),
+]
+
+
+@pytest.mark.parametrize(("start", "query", "expected", "within"), SEARCH_CASES)
+def test_search_ranks_the_rule_of_a_pasted_error_high(browser: Any, served: str, start: str, query: str, expected: str, within: int) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{served}{start}")
+    results = _search(page, query)
+    page.close()
+    assert f"/{expected}" in results[:within], results[:6]
+
+
+@pytest.mark.parametrize("query", ["connection refused", "TLS", "4.4.316", "mailbox full"])
+def test_search_on_a_portuguese_page_lists_only_portuguese_pages(browser: Any, served: str, query: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{served}pt-BR/browse/codes/")
+    results = _search(page, query)
+    page.goto(f"{served}browse/codes/")
+    english = _search(page, query)
+    page.close()
+    assert results and all(r.startswith("/pt-BR/") for r in results), results[:6]
+    assert english and not any(r.startswith("/pt-BR/") for r in english), english[:6]
+
+
+def test_search_snippet_of_a_rule_is_its_summary(browser: Any, served: str, site: BuiltSite) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    for lang in LANGS:
+        page.goto(f"{served}{LANGS[lang]}")
+        _search(page, "4.4.316")
+        first = page.locator(".md-search-result__item").first
+        snippet = " ".join(first.locator("p").first.inner_text().split())
+        assert snippet[:60] == " ".join(rule.text("summary", lang).split())[:60], (lang, snippet)
+        _screenshot(page, f"search-{lang}")
+    page.close()
+
+
+def test_each_language_has_its_own_search_index(site: BuiltSite) -> None:
+    english = json.loads((site.root / "search" / "search_index.json").read_text(encoding="utf-8"))
+    portuguese = json.loads((site.root / "pt-BR" / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert not any(d["location"].startswith("pt-BR/") for d in english["docs"])
+    assert {d["location"] for d in portuguese["docs"]} >= {f"rules/{rule_id}/" for rule_id in site.rules}
+    assert english["config"]["lang"] == ["en"] and "pt" in portuguese["config"]["lang"]
+    refused = next(d for d in portuguese["docs"] if d["location"] == "rules/exo-connector-connection-refused/")
+    assert "4.4.316" in refused["codes"] and "Connection refused" in refused["samples"]
