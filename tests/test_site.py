@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from hypothesis import example as hypothesis_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailtriage.cli.reference import iter_commands
+from mailtriage.cli.reference import iter_commands, wrap_long_lines
 from mailtriage.engine import Engine
 from mailtriage.facts import coerce_value, vocabulary
 from mailtriage.intake.reply import parse_reply
@@ -103,6 +104,10 @@ def fixture_config(tmp: Path, rules_dir: Path) -> Path:
     config.write_text(
         f"INHERIT: {REPO / 'mkdocs.yml'}\n"
         f"docs_dir: {REPO / 'site'}\n"
+        # Relative paths of the inherited config resolve against this file's folder.
+        "theme:\n"
+        "  name: material\n"
+        f"  custom_dir: {REPO / 'engine' / 'mailtriage' / 'site_assets' / 'theme'}\n"
         "plugins:\n"
         "  mailtriage:\n"
         f"    rules_dir: {rules_dir}\n"
@@ -791,3 +796,85 @@ def test_each_language_has_its_own_search_index(site: BuiltSite) -> None:
     assert english["config"]["lang"] == ["en"] and "pt" in portuguese["config"]["lang"]
     refused = next(d for d in portuguese["docs"] if d["location"] == "rules/exo-connector-connection-refused/")
     assert "4.4.316" in refused["codes"] and "Connection refused" in refused["samples"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small screens and accessibility
+
+AXE = DATA.parent / "axe" / "axe.min.js"  # vendored test data (tests/data/axe/README.md), never in the site
+PAGE_TYPES = ["", "rules/exo-connector-connection-refused/", "paste/", "browse/codes/", "cli-reference/", "contributing/"]
+
+
+def _overflow(page: Any) -> tuple[int, int]:
+    return page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_phone_width_pages_do_not_scroll_sideways(browser: Any, served: str, lang: str) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    wide: list[str] = []
+    for path in PAGE_TYPES:
+        page.goto(f"{served}{LANGS[lang]}{path}")
+        scroll, client = _overflow(page)
+        if scroll > client:
+            wide.append(f"{path or 'home'}: {scroll} > {client}")
+    # The codes table is wider than a phone: it scrolls inside its own container.
+    page.goto(f"{served}{LANGS[lang]}browse/codes/")
+    inner = page.evaluate("() => { const w = document.querySelector('.md-typeset__scrollwrap'); return [w.scrollWidth, w.clientWidth, getComputedStyle(w).overflowX]; }")
+    _screenshot(page, f"codes-390-{lang}")
+    page.close()
+    assert wide == []
+    assert inner[0] > inner[1] and inner[2] in ("auto", "scroll"), inner
+
+
+def test_cli_reference_help_blocks_fit_a_narrow_screen(site: BuiltSite) -> None:
+    html = site.html("en", "cli-reference/")
+    blocks = re.findall(r"<pre[^>]*>(.*?)</pre>", html, re.S)
+    lines = [line for block in blocks for line in re.sub(r"<[^>]+>", "", block).splitlines()]
+    assert lines and max(len(unescape(line)) for line in lines) <= 100
+
+
+def test_wrap_long_lines_breaks_choice_lists_under_their_bracket() -> None:
+    line = "  --tls-error [" + "|".join(f"choice-{n}" for n in range(30)) + "]  Why TLS failed."
+    wrapped = wrap_long_lines(line, 60).splitlines()
+    assert len(wrapped) > 1 and all(len(w) <= 60 for w in wrapped)
+    assert all(w.startswith(" " * len("  --tls-error [")) for w in wrapped[1:])
+    assert "".join(w.strip() for w in wrapped).replace(" ", "") == line.replace(" ", "")
+    assert wrap_long_lines("short\n  lines", 60) == "short\n  lines"
+
+
+def _axe(page: Any) -> list[str]:
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)"
+    )
+    return [str(f) for f in found]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_serious_accessibility_violations(browser: Any, served: str, scheme: str, width: int) -> None:
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    problems: list[str] = []
+    for lang, prefix in LANGS.items():
+        for path in ["", "rules/exo-connector-connection-refused/", "paste/", "browse/codes/"]:
+            page.goto(f"{served}{prefix}{path}")
+            if path == "paste/":
+                page.fill("#mt-paste-input", "450 4.4.316 Connection refused")
+                page.click("#mt-paste button[type=submit]")
+                page.locator('a[data-rule-id="exo-connector-connection-refused"]').wait_for(timeout=5000)
+            problems.extend(f"{lang} /{path}: {found}" for found in _axe(page))
+    page.close()
+    assert problems == []
+
+
+def test_theme_icon_buttons_have_names(browser: Any, served: str) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    for lang, prefix in LANGS.items():
+        page.goto(f"{served}{prefix}")
+        names = page.eval_on_selector_all("label.md-header__button", "els => els.map(e => e.innerText.trim() || e.getAttribute('title'))")
+        assert len(names) == 2 and all(names), (lang, names)
+        assert page.get_attribute(".md-search[role=dialog]", "aria-label")
+    page.close()
