@@ -874,7 +874,10 @@ def test_theme_icon_buttons_have_names(browser: Any, served: str) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     for lang, prefix in LANGS.items():
         page.goto(f"{served}{prefix}")
-        names = page.eval_on_selector_all("label.md-header__button", "els => els.map(e => e.innerText.trim() || e.getAttribute('title'))")
+        names = page.eval_on_selector_all(
+            "label.md-header__button[for=__drawer], label.md-header__button[for=__search]",
+            "els => els.map(e => e.innerText.trim())",
+        )
         assert len(names) == 2 and all(names), (lang, names)
         assert page.get_attribute(".md-search[role=dialog]", "aria-label")
     page.close()
