@@ -881,3 +881,8 @@ def test_theme_icon_buttons_have_names(browser: Any, served: str) -> None:
         assert len(names) == 2 and all(names), (lang, names)
         assert page.get_attribute(".md-search[role=dialog]", "aria-label")
     page.close()
+
+
+def test_footer_speaks_the_page_language(site: BuiltSite) -> None:
+    assert "Feito com" in site.html("pt-BR", "") and "Made with" not in site.html("pt-BR", "rules/exo-connector-connection-refused/")
+    assert "Made with" in site.html("en", "")
