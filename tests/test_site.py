@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from hypothesis import example as hypothesis_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailtriage.cli.reference import iter_commands
+from mailtriage.cli.reference import iter_commands, wrap_long_lines
 from mailtriage.engine import Engine
 from mailtriage.facts import coerce_value, vocabulary
 from mailtriage.intake.reply import parse_reply
@@ -103,8 +104,10 @@ def fixture_config(tmp: Path, rules_dir: Path) -> Path:
     config.write_text(
         f"INHERIT: {REPO / 'mkdocs.yml'}\n"
         f"docs_dir: {REPO / 'site'}\n"
-        # The real config's custom_dir is relative to its own folder, not to this one.
-        f"theme:\n  custom_dir: {REPO / 'engine' / 'mailtriage' / 'site_assets' / 'theme'}\n"
+        # Relative paths of the inherited config resolve against this file's folder.
+        "theme:\n"
+        "  name: material\n"
+        f"  custom_dir: {REPO / 'engine' / 'mailtriage' / 'site_assets' / 'theme'}\n"
         "plugins:\n"
         "  mailtriage:\n"
         f"    rules_dir: {rules_dir}\n"
@@ -737,3 +740,164 @@ def test_pages_served_at_a_root_or_a_sub_path_have_no_broken_links(browser: Any,
     page.close()
     assert failed == [] and broken == [], (failed, broken[:10])
     assert outside == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Search: one index per language; a pasted error finds the rule that explains it
+
+
+def _search(page: Any, query: str) -> list[str]:
+    """The result links of the theme's search box, best first (paths without the `?h=` part)."""
+    page.fill("input.md-search__input", query)
+    page.locator(".md-search-result__item").first.wait_for(timeout=10000)
+    page.wait_for_timeout(200)  # the worker answers once per keystroke batch; take the final list
+    hrefs = page.eval_on_selector_all(".md-search-result__item > a", "els => els.map(e => new URL(e.href).pathname)")
+    return [str(h) for h in hrefs]
+
+
+SEARCH_CASES = [
+    # (page the search starts from, query, rule page expected, how high)
+    ("", "450 4.4.316 Connection refused [Message=Socket error code 10061]", "rules/exo-connector-connection-refused/", 1),
+    ("", "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com]", "rules/exo-connector-connection-refused/", 1),
+    ("", "certificate validation failed", "rules/exo-connector-certificate-validation-failed/", 4),
+    ("", "4.7.320", "rules/exo-connector-certificate-validation-failed/", 1),
+    ("", "NoSuchUser", "rules/gmail-no-such-user/", 4),
+    ("", "550 5.1.1 The email account that you tried to reach does not exist", "rules/gmail-no-such-user/", 1),
+    ("pt-BR/", "450 4.4.316 Connection refused [Message=Socket error code 10061]", "pt-BR/rules/exo-connector-connection-refused/", 1),
+    ("pt-BR/", "certificate validation failed", "pt-BR/rules/exo-connector-certificate-validation-failed/", 4),
+    ("pt-BR/rules/common-recipient-unknown/", "NoSuchUser", "pt-BR/rules/gmail-no-such-user/", 4),
+]
+
+
+@pytest.mark.parametrize(("start", "query", "expected", "within"), SEARCH_CASES)
+def test_search_ranks_the_rule_of_a_pasted_error_high(browser: Any, served: str, start: str, query: str, expected: str, within: int) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{served}{start}")
+    results = _search(page, query)
+    page.close()
+    assert f"/{expected}" in results[:within], results[:6]
+
+
+@pytest.mark.parametrize("query", ["connection refused", "TLS", "4.4.316", "mailbox full"])
+def test_search_on_a_portuguese_page_lists_only_portuguese_pages(browser: Any, served: str, query: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{served}pt-BR/browse/codes/")
+    results = _search(page, query)
+    page.goto(f"{served}browse/codes/")
+    english = _search(page, query)
+    page.close()
+    assert results and all(r.startswith("/pt-BR/") for r in results), results[:6]
+    assert english and not any(r.startswith("/pt-BR/") for r in english), english[:6]
+
+
+def test_search_snippet_of_a_rule_is_its_summary(browser: Any, served: str, site: BuiltSite) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    for lang in LANGS:
+        page.goto(f"{served}{LANGS[lang]}")
+        _search(page, "4.4.316")
+        first = page.locator(".md-search-result__item").first
+        snippet = " ".join(first.locator("p").first.inner_text().split())
+        assert snippet[:60] == " ".join(rule.text("summary", lang).split())[:60], (lang, snippet)
+        _screenshot(page, f"search-{lang}")
+    page.close()
+
+
+def test_each_language_has_its_own_search_index(site: BuiltSite) -> None:
+    english = json.loads((site.root / "search" / "search_index.json").read_text(encoding="utf-8"))
+    portuguese = json.loads((site.root / "pt-BR" / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert not any(d["location"].startswith("pt-BR/") for d in english["docs"])
+    assert {d["location"] for d in portuguese["docs"]} >= {f"rules/{rule_id}/" for rule_id in site.rules}
+    assert english["config"]["lang"] == ["en"] and "pt" in portuguese["config"]["lang"]
+    refused = next(d for d in portuguese["docs"] if d["location"] == "rules/exo-connector-connection-refused/")
+    assert "4.4.316" in refused["codes"] and "Connection refused" in refused["samples"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small screens and accessibility
+
+AXE = DATA.parent / "axe" / "axe.min.js"  # vendored test data (tests/data/axe/README.md), never in the site
+PAGE_TYPES = ["", "rules/exo-connector-connection-refused/", "paste/", "browse/codes/", "cli-reference/", "contributing/"]
+
+
+def _overflow(page: Any) -> tuple[int, int]:
+    return page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_phone_width_pages_do_not_scroll_sideways(browser: Any, served: str, lang: str) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    wide: list[str] = []
+    for path in PAGE_TYPES:
+        page.goto(f"{served}{LANGS[lang]}{path}")
+        scroll, client = _overflow(page)
+        if scroll > client:
+            wide.append(f"{path or 'home'}: {scroll} > {client}")
+    # The codes table is wider than a phone: it scrolls inside its own container.
+    page.goto(f"{served}{LANGS[lang]}browse/codes/")
+    inner = page.evaluate("() => { const w = document.querySelector('.md-typeset__scrollwrap'); return [w.scrollWidth, w.clientWidth, getComputedStyle(w).overflowX]; }")
+    _screenshot(page, f"codes-390-{lang}")
+    page.close()
+    assert wide == []
+    assert inner[0] > inner[1] and inner[2] in ("auto", "scroll"), inner
+
+
+def test_cli_reference_help_blocks_fit_a_narrow_screen(site: BuiltSite) -> None:
+    html = site.html("en", "cli-reference/")
+    blocks = re.findall(r"<pre[^>]*>(.*?)</pre>", html, re.S)
+    lines = [line for block in blocks for line in re.sub(r"<[^>]+>", "", block).splitlines()]
+    assert lines and max(len(unescape(line)) for line in lines) <= 100
+
+
+def test_wrap_long_lines_breaks_choice_lists_under_their_bracket() -> None:
+    line = "  --tls-error [" + "|".join(f"choice-{n}" for n in range(30)) + "]  Why TLS failed."
+    wrapped = wrap_long_lines(line, 60).splitlines()
+    assert len(wrapped) > 1 and all(len(w) <= 60 for w in wrapped)
+    assert all(w.startswith(" " * len("  --tls-error [")) for w in wrapped[1:])
+    assert "".join(w.strip() for w in wrapped).replace(" ", "") == line.replace(" ", "")
+    assert wrap_long_lines("short\n  lines", 60) == "short\n  lines"
+
+
+def _axe(page: Any) -> list[str]:
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)"
+    )
+    return [str(f) for f in found]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_serious_accessibility_violations(browser: Any, served: str, scheme: str, width: int) -> None:
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    problems: list[str] = []
+    for lang, prefix in LANGS.items():
+        for path in ["", "rules/exo-connector-connection-refused/", "paste/", "browse/codes/"]:
+            page.goto(f"{served}{prefix}{path}")
+            if path == "paste/":
+                page.fill("#mt-paste-input", "450 4.4.316 Connection refused")
+                page.click("#mt-paste button[type=submit]")
+                page.locator('a[data-rule-id="exo-connector-connection-refused"]').wait_for(timeout=5000)
+            problems.extend(f"{lang} /{path}: {found}" for found in _axe(page))
+    page.close()
+    assert problems == []
+
+
+def test_theme_icon_buttons_have_names(browser: Any, served: str) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    for lang, prefix in LANGS.items():
+        page.goto(f"{served}{prefix}")
+        names = page.eval_on_selector_all(
+            "label.md-header__button[for=__drawer], label.md-header__button[for=__search]",
+            "els => els.map(e => e.innerText.trim())",
+        )
+        assert len(names) == 2 and all(names), (lang, names)
+        assert page.get_attribute(".md-search[role=dialog]", "aria-label")
+    page.close()
+
+
+def test_footer_speaks_the_page_language(site: BuiltSite) -> None:
+    assert "Feito com" in site.html("pt-BR", "") and "Made with" not in site.html("pt-BR", "rules/exo-connector-connection-refused/")
+    assert "Made with" in site.html("en", "")

@@ -18,6 +18,7 @@ language switcher reads.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
@@ -35,6 +36,7 @@ from mkdocs.structure.files import File, Files
 
 from .i18n import LANGUAGES, SOURCE_LANGUAGE
 from .site_render import INDEX_PAGES, PageLayout, RuleLinks, fact_fields_table, rule_page
+from .site_search import RuleSearchTerms, add_rule_terms, dumps, lunr_languages, split_index
 from .site_text import escape_literal, html_attribute, url_path, url_query_value
 
 if TYPE_CHECKING:
@@ -90,6 +92,8 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         self.project_root = Path.cwd()
         self._generated: dict[str, Rule] = {}  # src_uri -> rule, for the current build
         self._default_404: str | None = None
+        # Page URL -> the codes and sample replies of its search entry (every language's pages).
+        self._search_terms: dict[str, RuleSearchTerms] = {}
 
     # -- events -------------------------------------------------------------------------------
 
@@ -129,6 +133,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         rule = self._generated.get(page.file.src_uri)
         if rule is not None:
             page.edit_url = self._rule_links(config, rule, _current_build(config).lang).edit_url
+            self._search_terms[page.url] = RuleSearchTerms.of(rule)
             return None
         if CLI_REFERENCE_MARKER in markdown:
             from .cli.reference import reference_markdown
@@ -151,6 +156,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         build = _current_build(config)
         if page.url not in ("", build.prefix, "index.html", f"{build.prefix}index.html"):
             output = _HEAD_ALTERNATE.sub("", output)
+        output = _search_base(output, build.prefix)
         base = urlsplit(config.site_url or "").path or "/"
         if base == "/" or f'href="{base}' not in output:
             return output
@@ -180,8 +186,38 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         # Written by the default language's build; this language's own goes under its prefix.
         target = site_dir / build.prefix / "404.html"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(output, encoding="utf-8")
+        target.write_text(_search_base(output, build.prefix), encoding="utf-8")
         return self._default_404 or output
+
+    @event_priority(-120)  # after the search plugin, mkdocs-static-i18n (-100) and offline (-100)
+    def on_post_build(self, *, config: MkDocsConfig) -> None:
+        """One search index per language (see `site_search`), rule pages with their codes and
+        sample replies. mkdocs-static-i18n builds the other languages inside the default one's
+        build and writes the stacked index at its end: only then is there an index to split."""
+        i18n: Any = config.plugins.get("i18n")
+        if i18n is not None and getattr(i18n, "building", False):
+            return
+        site_dir = Path(config.site_dir)
+        index_file = site_dir / "search" / "search_index.json"
+        if not index_file.is_file():
+            return
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+        added = add_rule_terms(index.get("docs", []), self._search_terms)
+        build = _current_build(config)
+        search: Any = config.plugins.get("material/search") or config.plugins.get("search")
+        available = list(getattr(search, "config", {}).get("lang") or ["en"])
+        prefixes = {lang: build.prefixes[lang] for lang in build.languages}
+        indexes = split_index(index, prefixes, lunr_languages(build.languages, available, build.languages[0]))
+        offline = (site_dir / "search" / "search_index.js").is_file()
+        for prefix, own in indexes.items():
+            folder = site_dir / prefix / "search"
+            folder.mkdir(parents=True, exist_ok=True)
+            data = dumps(own)
+            (folder / "search_index.json").write_text(data, encoding="utf-8")
+            if offline:  # what the offline plugin writes for file:// pages, per language
+                (folder / "search_index.js").write_text(f"var __index = {data}", encoding="utf-8")
+        sizes = ", ".join(f"{prefix or '/'}: {len(own['docs'])}" for prefix, own in indexes.items())
+        log.info(f"Search: one index per language ({sizes} entries); {added} rule entries carry codes and samples")
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -306,6 +342,18 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/re2js.js"></script>\n'
             f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/paste.js"></script>\n'
         )
+
+
+_CONFIG_BASE = re.compile(r'(<script id="__config" type="application/json">[^<]*?"base": ")([^"]*)(")')
+
+
+def _search_base(output: str, prefix: str) -> str:
+    """Point a page's search at its language's index: the theme loads `search/search_index.json`
+    under its `base` and resolves result links against it. Only the search uses `base` here (no
+    instant navigation, no versions)."""
+    if not prefix:
+        return output
+    return _CONFIG_BASE.sub(lambda m: f"{m.group(1)}{m.group(2).rstrip('/')}/{prefix}{m.group(3)}", output, count=1)
 
 
 _HEAD_ALTERNATE = re.compile(r'<link rel="alternate" href="[^"]*" hreflang="[^"]*">\n?')
