@@ -49,13 +49,15 @@ def test_hostile_yaml_is_a_located_problem(tmp_path: Path, name: str) -> None:
     assert str(problems[0]).startswith(f"{path}:{line}:")
 
 
-def test_regex_with_1200_nested_groups_is_mt007(tmp_path: Path) -> None:
+def test_regex_with_1200_nested_groups_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
     hostile = "(" * 1200 + "a" + ")" * 1200
     text = BUNDLED_RULE.read_text().replace('"content|policy|restrict|prohibited|forbidden"', json.dumps(hostile))
     (tmp_path / "r.yaml").write_text(text)
     kb = load_knowledge_base([tmp_path])
-    assert [p.code for p in kb.errors] == ["MT007"]
-    assert kb.errors[0].location.line is not None
+    # RE2 runs even this in linear time, so it may compile; either way loading reports problems
+    # (the rule's examples no longer match: MT010) with their place, and never raises.
+    assert kb.errors and {p.code for p in kb.errors} <= {"MT007", "MT010"}
+    assert all(p.location.line is not None for p in kb.errors)
 
 
 def test_a_fifo_named_like_a_rule_does_not_hang(tmp_path: Path) -> None:
