@@ -29,7 +29,7 @@ class PatternError(ValueError):
 @functools.cache
 def _re2_engine() -> tuple[Any, Any, Any]:
     """(RE2 class, its options for rule patterns, unanchored anchor), imported on first use."""
-    from re2 import _re2  # type: ignore[import-untyped]
+    from re2 import _re2
 
     options = _re2.RE2.Options()
     options.case_sensitive = False

@@ -244,7 +244,14 @@ def iter_log_stream(handle: BinaryIO, source: str) -> Iterator[IntakeRecord | Sk
 
 
 def _iter_mbox(path: str, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedInput]:
-    """Split an mbox at `From ` lines that follow a blank line (or open the file); cap each message."""
+    """The records of an mbox file: its lines, read at most a message's cap at a time."""
+    yield from mbox_records(iter(lambda: handle.readline(MAX_MESSAGE_BYTES), b""), path)
+
+
+def mbox_records(lines: Iterable[bytes], path: str) -> Iterator[IntakeRecord | SkippedInput]:
+    """Split an mbox at `From ` lines that follow a blank line (or open it); cap each message.
+    Sources are `PATH#N` (N counts messages from 1). The one splitter for files, standard input
+    and uploads (`streams`)."""
     count = 0
     found = False
     cut = 0
@@ -270,10 +277,7 @@ def _iter_mbox(path: str, handle: BinaryIO) -> Iterator[IntakeRecord | SkippedIn
     size = 0
     truncated = False
     previous_blank = True
-    while True:
-        line = handle.readline(MAX_MESSAGE_BYTES)
-        if not line:
-            break
+    for line in lines:
         if line.startswith(b"From ") and previous_blank:
             if count:
                 yield from flush(chunks, truncated)

@@ -89,47 +89,10 @@ def iter_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE_BYTES) -> Itera
 
 
 def iter_mbox_messages(lines: Iterable[bytes], source: str) -> Iterator[Item]:
-    """Split an mbox at `From ` lines that follow a blank line (or open it); cap each message.
-    Sources are `SOURCE#N` (N counts messages from 1)."""
-    count = 0
-    found = False
+    """The records of an mbox read as lines (see `paths.mbox_records`, the one splitter)."""
+    from .paths import mbox_records
 
-    def flush(chunks: list[bytes], truncated: bool) -> Iterator[Item]:
-        nonlocal found
-        data = b"".join(chunks)
-        if not data.strip():
-            return
-        for record in parse_message(data, source=f"{source}#{count}"):
-            if truncated:
-                record.extra["truncated"] = True
-            found = True
-            yield record
-
-    chunks: list[bytes] = []
-    size = 0
-    truncated = False
-    previous_blank = True
-    for line in lines:
-        if line.startswith(b"From ") and previous_blank:
-            if count:
-                yield from flush(chunks, truncated)
-            count += 1
-            if count > MAX_MBOX_MESSAGES:
-                yield SkippedInput(source, f"more than {MAX_MBOX_MESSAGES} messages; the rest not read")
-                return
-            chunks, size, truncated = [], 0, False
-            previous_blank = False
-            continue
-        previous_blank = not line.strip()
-        if size + len(line) > MAX_MESSAGE_BYTES:
-            truncated = True
-            continue
-        chunks.append(line)
-        size += len(line)
-    if count:
-        yield from flush(chunks, truncated)
-    if not found:
-        yield SkippedInput(source, f"mbox with {count} message(s), none of them a bounce")
+    yield from mbox_records(lines, source)
 
 
 def _is_binary(head: bytes) -> bool:
