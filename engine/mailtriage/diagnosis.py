@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from .facts import FactValue
+from .facts import FactValue, InferredFact
 from .i18n import SOURCE_LANGUAGE
 from .model import Cause, Fix, Kind, Leaf, Rule
 
@@ -89,6 +89,8 @@ class Diagnosis:
     matches: list[Match]
     next_checks: list[NextCheck]
     near_misses: list[NearMiss] = field(default_factory=list)
+    # Context facts worked out from the input (not stated by the reader), with their evidence.
+    inferred: list[InferredFact] = field(default_factory=list)
 
     @property
     def specific(self) -> bool:
@@ -102,6 +104,7 @@ class Diagnosis:
     def to_dict(self, lang: str = SOURCE_LANGUAGE) -> dict[str, Any]:
         return {
             "facts": dict(self.facts),
+            "inferred": [fact.to_dict() for fact in self.inferred],
             "specific": self.specific,
             "matches": [m.to_dict(self.facts, lang) for m in self.matches],
             "next_checks": [c.to_dict(lang) for c in self.next_checks],
