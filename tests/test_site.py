@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 from mailtriage.cli.reference import iter_commands
 from mailtriage.engine import Engine
 from mailtriage.facts import coerce_value, vocabulary
-from mailtriage.intake.reply import parse_reply
+from mailtriage.intake.context import export_markers
+from mailtriage.intake.reply import parse_reply, read_reply
 from mailtriage.loader import load_knowledge_base
 from mailtriage.model import Rule, Status
 from mailtriage.site_export import UnsupportedPattern, js_regex
@@ -302,7 +303,8 @@ def test_rules_json_has_every_active_rule_with_titles_urls_and_match(site: Built
 
 def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
     assert NODE is not None
-    request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases, "parse_only": parse_only}
+    request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases,
+               "parse_only": parse_only, "context": None if rules_json else export_markers()}
     result = subprocess.run([NODE, str(DATA / "node_harness.js")], input=json.dumps(request), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
@@ -330,7 +332,7 @@ def assert_page_agrees_with_engine(site: BuiltSite, rules_dir: Path) -> int:
     assert answer["broken"] == []
     disagreements = []
     for (label, reply, extra), result in zip(cases, answer["results"], strict=True):
-        facts = {**parse_reply(reply), **extra}
+        facts = {**read_reply(reply, known=extra)[0], **extra}
         expected = sorted(m.rule.id for m in engine.diagnose(facts).matches)
         if sorted(result["matches"]) != expected:
             disagreements.append(f"{label}: {reply!r} page={result['matches']} engine={expected}")
@@ -374,11 +376,19 @@ REPLY_SAMPLES = [
 ]
 
 
+def assert_same_reading(page: dict[str, Any], text: str) -> None:
+    """The page's readReply gives read_reply's facts and inferred context, evidence included."""
+    facts, inferred = read_reply(text)
+    assert page["facts"] == facts, repr(text)
+    assert page["inferred"] == [fact.to_dict() for fact in inferred], repr(text)
+
+
 @needs_node
 def test_paste_page_parser_matches_parse_reply_on_samples() -> None:
     answer = run_node([{"text": t} for t in REPLY_SAMPLES], None, parse_only=True)
     for text, result in zip(REPLY_SAMPLES, answer["results"], strict=True):
         assert result["facts"] == parse_reply(text), text
+        assert_same_reading(result["read"], text)
 
 
 # Text close to real replies: codes, brackets, separators, phrases the symptom reader looks for, odd
@@ -394,7 +404,11 @@ _PIECES = st.sampled_from(
      "host mx.example.com[192.0.2.7]:25", "said:", "remote server at mx.example.net (192.0.2.9)", "version", "Exim v",
      "in reply to RCPT TO command", "after end of data", "while sending MAIL FROM", "TLS", "certificate expired",
      "self-signed", "STARTTLS is required", "(#5.5.0)", "bob@example.net", "<bob@example.net>:", " - gsmtp",
-     "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain"]
+     "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain",
+     "[BN8NAM12FT054.eop-nam12.prod.protection.outlook.com 2024-05-01T10:00:00.000Z]", "gsmtp", "(AS3130)",
+     "AS(1430)", "postmaster.yahoo", "yahoodns.net", "mail.live.com/mail/troubleshooting", "hotmail.com",
+     "host gmail-smtp-in.l.google.com[192.0.2.3]", "host mx.hotmail.com[192.0.2.4]", "outbound connector",
+     "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com", "[LastAttemptedServerName=mx.example]"]
 )
 _CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
 _TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet=_CHARS, max_size=4)), max_size=16).map("".join)
@@ -409,6 +423,7 @@ def test_paste_page_parser_matches_parse_reply_fuzzed(texts: list[str]) -> None:
     answer = run_node([{"text": t} for t in texts], None, parse_only=True)
     for text, result in zip(texts, answer["results"], strict=True):
         assert result["facts"] == parse_reply(text), repr(text)
+        assert_same_reading(result["read"], text)
 
 
 # ---------------------------------------------------------------------------------------------

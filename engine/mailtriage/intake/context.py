@@ -163,9 +163,10 @@ def _search(marker: ContextMarker, evidence: Mapping[str, str]) -> tuple[str, st
         text = evidence.get(source)
         if not text:
             continue
-        found = _compiled(marker.pattern).search(text[:MAX_SOURCE_CHARS])
+        capped = text[:MAX_SOURCE_CHARS]
+        found = _compiled(marker.pattern).search(capped)
         if found:
-            return source, _snippet(text, found)
+            return source, _snippet(capped, found)
     return None
 
 
