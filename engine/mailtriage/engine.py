@@ -168,30 +168,50 @@ class Engine:
         return not isinstance(conjunct, Not) and len(result.failed) == 1 and result.failed[0].field in _reportable_fields()
 
     def _next_checks(self, facts: dict[str, Any], matches: list[Match], candidates: list[Branch], assessor: _Assessor) -> list[NextCheck]:
-        """Unknown facts that decide causes of the best matches or candidates that almost matched."""
+        """Unknown facts whose answer changes what is on screen: the order of the best matches'
+        causes, or which rule comes out on top. A question whose every answer leaves both as they
+        are is not asked (a Gmail DMARC rejection asks nothing about connectors, TCP or TLS).
+
+        Who reported the error and which way the mail was going come first: they decide which
+        rules apply at all, the other questions refine the causes within one."""
         fields = vocabulary()
-        scores: dict[str, list[str]] = {}
+        subjects: dict[str, list[str]] = {}
+        changes: dict[str, int] = {}
+
+        def askable(field: str) -> bool:
+            spec = fields.get(field)
+            return spec is not None and spec.question is not None and field not in facts
 
         def note(field: str, subject: str) -> None:
-            spec = fields.get(field)
-            if spec is None or spec.question is None or field in facts:
-                return
-            subjects = scores.setdefault(field, [])
-            if subject not in subjects:
-                subjects.append(subject)
+            found = subjects.setdefault(field, [])
+            if subject not in found:
+                found.append(subject)
 
         top = self._specificity[matches[0].rule.id] if matches else 0
-        best = [m for m in matches if self._specificity[m.rule.id] == top]
-        for match in best[:3]:
+        best = [m for m in matches if self._specificity[m.rule.id] == top][:3]
+        deciding: dict[str, list[Leaf]] = {}
+        for match in best:
             for assessed in match.causes:
                 for condition in (assessed.cause.likely_when, assessed.cause.unlikely_when):
                     if condition is None:
                         continue
                     for leaf in assessor.assess(condition).unknown:
-                        note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
+                        if askable(leaf.field):
+                            deciding.setdefault(leaf.field, []).append(leaf)
+                            note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
+        if deciding:
+            baseline = _cause_orders(best)
+            for name, leaves in deciding.items():
+                outcomes = {baseline}
+                for value in _trial_values(fields[name], leaves):
+                    trial = _Assessor({**facts, name: value})
+                    outcomes.add(_cause_orders([self._explain(m.rule, trial) for m in best]))
+                if len(outcomes) > 1:
+                    changes[name] = changes.get(name, 0) + len(outcomes) - 1
         matched = {m.rule.id for m in matches}
         for branch in candidates:
-            if branch.rule_id in matched:
+            # A rule below the best ones would not change what is read first.
+            if branch.rule_id in matched or self._specificity[branch.rule_id] < top:
                 continue
             # Only an unknown fact with a question can be noted: a branch testing none that is
             # missing here has nothing to ask, whatever its value.
@@ -211,16 +231,47 @@ class Engine:
                 held = held or bool(result.held)
                 unknown.extend(result.unknown)
             else:
-                if unknown and held:
-                    for leaf in unknown:
-                        note(leaf.field, branch.rule_id)
-        ranked = sorted(scores.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_NEXT_CHECKS]
+                if unknown and held and all(askable(leaf.field) for leaf in unknown):
+                    for name in dict.fromkeys(leaf.field for leaf in unknown):
+                        note(name, branch.rule_id)
+                        changes[name] = changes.get(name, 0) + 1
+        ranked = sorted(
+            changes,
+            key=lambda name: (name not in _ASKED_FIRST, _ASKED_FIRST.index(name) if name in _ASKED_FIRST else 0,
+                              -changes[name], -len(subjects.get(name, ())), name),
+        )[:MAX_NEXT_CHECKS]
         checks = []
-        for name, subjects in ranked:
+        for name in ranked:
             spec = fields[name]
             assert spec.question is not None and spec.how is not None
-            checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects))
+            checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects.get(name, [])))
         return checks
+
+
+# Who reported the error and which way the mail went decide which rules apply at all.
+_ASKED_FIRST = ("context.system", "context.direction")
+
+
+def _cause_orders(matches: list[Match]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(c.cause.id for c in m.causes) for m in matches)
+
+
+def _trial_values(spec: Any, leaves: list[Leaf]) -> list[Any]:
+    """Answers worth trying for a field: its allowed values, or the values its conditions test."""
+    if spec.type == "boolean":
+        return [True, False]
+    if spec.enum is not None:
+        return list(spec.enum)
+    values: list[Any] = []
+    for leaf in leaves:
+        if leaf.op == "equals":
+            values.append(leaf.value)
+        elif leaf.op == "one_of":
+            values.extend(leaf.value)
+        elif leaf.op in ("less_than", "at_most", "greater_than", "at_least") and spec.type in ("integer", "number"):
+            limit = leaf.value
+            values.extend([limit - 1, limit, limit + 1])
+    return list(dict.fromkeys(values))
 
 
 @functools.cache
