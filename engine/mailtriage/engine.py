@@ -210,8 +210,9 @@ class Engine:
                     changes[name] = changes.get(name, 0) + len(outcomes) - 1
         matched = {m.rule.id for m in matches}
         for branch in candidates:
-            # A rule below the best ones would not change what is read first.
-            if branch.rule_id in matched or self._specificity[branch.rule_id] < top:
+            # Only a rule more specific than the best ones would change what is read first (one as
+            # specific would join them below, whatever the answer).
+            if branch.rule_id in matched or (matches and self._specificity[branch.rule_id] <= top):
                 continue
             # Only an unknown fact with a question can be noted: a branch testing none that is
             # missing here has nothing to ask, whatever its value.

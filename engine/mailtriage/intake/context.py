@@ -109,12 +109,12 @@ MARKERS: tuple[ContextMarker, ...] = (
                   r"generating server: ?[A-Za-z0-9_.-]+\.(?:prod\.outlook\.com|outlook\.office365\.com)", ("text", "notice")),
     # --- who answered: the remote server's name ----------------------------------------------
     ContextMarker("context.remote_provider", "outlook-com",
-                  r"(?:^|\.)(?:hotmail|live|msn)\.com$|\.olc\.protection\.outlook\.com$", ("remote-host", "remote-mta")),
+                  r"(?:^|\.)(?:hotmail|live|msn)\.com$|\.olc\.protection\.outlook\.com$", ("remote-mta", "remote-host")),
     ContextMarker("context.remote_provider", "exchange-online",
                   r"\.protection\.outlook\.com$|\.prod\.outlook\.com$|\.outlook\.office365\.com$|^smtp\.office365\.com$",
-                  ("remote-host", "remote-mta")),
-    ContextMarker("context.remote_provider", "gmail", r"(?:^|\.)(?:google|googlemail|gmail)\.com$", ("remote-host", "remote-mta")),
-    ContextMarker("context.remote_provider", "yahoo", r"yahoo|\.yahoodns\.net$|(?:^|\.)aol\.com$", ("remote-host", "remote-mta")),
+                  ("remote-mta", "remote-host")),
+    ContextMarker("context.remote_provider", "gmail", r"(?:^|\.)(?:google|googlemail|gmail)\.com$", ("remote-mta", "remote-host")),
+    ContextMarker("context.remote_provider", "yahoo", r"yahoo|\.yahoodns\.net$|(?:^|\.)aol\.com$", ("remote-mta", "remote-host")),
     # --- who answered: what the quoted reply says about its writer ---------------------------
     ContextMarker("context.remote_provider", "gmail", r"(?<![A-Za-z0-9_])gsmtp(?![A-Za-z0-9_])|support\.google\.com/mail", ("text",)),
     ContextMarker("context.remote_provider", "yahoo", r"postmaster\.yahoo|senders\.yahooinc|yahoodns\.net", ("text",)),
