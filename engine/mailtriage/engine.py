@@ -210,9 +210,8 @@ class Engine:
                     changes[name] = changes.get(name, 0) + len(outcomes) - 1
         matched = {m.rule.id for m in matches}
         for branch in candidates:
-            # Only a rule more specific than the best ones would change what is read first (one as
-            # specific would join them below, whatever the answer).
-            if branch.rule_id in matched or (matches and self._specificity[branch.rule_id] <= top):
+            # A rule that would rank below the best one would not change what is read first.
+            if branch.rule_id in matched or (matches and self._specificity[branch.rule_id] < top):
                 continue
             # Only an unknown fact with a question can be noted: a branch testing none that is
             # missing here has nothing to ask, whatever its value.
@@ -224,15 +223,17 @@ class Engine:
             # Conjunct by conjunct (memoised, shared with near misses): most candidates fail on
             # one conjunct, and then the rest need not be assessed.
             unknown: list[Leaf] = []
-            held = False
+            held = 0
             for conjunct in branch.conjuncts:
                 result = assessor.assess(conjunct)
                 if result.value is False:
                     break
-                held = held or bool(result.held)
+                held += len(result.held)
                 unknown.extend(result.unknown)
             else:
-                if unknown and held and all(askable(leaf.field) for leaf in unknown):
+                if unknown and held and all(askable(leaf.field) for leaf in unknown) and (
+                    not matches or self._would_lead(branch.rule_id, held + len(unknown), matches[0])
+                ):
                     for name in dict.fromkeys(leaf.field for leaf in unknown):
                         note(name, branch.rule_id)
                         changes[name] = changes.get(name, 0) + 1
@@ -247,6 +248,14 @@ class Engine:
             assert spec.question is not None and spec.how is not None
             checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects.get(name, [])))
         return checks
+
+    def _would_lead(self, rule_id: str, conditions: int, best: Match) -> bool:
+        """Whether `rule_id`, matching on `conditions` facts, would sort above the best match
+        (the order of `diagnose`: specificity, stable before experimental, more reasons first)."""
+        rule = self.rules[rule_id]
+        key = (-self._specificity[rule_id], rule.status is Status.EXPERIMENTAL, -conditions, rule_id)
+        top = (-self._specificity[best.rule.id], best.rule.status is Status.EXPERIMENTAL, -len(best.why), best.rule.id)
+        return key < top
 
 
 # Who reported the error and which way the mail went decide which rules apply at all.
