@@ -102,6 +102,9 @@ MARKERS: tuple[ContextMarker, ...] = (
     ContextMarker("context.system", "sendmail", r"sendmail|\(8\.\d+\.\d+/8\.\d+\.\d+\)",
                   ("received", "x-mailer", "message-id", "notice", "from")),
     # --- who reported it: the error text itself ----------------------------------------------
+    # A log line pasted as text (the paste page reads everything as text).
+    ContextMarker("context.system", "postfix", r"(?<![A-Za-z0-9_/])postfix(?:-[A-Za-z0-9_.-]+)?/[a-z]+\[[0-9]+\]:", ("text",)),
+    ContextMarker("context.system", "sendmail", r"(?<![A-Za-z0-9_/])(?:sendmail|sm-mta)\[[0-9]+\]:", ("text",)),
     ContextMarker("context.system", "exchange-online",
                   r"\[(?:LastAttemptedServerName|LastAttemptedIP|Hostname)=|SuspiciousRemoteServerError", ("text",)),
     ContextMarker("context.system", "exchange-online", r"(?<![0-9.])5\.4\.3[0-9]{2}[ '\"]+message expired", ("text",)),
