@@ -14,6 +14,7 @@ from ..errors import MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, parse_message
+from .trace import parse_trace_file, sniff_trace
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
@@ -108,6 +109,14 @@ def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
         return
     if not head.strip():
         yield SkippedInput(str(path), "empty file")
+        return
+    try:
+        # Before the binary test: the admin centre's trace downloads are UTF-16 (NUL bytes).
+        if sniff_trace(head):
+            yield from parse_trace_file(str(path))
+            return
+    except OSError as exc:
+        yield SkippedInput(str(path), f"cannot read: {exc.strerror or exc}")
         return
     if is_binary(head):
         yield SkippedInput(str(path), "binary data, not a message or log")
