@@ -199,15 +199,20 @@ class Engine:
                         if askable(leaf.field):
                             deciding.setdefault(leaf.field, []).append(leaf)
                             note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
+        top_changes: dict[str, int] = {}  # how many different orders of the first match's causes
         if deciding:
             baseline = _cause_orders(best)
             for name, leaves in deciding.items():
                 outcomes = {baseline}
+                first = {baseline[:1]}
                 for value in _trial_values(fields[name], leaves):
                     trial = _Assessor({**facts, name: value})
-                    outcomes.add(_cause_orders([self._explain(m.rule, trial) for m in best]))
+                    orders = _cause_orders([self._explain(m.rule, trial) for m in best])
+                    outcomes.add(orders)
+                    first.add(orders[:1])
                 if len(outcomes) > 1:
                     changes[name] = changes.get(name, 0) + len(outcomes) - 1
+                    top_changes[name] = len(first) - 1
         matched = {m.rule.id for m in matches}
         for branch in candidates:
             # A rule that would rank below the best one would not change what is read first.
@@ -237,10 +242,11 @@ class Engine:
                     for name in dict.fromkeys(leaf.field for leaf in unknown):
                         note(name, branch.rule_id)
                         changes[name] = changes.get(name, 0) + 1
+                        top_changes[name] = top_changes.get(name, 0) + 1  # it would lead
         ranked = sorted(
             changes,
             key=lambda name: (name not in _ASKED_FIRST, _ASKED_FIRST.index(name) if name in _ASKED_FIRST else 0,
-                              -changes[name], -len(subjects.get(name, ())), name),
+                              -top_changes.get(name, 0), -changes[name], -len(subjects.get(name, ())), name),
         )[:MAX_NEXT_CHECKS]
         checks = []
         for name in ranked:
@@ -252,9 +258,10 @@ class Engine:
     def _would_lead(self, rule_id: str, conditions: int, best: Match) -> bool:
         """Whether `rule_id`, matching on `conditions` facts, would sort above the best match
         (the order of `diagnose`: specificity, stable before experimental, more reasons first)."""
+        # A tie, settled only by the rule ids' alphabetical order, is not a reason to ask.
         rule = self.rules[rule_id]
-        key = (-self._specificity[rule_id], rule.status is Status.EXPERIMENTAL, -conditions, rule_id)
-        top = (-self._specificity[best.rule.id], best.rule.status is Status.EXPERIMENTAL, -len(best.why), best.rule.id)
+        key = (-self._specificity[rule_id], rule.status is Status.EXPERIMENTAL, -conditions)
+        top = (-self._specificity[best.rule.id], best.rule.status is Status.EXPERIMENTAL, -len(best.why))
         return key < top
 
 
