@@ -56,6 +56,9 @@ class ContextMarker:
     pattern: str
     sources: tuple[str, ...]
     also: tuple[str, str] | None = None
+    # Lower-case words of which every match contains at least one: the regex runs only on texts
+    # that hold one (log scans call this for every line). Empty: always run.
+    needles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,13 +106,13 @@ MARKERS: tuple[ContextMarker, ...] = (
                   ("received", "x-mailer", "message-id", "notice", "from")),
     # --- who reported it: the error text itself ----------------------------------------------
     # A log line pasted as text (the paste page reads everything as text).
-    ContextMarker("context.system", "postfix", r"(?<![A-Za-z0-9_/])postfix(?:-[A-Za-z0-9_.-]+)?/[a-z]+\[[0-9]+\]:", ("text",)),
-    ContextMarker("context.system", "sendmail", r"(?<![A-Za-z0-9_/])(?:sendmail|sm-mta)\[[0-9]+\]:", ("text",)),
+    ContextMarker("context.system", "postfix", r"(?<![A-Za-z0-9_/])postfix(?:-[A-Za-z0-9_.-]+)?/[a-z]+\[[0-9]+\]:", ("text",), needles=("postfix",)),
+    ContextMarker("context.system", "sendmail", r"(?<![A-Za-z0-9_/])(?:sendmail|sm-mta)\[[0-9]+\]:", ("text",), needles=("sendmail[", "sm-mta[")),
     ContextMarker("context.system", "exchange-online",
-                  r"\[(?:LastAttemptedServerName|LastAttemptedIP|Hostname)=|SuspiciousRemoteServerError", ("text",)),
-    ContextMarker("context.system", "exchange-online", r"(?<![0-9.])5\.4\.3[0-9]{2}[ '\"]+message expired", ("text",)),
+                  r"\[(?:LastAttemptedServerName|LastAttemptedIP|Hostname)=|SuspiciousRemoteServerError", ("text",), needles=("lastattempted", "hostname=", "suspiciousremote")),
+    ContextMarker("context.system", "exchange-online", r"(?<![0-9.])5\.4\.3[0-9]{2}[ '\"]+message expired", ("text",), needles=("message expired",)),
     ContextMarker("context.system", "exchange-online",
-                  r"generating server: ?[A-Za-z0-9_.-]+\.(?:prod\.outlook\.com|outlook\.office365\.com)", ("text", "notice")),
+                  r"generating server: ?[A-Za-z0-9_.-]+\.(?:prod\.outlook\.com|outlook\.office365\.com)", ("text", "notice"), needles=("generating server",)),
     # --- who answered: the remote server's name ----------------------------------------------
     ContextMarker("context.remote_provider", "outlook-com",
                   r"(?:^|\.)(?:hotmail|live|msn)\.com$|\.olc\.protection\.outlook\.com$", ("remote-mta", "remote-host")),
@@ -119,17 +122,17 @@ MARKERS: tuple[ContextMarker, ...] = (
     ContextMarker("context.remote_provider", "gmail", r"(?:^|\.)(?:google|googlemail|gmail)\.com$", ("remote-mta", "remote-host")),
     ContextMarker("context.remote_provider", "yahoo", r"yahoo|\.yahoodns\.net$|(?:^|\.)aol\.com$", ("remote-mta", "remote-host")),
     # --- who answered: what the quoted reply says about its writer ---------------------------
-    ContextMarker("context.remote_provider", "gmail", r"(?<![A-Za-z0-9_])gsmtp(?![A-Za-z0-9_])|support\.google\.com/mail", ("text",)),
-    ContextMarker("context.remote_provider", "yahoo", r"postmaster\.yahoo|senders\.yahooinc|yahoodns\.net", ("text",)),
+    ContextMarker("context.remote_provider", "gmail", r"(?<![A-Za-z0-9_])gsmtp(?![A-Za-z0-9_])|support\.google\.com/mail", ("text",), needles=("gsmtp", "support.google.com")),
+    ContextMarker("context.remote_provider", "yahoo", r"postmaster\.yahoo|senders\.yahooinc|yahoodns\.net", ("text",), needles=("yahoo",)),
     ContextMarker("context.remote_provider", "outlook-com",
                   r"postmaster\.live\.com|mail\.live\.com/mail/troubleshooting|sendersupport\.olc\.protection\.outlook\.com",
-                  ("text",)),
-    ContextMarker("context.remote_provider", "exchange-online", _EXO_STAMP, ("text",)),
+                  ("text",), needles=("live.com", "sendersupport")),
+    ContextMarker("context.remote_provider", "exchange-online", _EXO_STAMP, ("text",), needles=("outlook.com",)),
     ContextMarker("context.remote_provider", "exchange-online",
-                  r"\(AS[0-9]{3,5}\)|(?<![A-Za-z0-9_])AS\([0-9]{3,5}\)|sender\.office\.com|smtp\.office365\.com", ("text",)),
+                  r"\(AS[0-9]{3,5}\)|(?<![A-Za-z0-9_])AS\([0-9]{3,5}\)|sender\.office\.com|smtp\.office365\.com", ("text",), needles=("(as", "as(", "sender.office.com", "smtp.office365.com")),
     ContextMarker("context.remote_provider", "exchange-online", r"\.prod\.outlook\.com|\.protection\.outlook\.com", ("remote-mta",)),
     # --- which way: the words of the report --------------------------------------------------
-    ContextMarker("context.direction", "outbound-connector", r"(?<![A-Za-z0-9_])outbound ?connector(?![A-Za-z0-9_])", ("text", "notice")),
+    ContextMarker("context.direction", "outbound-connector", r"(?<![A-Za-z0-9_])outbound ?connector(?![A-Za-z0-9_])", ("text", "notice"), needles=("connector",)),
 )
 
 # A public provider's server answered: the mail was going out to the internet, to a destination
@@ -161,16 +164,34 @@ def _snippet(source_text: str, found: re.Match[str]) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
-def _search(marker: ContextMarker, evidence: Mapping[str, str]) -> tuple[str, str] | None:
+def _search(marker: ContextMarker, evidence: Mapping[str, str], lowered: dict[str, str]) -> tuple[str, str] | None:
     for source in marker.sources:
         text = evidence.get(source)
         if not text:
             continue
         capped = text[:MAX_SOURCE_CHARS]
+        if marker.needles:
+            lower = lowered.get(source)
+            if lower is None:
+                lower = lowered[source] = capped.lower()
+            if not any(needle in lower for needle in marker.needles):
+                continue
+        elif len(text) <= 100:
+            # Short sources (log tags, host names, DSN fields) repeat across a log or a mailbox.
+            snippet = _search_short(marker.pattern, text)
+            if snippet is not None:
+                return source, snippet
+            continue
         found = _compiled(marker.pattern).search(capped)
         if found:
             return source, _snippet(capped, found)
     return None
+
+
+@lru_cache(maxsize=16384)
+def _search_short(pattern: str, text: str) -> str | None:
+    found = _compiled(pattern).search(text)
+    return _snippet(text, found) if found else None
 
 
 def _also_holds(marker: ContextMarker, evidence: Mapping[str, str]) -> bool:
@@ -185,10 +206,11 @@ def infer(facts: Mapping[str, object], evidence: Mapping[str, str]) -> list[Infe
     """The context facts `evidence` shows that `facts` does not already hold, with their evidence."""
     inferred: list[InferredFact] = []
     known = set(facts)
+    lowered: dict[str, str] = {}
     for marker in MARKERS:
         if marker.field in known:
             continue
-        hit = _search(marker, evidence)
+        hit = _search(marker, evidence, lowered)
         if hit is None or not _also_holds(marker, evidence):
             continue
         known.add(marker.field)
