@@ -242,6 +242,11 @@ def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -
         facts.setdefault("context.direction", "outbound-connector" if row.get("connector") else "outbound-internet")
     elif direction in ("1", "inbound", "incoming"):
         facts.setdefault("context.direction", "inbound")
+    # Whose server answered, from the reply's own words and the destination's name.
+    from .context import infer_context
+    from .reply import reply_line
+
+    _, inferred = infer_context(facts, {"text": reply_line(text)} if text else {})
     extra: dict[str, Any] = {}
     when = parse_time(row.get("time", ""))
     extra["time"] = when.isoformat().replace("+00:00", "Z") if when else None
@@ -252,7 +257,8 @@ def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -
     if summary_only:
         extra["note"] = "summary row: no reply text (export Get-MessageTraceDetailV2 rows for the reason)"
     cleaned = clean_facts(facts, extra)
-    return IntakeRecord(facts=cleaned, kind="trace", source=source, recipient=recipient, extra=extra)
+    return IntakeRecord(facts=cleaned, kind="trace", source=source, recipient=recipient, extra=extra,
+                        inferred=inferred)
 
 
 def _rows_from_csv(lines: TextIO) -> tuple[dict[str, str], Iterator[tuple[int, dict[str, str]]]] | None:
