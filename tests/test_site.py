@@ -34,11 +34,10 @@ from hypothesis import strategies as st
 from mailtriage.cli.reference import iter_commands, wrap_long_lines
 from mailtriage.engine import Engine
 from mailtriage.facts import coerce_value, vocabulary
-from mailtriage.intake.context import export_markers
 from mailtriage.intake.reply import parse_reply, read_reply
 from mailtriage.loader import load_knowledge_base
 from mailtriage.model import Rule, Status
-from mailtriage.site_export import UnsupportedPattern, export_pattern
+from mailtriage.site_export import UnsupportedPattern, export_pattern, export_reading, reporting_systems
 from mailtriage.site_text import md_text, plain_title, safe_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -311,7 +310,7 @@ def test_rules_json_has_every_active_rule_with_titles_urls_and_match(site: Built
 def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
     assert NODE is not None
     request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases,
-               "parse_only": parse_only, "context": None if rules_json else export_markers()}
+               "parse_only": parse_only, "context": None if rules_json else export_reading()}
     result = subprocess.run([NODE, str(DATA / "node_harness.js")], input=json.dumps(request), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
@@ -339,10 +338,13 @@ def assert_page_agrees_with_engine(site: BuiltSite, rules_dir: Path) -> int:
     assert answer["broken"] == []
     disagreements = []
     for (label, reply, extra), result in zip(cases, answer["results"], strict=True):
-        facts = {**read_reply(reply, known=extra)[0], **extra}
-        expected = sorted(m.rule.id for m in engine.diagnose(facts).matches)
+        read, inferred = read_reply(reply, known=extra)
+        expected = sorted(m.rule.id for m in engine.diagnose({**read, **extra}).matches)
         if sorted(result["matches"]) != expected:
             disagreements.append(f"{label}: {reply!r} page={result['matches']} engine={expected}")
+        # What the page says it inferred, and from what, is what `diagnose` says.
+        if result["inferred"] != [fact.to_dict() for fact in inferred]:
+            disagreements.append(f"{label}: {reply!r} page inferred {result['inferred']}, diagnose {inferred}")
     assert not disagreements, "\n".join(disagreements)
     return len(cases)
 
@@ -384,6 +386,13 @@ REPLY_SAMPLES = [
     "SMTP error from remote mail server after initial connection: 554 5.7.1 Access denied",
     "451 4.4.2 SMTP timeout after sending EHLO: Connection timed out",
     "451 4.4.2 conversation with mx.example.com[192.0.2.7] timed out while receiving the initial server greeting",
+    # Bounces pasted whole: the returned message's headers are not part of the error.
+    "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; not found'\n\nOriginal message headers:\n\n"
+    "Received: from a.example (192.0.2.1) by mx.example.com\nTo: bob@contoso.com\nSubject: 550 5.7.1 rejected",
+    "<bob@example.net>: host mx.example.net[192.0.2.9] said: 550 5.1.1 User unknown\n"
+    "--- Below this line is a copy of the message.\n\nReceived: by mail.example.org (Postfix)",
+    "  ----- Original message -----\n550 5.7.1 at the start: nothing is cut",
+    "550 5.7.1 x\r\n\u2028original message\n  == Returned message ==\nReceived: 452 4.2.2",
 ]
 
 
@@ -429,6 +438,38 @@ def test_paste_page_and_diagnose_agree_on_every_inference_case() -> None:
 
 
 @needs_node
+def test_paste_page_and_diagnose_give_the_same_answer_on_every_inference_case(site: BuiltSite) -> None:
+    """End to end, as `mailtriage diagnose TEXT` reads a pasted text: the same rules, the same
+    inferred context with its evidence. A bare MTA log line is the exception: `diagnose` reads it
+    with the log reader (its `dsn=` field, the log tag as evidence), the page as a reply; there they
+    agree on the best rule and on what was inferred, not on the generic rules a `dsn=` adds."""
+    from mailtriage.intake import detect_kind
+    from mailtriage.triage import diagnose_text
+
+    engine = Engine.load([REPO / "rules"], bundled=False, backend="python", use_cache=False)
+    texts = [*INFERENCE_CASES, NDR_PASTE]
+    answer = run_node([{"text": t} for t in texts], site.root / "assets" / "mailtriage" / "rules.json")
+    disagreements = []
+    logs = 0
+    for text, result in zip(texts, answer["results"], strict=True):
+        (cli,) = diagnose_text(text, engine=engine)
+        expected = [m.rule.id for m in cli.diagnosis.matches]
+        inferred = [f.to_dict() for f in cli.diagnosis.inferred]
+        if detect_kind(text.encode()) == "log":
+            logs += 1
+            page_first = result["matches"][0] if result["matches"] else None
+            if page_first != expected[0] or [(f["field"], f["value"]) for f in result["inferred"]] != [(f["field"], f["value"]) for f in inferred]:
+                disagreements.append(f"{text[:60]!r}: page={result['matches']} {result['inferred']}, diagnose={expected} {inferred}")
+            continue
+        if sorted(result["matches"]) != sorted(expected):
+            disagreements.append(f"{text[:60]!r}: page={result['matches']} diagnose={expected}")
+        if result["inferred"] != inferred:
+            disagreements.append(f"{text[:60]!r}: page inferred {result['inferred']}, diagnose {inferred}")
+    assert not disagreements, "\n".join(disagreements)
+    assert 0 < logs < len(texts) - 10
+
+
+@needs_node
 def test_paste_page_parser_matches_parse_reply_on_samples() -> None:
     answer = run_node([{"text": t} for t in REPLY_SAMPLES], None, parse_only=True)
     for text, result in zip(REPLY_SAMPLES, answer["results"], strict=True):
@@ -453,7 +494,9 @@ _PIECES = st.sampled_from(
      "[BN8NAM12FT054.eop-nam12.prod.protection.outlook.com 2024-05-01T10:00:00.000Z]", "gsmtp", "(AS3130)",
      "AS(1430)", "postmaster.yahoo", "yahoodns.net", "mail.live.com/mail/troubleshooting", "hotmail.com",
      "host gmail-smtp-in.l.google.com[192.0.2.3]", "host mx.hotmail.com[192.0.2.4]", "outbound connector",
-     "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com", "[LastAttemptedServerName=mx.example]"]
+     "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com", "[LastAttemptedServerName=mx.example]",
+     "\nOriginal message headers:\n", "\n--- Below this line is a copy of the message.", "\r\n", "\n  ==== ",
+     "returned message", "Content-Type: message/rfc822", "ORIGINAL MESSAGE"]
 )
 _CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
 _TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet=_CHARS, max_size=4)), max_size=16).map("".join)
@@ -684,6 +727,7 @@ def test_paste_page_in_browser_shows_what_it_inferred_and_from_what(browser: Any
     page.goto(f"{served}paste/")
     page.fill("#mt-paste-input", INFERENCE_CASES[0])
     page.click("#mt-paste button[type=submit]")
+    page.click(".mt-paste-details > summary")  # the facts are folded away, after the answer
     item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
     item.wait_for(timeout=5000)
     assert item.inner_text() == "context.system=postfix (from error text postfix/smtp[123]:)"
@@ -698,12 +742,298 @@ def test_paste_page_in_browser_shows_pasted_html_as_text(browser: Any, served: s
     page.goto(f"{served}paste/")
     page.fill("#mt-paste-input", "550 5.7.1 <img src=x onerror=\"window.__pwned=1\"> [Message=<b>bold</b>]")
     page.click("#mt-paste button[type=submit]")
+    page.click(".mt-paste-details > summary")
     page.locator(".mt-paste-facts").wait_for(timeout=5000)
     page.wait_for_timeout(200)
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#mt-paste-output img").count() == 0
     assert "<b>bold</b>" in page.locator(".mt-paste-facts").inner_text()
     page.close()
+
+
+# The paste page as a user meets it (issue 16): the answer first, cards that say what to do, a
+# quiet live region, a hint when empty, no silent cut, a shareable address, on the home page too.
+
+NDR_PASTE = """Delivery has failed to these recipients or groups:
+
+bob@contoso.com
+The email address you entered couldn't be found.
+
+Diagnostic information for administrators:
+
+Generating server: DM6PR12MB1234.namprd12.prod.outlook.com
+
+bob@contoso.com
+Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup'
+
+Original message headers:
+
+Received: from mail.fabrikam.example (192.0.2.1) by mx.fabrikam.example with Microsoft SMTP Server id 15.2.1118.40;
+ Mon, 1 May 2024 10:00:00 +0000
+From: Alice <alice@fabrikam.example>
+To: bob@contoso.com
+Subject: Quarterly report 550 5.7.1
+Message-ID: <abc@fabrikam.example>
+"""
+NDR_TEXT = "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup"
+
+
+def _open_paste(browser: Any, served: str, lang: str, path: str = "paste/", width: int = 1280) -> tuple[Any, list[str]]:
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{served}{LANGS[lang]}{path}")
+    return page, errors
+
+
+def _diagnose_in_page(page: Any, text: str) -> str:
+    """Paste `text`, press the button, and return the status line once it is there."""
+    page.fill("#mt-paste-input", text)
+    page.click("#mt-paste button[type=submit]")
+    page.wait_for_function("() => document.getElementById('mt-paste-status').textContent.length > 0", timeout=5000)
+    return str(page.inner_text("#mt-paste-status"))
+
+
+@needs_node
+def test_pasted_ndr_text_stops_before_the_returned_headers() -> None:
+    """`smtp.text` and the context evidence are the error, never the original's headers: read_reply
+    and the page both stop at "Original message headers"."""
+    facts, _ = read_reply(NDR_PASTE)
+    assert facts["smtp.text"] == NDR_TEXT and facts["smtp.enhanced"] == "5.1.10"
+    answer = run_node([{"text": NDR_PASTE}], None, parse_only=True)
+    assert answer["results"][0]["facts"] == parse_reply(NDR_PASTE)
+    assert_same_reading(answer["results"][0]["read"], NDR_PASTE)
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_paste_page_reads_an_ndr_up_to_the_returned_message(browser: Any, served: str, lang: str) -> None:
+    page, errors = _open_paste(browser, served, lang)
+    _diagnose_in_page(page, NDR_PASTE)
+    page.locator('a[data-rule-id="exo-ndr-5-1-10-recipient-not-found"]').wait_for(timeout=5000)
+    assert page.locator(".mt-paste-cut").count() == 1
+    page.click(".mt-paste-details > summary")
+    facts = page.inner_text(".mt-paste-facts")
+    assert f"smtp.text = {NDR_TEXT}" in facts
+    assert "Received" not in facts and "Subject" not in facts and "fabrikam" not in facts
+    assert not errors
+    page.close()
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_paste_page_puts_the_answer_before_the_facts(browser: Any, served: str, lang: str) -> None:
+    page, errors = _open_paste(browser, served, lang)
+    # Exchange's brackets: facts and an inferred context (Exchange Online, from the server name).
+    _diagnose_in_page(page, "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com]")
+    order = page.eval_on_selector_all(
+        "#mt-paste-output > *", "els => els.map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''))"
+    )
+    assert order[:2] == ["h2", "ol.mt-paste-results"] and order[-1] == "details.mt-paste-details", order
+    # Fact names are for whoever asks: folded away until the summary is clicked.
+    assert page.locator(".mt-paste-details").get_attribute("open") is None
+    assert not page.locator(".mt-paste-facts").is_visible() and not page.locator(".mt-paste-inferred").is_visible()
+    page.click(".mt-paste-details > summary")
+    assert page.locator(".mt-paste-facts").is_visible() and page.locator(".mt-paste-inferred").is_visible()
+    assert "smtp.enhanced = 4.4.316" in page.inner_text(".mt-paste-facts")
+    assert not errors
+    page.close()
+
+
+def _plain(text: str) -> str:
+    """A rule string as the page shows it as text: backtick spans lose their backticks."""
+    return " ".join(text.replace("`", "").split())
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_paste_page_cards_show_summary_and_first_fix_in_the_page_language(browser: Any, served: str, site: BuiltSite, lang: str) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    page, errors = _open_paste(browser, served, lang)
+    _diagnose_in_page(page, "450 4.4.316 Connection refused [Message=Socket error code 10061]")
+    card = page.locator(".mt-paste-result", has=page.locator('a[data-rule-id="exo-connector-connection-refused"]'))
+    assert card.locator(".mt-paste-link").inner_text() == rule.text("title", lang)
+    assert card.locator(".mt-badge").inner_text() == {"en": "specific", "pt-BR": "específica"}[lang]
+    assert "4.4.316" in card.locator(".mt-paste-meta").inner_text()
+    assert _plain(card.locator(".mt-paste-summary").inner_text()) == _plain(rule.text("summary", lang))
+    fix = rule.fix_dict(rule.fixes[0], lang)
+    title = card.locator(".mt-paste-fix-title").inner_text()
+    assert _plain(title).endswith(_plain(fix["title"])) and title.startswith({"en": "Try first", "pt-BR": "Tente primeiro"}[lang])
+    steps = card.locator(".mt-paste-steps > li").all_inner_texts()
+    assert [_plain(s) for s in steps] == [_plain(s) for s in fix["steps"]]
+    # Summary and fix are in the page's language (this rule is translated).
+    assert lang == "en" or rule.text("summary", lang) != rule.text("summary", "en")
+    for link in (card.locator(".mt-paste-link"), card.locator(".mt-paste-more")):
+        href = link.evaluate("a => a.href")
+        assert href == f"{served}{LANGS[lang]}rules/{rule.id}/" and page.request.get(href).status == 200
+    assert not errors
+    page.close()
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_paste_page_announces_a_short_status_not_the_result_area(browser: Any, served: str, site: BuiltSite, lang: str) -> None:
+    page, errors = _open_paste(browser, served, lang)
+    assert page.get_attribute("#mt-paste-output", "aria-live") is None
+    assert page.get_attribute("#mt-paste-status", "aria-live") == "polite"
+    assert page.get_attribute("#mt-paste-status", "role") == "status"
+    page.evaluate(
+        "() => { window.__redraws = 0; window.__said = [];"
+        " new MutationObserver(() => window.__redraws++).observe(document.getElementById('mt-paste-output'), {childList: true});"
+        " new MutationObserver(() => window.__said.push(document.getElementById('mt-paste-status').textContent))"
+        ".observe(document.getElementById('mt-paste-status'), {childList: true, characterData: true, subtree: true}); }"
+    )
+    page.type("#mt-paste-input", "450 4.4.316 Connection refused", delay=30)  # 30 keystrokes
+    page.wait_for_function("() => window.__said.length > 0", timeout=5000)
+    page.wait_for_timeout(800)
+    # One redraw and one announcement after typing stops, not one per keystroke.
+    assert page.evaluate("window.__redraws") == 1
+    said = page.evaluate("window.__said")
+    rule = site.rules["exo-connector-connection-refused"]
+    count = page.locator(".mt-paste-result").count()
+    assert len(said) == 1 and len(said[0]) < 200
+    best = page.locator(".mt-paste-link").first.inner_text()
+    assert best == rule.text("title", lang)
+    expected = {"en": f"{count} matches; best: {best}", "pt-BR": f"{count} correspondências; a melhor: {best}"}[lang]
+    assert said[0] == (expected if count > 1 else {"en": f"1 match: {best}", "pt-BR": f"1 correspondência: {best}"}[lang])
+    assert not errors
+    page.close()
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_empty_paste_shows_a_hint_with_an_example_that_fills_the_box(browser: Any, served: str, lang: str) -> None:
+    page, errors = _open_paste(browser, served, lang)
+    hint = page.locator(".mt-paste-hint")
+    hint.wait_for(timeout=5000)
+    assert {"en": "Paste an SMTP reply", "pt-BR": "Cole uma resposta SMTP"}[lang] in hint.inner_text()
+    example = page.locator(".mt-paste-example")
+    example.click()
+    assert page.input_value("#mt-paste-input") == example.inner_text().strip() and "4.4.316" in example.inner_text()
+    page.locator('a[data-rule-id="exo-connector-connection-refused"]').wait_for(timeout=5000)
+    assert page.locator(".mt-paste-hint").count() == 0
+    # Emptied again, the box shows the hint again and nothing is announced.
+    page.fill("#mt-paste-input", "")
+    page.click("#mt-paste button[type=submit]")
+    page.locator(".mt-paste-hint").wait_for(timeout=5000)
+    assert page.inner_text("#mt-paste-status") == "" and page.locator(".mt-paste-result").count() == 0
+    assert not errors
+    page.close()
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_long_paste_says_only_the_first_20000_characters_were_read(browser: Any, served: str, lang: str) -> None:
+    page, errors = _open_paste(browser, served, lang)
+    filler = ("lorem ipsum " * 2000)[:20_000]
+    _diagnose_in_page(page, filler + " 450 4.4.316 Connection refused")  # the code lies past the limit
+    note = page.locator(".mt-paste-capped").inner_text()
+    total = f"{len(filler) + 31:,}".replace(",", {"en": ",", "pt-BR": "."}[lang])
+    assert ("20,000" if lang == "en" else "20.000") in note and total in note, note
+    assert page.locator(".mt-paste-result").count() == 0
+    _diagnose_in_page(page, "450 4.4.316 Connection refused " + "x" * 19_000)
+    page.locator('a[data-rule-id="exo-connector-connection-refused"]').wait_for(timeout=5000)
+    assert page.locator(".mt-paste-capped").count() == 0
+    assert not errors
+    page.close()
+
+
+def _query(url: str) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs
+
+    return parse_qs(urlsplit(url).query)
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_paste_page_puts_the_paste_in_the_address_bar_to_share(browser: Any, served: str, lang: str) -> None:
+    text = "550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org"
+    page, errors = _open_paste(browser, served, lang)
+    history = page.evaluate("history.length")
+    page.fill("#mt-paste-input", text)  # typed, not submitted: the debounced redraw updates the address
+    page.wait_for_function("t => new URL(location.href).searchParams.get('q') === t", arg=text, timeout=5000)
+    page.select_option("#mt-paste-system", "postfix")
+    page.wait_for_function("() => new URL(location.href).searchParams.get('system') === 'postfix'", timeout=5000)
+    assert page.evaluate("history.length") == history  # replaced, not a new entry per keystroke
+    shared = page.url
+    first = page.locator(".mt-paste-link").all_inner_texts()
+    assert first
+    # Opening the shared address gives the same diagnosis.
+    other, other_errors = _open_paste(browser, served, lang)
+    other.goto(shared)
+    other.locator(".mt-paste-link").first.wait_for(timeout=5000)
+    assert other.input_value("#mt-paste-input") == text and other.input_value("#mt-paste-system") == "postfix"
+    assert other.locator(".mt-paste-link").all_inner_texts() == first
+    # Too long for an address: the query goes, rather than a truncated or stale one.
+    page.fill("#mt-paste-input", text + " " + "x" * 2100)
+    page.wait_for_function("() => !new URL(location.href).searchParams.has('q')", timeout=5000)
+    assert "system" not in _query(page.url)
+    assert not errors and not other_errors
+    page.close()
+    other.close()
+
+
+@pytest.mark.parametrize("base", ["/", SITE_PATH])
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_no_match_message_links_the_codes_table(browser: Any, served_anywhere: str, base: str, lang: str) -> None:
+    page, errors = _open_paste(browser, served_anywhere + base, lang)
+    status = _diagnose_in_page(page, "host mx.example.com[192.0.2.1] said: hello")  # facts, but no rule for them
+    assert status == {"en": "No rule matches.", "pt-BR": "Nenhuma regra corresponde."}[lang]
+    link = page.locator(".mt-paste-no-match a")
+    assert link.inner_text() == {"en": "codes table", "pt-BR": "tabela de códigos"}[lang]
+    link.click()
+    page.wait_for_load_state()
+    assert page.url == f"{served_anywhere}{base}{LANGS[lang]}browse/codes/"
+    assert page.locator("table").count() >= 1
+    assert not errors
+    page.close()
+
+
+def test_reporting_systems_are_those_some_rule_asks_for() -> None:
+    document = {"rules": [
+        {"match": {"all": [{"field": "context.system", "equals": "postfix"}, {"not": {"field": "context.system", "equals": "gmail"}}]}},
+        {"match": {"any": [{"field": "context.system", "one_of": ["exim", "qmail"]}, {"field": "smtp.reply_code", "equals": 550}]}},
+        {"match": {"not": {"not": {"field": "context.system", "equals": "yahoo"}}}},
+    ]}
+    assert reporting_systems(document) == ["exim", "postfix", "qmail", "yahoo"]
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_reported_by_offers_only_systems_with_rules_of_their_own(browser: Any, served: str, site: BuiltSite, lang: str) -> None:
+    page, errors = _open_paste(browser, served, lang)
+    offered = page.eval_on_selector_all("#mt-paste-system option", "os => os.map(o => o.value)")
+    assert offered[0] == "" and len(offered) == len(set(offered))
+    asked = set(reporting_systems(exported(site)))
+    assert set(offered[1:]) == asked
+    # Each offered system has a rule that names it; the vocabulary has systems no rule names.
+    named = {s for rule in site.rules.values() if rule.status is not Status.DEPRECATED for s in _systems_in(rule.match)}
+    assert asked <= named
+    spec = vocabulary()["context.system"]
+    assert spec.enum is not None and set(spec.enum) - asked, "every system has rules: nothing to leave out"
+    assert not errors
+    page.close()
+
+
+def _systems_in(condition: Any) -> set[str]:
+    """The context.system values a condition tree tests (from the loaded rule, not the export)."""
+    from mailtriage.model import All, AnyOf, Not
+
+    if isinstance(condition, (All, AnyOf)):
+        return set().union(*(_systems_in(c) for c in condition.children))
+    if isinstance(condition, Not):
+        return _systems_in(condition.child)
+    if condition.field != "context.system":
+        return set()
+    return {str(v) for v in condition.value} if condition.op == "one_of" else {str(condition.value)}
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_home_page_has_the_paste_box_with_the_same_script_and_data(browser: Any, served: str, site: BuiltSite, lang: str) -> None:
+    scripts = {}
+    for path in ("", "paste/"):
+        page, errors = _open_paste(browser, served, lang, path)
+        scripts[path] = page.eval_on_selector_all("script[src*='assets/mailtriage/']", "els => els.map(e => e.src)")
+        assert page.get_attribute("#mt-paste", "data-lang") == lang
+        _diagnose_in_page(page, "450 4.4.316 Connection refused")
+        link = page.locator('a[data-rule-id="exo-connector-connection-refused"]')
+        assert link.inner_text() == site.rules["exo-connector-connection-refused"].text("title", lang)
+        assert link.evaluate("a => a.href") == f"{served}{LANGS[lang]}rules/exo-connector-connection-refused/"
+        assert not errors
+        page.close()
+    assert scripts[""] == scripts["paste/"] and any(s.endswith("/rules.js") for s in scripts[""])
 
 
 def test_fixture_site_offline_from_file_urls_runs_no_hostile_script(browser: Any, fixture_site: BuiltSite) -> None:

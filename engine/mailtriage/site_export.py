@@ -1,7 +1,7 @@
 """The rules the "paste your error" page matches in the browser, as JSON.
 
-Each active rule goes out with its id, specificity, codes, title in every site language, page URL
-and its match tree. Patterns go out in RE2 syntax: the page runs them on RE2JS, a JavaScript port
+Each active rule goes out with its id, specificity, codes, its title, summary and first fix in every
+site language (what a result card shows), page URL and its match tree. Patterns go out in RE2 syntax: the page runs them on RE2JS, a JavaScript port
 of RE2 vendored in the site assets, as the engine runs them on RE2 (linear time whatever a
 contributed pattern looks like, and one dialect on both sides). A rule with a pattern RE2 cannot
 compile is left out of the export (and counted), never exported half-working.
@@ -84,14 +84,50 @@ def export_rules(rules: Iterable[Rule], languages: Iterable[str], url_of: Callab
                 "experimental": rule.status is Status.EXPERIMENTAL,
                 "codes": list(rule.codes),
                 "title": {lang: rule.text("title", lang) for lang in languages},
+                "summary": {lang: rule.text("summary", lang) for lang in languages},
+                "fix": {lang: _first_fix(rule, lang) for lang in languages} if rule.fixes else None,
                 "url": url_of(rule),
                 "match": match,
             }
         )
-    from .intake.context import export_markers
-
     # The context markers go with the rules, so the page infers who reported an error from the
     # same table as `diagnose`.
     document = {"version": EXPORT_VERSION, "languages": languages, "rules": exported, "skipped": sorted(skipped),
-                "context": export_markers()}
+                "context": export_reading()}
     return Export(document, skipped)
+
+
+def _first_fix(rule: Rule, lang: str) -> dict[str, Any]:
+    fix = rule.fix_dict(rule.fixes[0], lang)
+    return {"title": fix["title"], "steps": fix["steps"]}
+
+
+def export_reading() -> dict[str, Any]:
+    """What the page needs to read a paste as `read_reply` does: the context markers and derived
+    rules, and where a bounce starts quoting the message it returns (JavaScript spelling)."""
+    from .intake.context import export_markers
+    from .intake.reply import RETURNED_MESSAGE
+    from .jsregex import js_regex
+
+    source, flags = js_regex(RETURNED_MESSAGE.pattern)
+    return {**export_markers(), "returned_message": {"pattern": source, "flags": "i" + flags}}
+
+
+def reporting_systems(document: dict[str, Any]) -> list[str]:
+    """The `context.system` values some exported rule asks for (not under a `not`): the systems
+    worth offering in the page's "Reported by" list. Choosing any other changes no answer."""
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any], negated: bool) -> None:
+        if "all" in node or "any" in node:
+            for child in node.get("all") or node.get("any") or []:
+                walk(child, negated)
+        elif "not" in node:
+            walk(node["not"], not negated)
+        elif node.get("field") == "context.system" and not negated:
+            values = node["one_of"] if "one_of" in node else [node["equals"]] if "equals" in node else []
+            found.update(str(v) for v in values)
+
+    for rule in document.get("rules", []):
+        walk(rule["match"], False)
+    return sorted(found)

@@ -94,6 +94,10 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         self._default_404: str | None = None
         # Page URL -> the codes and sample replies of its search entry (every language's pages).
         self._search_terms: dict[str, RuleSearchTerms] = {}
+        # What the paste form needs from the current build's export: the systems rules ask for and
+        # the codes table's URL (relative to a language root).
+        self._paste_systems: list[str] = []
+        self._codes_url = ""
 
     # -- events -------------------------------------------------------------------------------
 
@@ -271,11 +275,13 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         files.append(page)
 
     def _add_assets(self, files: Files, config: MkDocsConfig, build: _Build) -> None:
-        from .site_export import export_rules
+        from .site_export import export_rules, reporting_systems
 
         sample = File.generated(config, self.layout.rule("x"), content="")
         rule_url = sample.url[: -len("x/")] if sample.url.endswith("x/") else sample.url[: -len("x.html")]
         export = export_rules(self.rules.values(), build.languages, lambda rule: f"{rule_url}{rule.id}" + ("/" if sample.url.endswith("/") else ".html"))
+        self._paste_systems = reporting_systems(export.document)
+        self._codes_url = File.generated(config, self.layout.index("codes"), content="").url
         for rule_id, reason in export.skipped.items():
             log.warning(f"rule {rule_id} is left out of the paste page: {reason}")
         data = export.to_json()
@@ -325,19 +331,26 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         to_root = "../" * (len(directory.split("/")) if directory else 0)
         lang_root = posixpath.relpath(build.prefix.strip("/") or ".", directory or ".")
         lang_root = "" if lang_root == "." else lang_root + "/"
+        # Only systems some rule asks for (from the export): choosing any other changes no answer.
+        # In the vocabulary's order, which puts the common ones first.
         spec = vocabulary().get("context.system")
-        systems = [str(v) for v in (spec.enum if spec and spec.enum else ())]
-        options = "".join(f'<option value="{escape_literal(s)}">{escape_literal(system_name(s, build.lang))}</option>' for s in systems)
+        order = [str(v) for v in (spec.enum if spec and spec.enum else ())]
+        systems = sorted(self._paste_systems, key=lambda s: (order.index(s) if s in order else len(order), s))
+        options = "".join(f'<option value="{html_attribute(s)}">{escape_literal(system_name(s, build.lang))}</option>' for s in systems)
+        # Only the short status line is a live region: screen readers announce "2 matches; best:
+        # ...", not the whole result area on every redraw.
         return (
-            f'<form id="mt-paste" class="mt-paste" data-lang="{html_attribute(build.lang)}" data-site-root="{html_attribute(lang_root)}" autocomplete="off">\n'
+            f'<form id="mt-paste" class="mt-paste" data-search-exclude data-lang="{html_attribute(build.lang)}" data-site-root="{html_attribute(lang_root)}" '
+            f'data-codes-page="{html_attribute(self._codes_url)}" data-example="{html_attribute(PASTE_EXAMPLE)}" autocomplete="off">\n'
             f'<label for="mt-paste-input">{words["label"]}</label>\n'
-            f'<textarea id="mt-paste-input" rows="6" spellcheck="false" placeholder="450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com] [LastAttemptedIP=192.0.2.10:25]"></textarea>\n'
+            f'<textarea id="mt-paste-input" rows="6" spellcheck="false" placeholder="{html_attribute(PASTE_EXAMPLE)}"></textarea>\n'
             f'<div class="mt-paste-row"><label for="mt-paste-system">{words["system"]}</label>\n'
             f'<select id="mt-paste-system"><option value="">{words["unknown"]}</option>{options}</select>\n'
             f'<button type="submit" class="md-button md-button--primary">{words["submit"]}</button></div>\n'
             f'<p class="mt-paste-privacy">{words["privacy"]}</p>\n'
             "</form>\n"
-            '<div id="mt-paste-output" class="mt-paste-output" aria-live="polite"></div>\n'
+            '<p id="mt-paste-status" class="mt-paste-status" role="status" aria-live="polite" data-search-exclude></p>\n'
+            '<div id="mt-paste-output" class="mt-paste-output" data-search-exclude></div>\n'
             f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/rules.js"></script>\n'
             f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/re2js.js"></script>\n'
             f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/paste.js"></script>\n'
@@ -357,6 +370,9 @@ def _search_base(output: str, prefix: str) -> str:
 
 
 _HEAD_ALTERNATE = re.compile(r'<link rel="alternate" href="[^"]*" hreflang="[^"]*">\n?')
+
+# The paste box's placeholder and the example its hint offers (an Exchange Online queue error).
+PASTE_EXAMPLE = "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com] [LastAttemptedIP=192.0.2.10:25]"
 
 PASTE_WORDS: dict[str, dict[str, str]] = {
     "en": {

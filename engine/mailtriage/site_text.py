@@ -147,6 +147,7 @@ UI: dict[str, dict[str, str]] = {
         "class.4": "4.X.X Persistent transient failure",
         "class.5": "5.X.X Permanent failure",
         "system.any": "any",
+        "system.other": "another system",
     },
     "pt-BR": {
         "codes": "Códigos",
@@ -216,6 +217,7 @@ UI: dict[str, dict[str, str]] = {
         "class.4": "4.X.X Falha temporária persistente",
         "class.5": "5.X.X Falha permanente",
         "system.any": "qualquer",
+        "system.other": "outro sistema",
     },
 }
 
@@ -281,4 +283,6 @@ def family_name(family: str, lang: str) -> str:
 def system_name(system: str, lang: str) -> str:
     if system == "any":
         return ui(lang, "system.any").capitalize() if lang != "en" else SYSTEMS["any"]
+    if system == "other":
+        return ui(lang, "system.other").capitalize()
     return SYSTEMS.get(system, system)

@@ -24,7 +24,7 @@ from ..errors import InputError
 from ..facts import Facts, InferredFact
 from . import IntakeRecord, clean_facts
 from .context import infer_context
-from .reply import clean_text, find_candidates, parse_reply
+from .reply import RETURNED_MESSAGE, clean_text, find_candidates, parse_reply
 
 # A bigger message is cut: bounce notices are small, whatever they quote is not needed.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -60,14 +60,7 @@ _COLON_RECIPIENT = re.compile(
     + _ADDRESS + r")",
     re.I,
 )
-_CUT_MARKERS = re.compile(
-    r"^[ \t]*+(?:-{2,}+|={2,}+|_{2,}+|\*{2,}+)?+[ \t]*+(?:"
-    r"below this line is a copy of the message|this is a copy of the message|original message follows|"
-    r"original message|returned message|undelivered message|message headers follow|copy of the original|"
-    r"original message headers|headers of the original|forwarded message|"
-    r"content-type: message/rfc822|content-type: text/rfc822-headers)",
-    re.M | re.I,
-)
+_CUT_MARKERS = RETURNED_MESSAGE  # one list for pasted replies and whole messages
 _QUOTED_TO = re.compile(r"^[ \t]*To:[ \t]*(.+)$", re.M | re.I)
 _STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
 

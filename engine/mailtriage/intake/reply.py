@@ -34,6 +34,24 @@ _EXPIRY = re.compile(
     r"unable to deliver in \d+ minutes|too long in (?:the )?queue",
     re.I,
 )
+# Where a bounce starts quoting the message it returns: what follows is the original's headers and
+# body, never the error (a pasted NDR's `smtp.text` must not swallow them, nor context inference
+# read the sender's own Received: lines). At a line start, after an optional rule of dashes.
+# Written in the subset Python's `re` and JavaScript's RegExp read alike (no possessives, no
+# MULTILINE: JavaScript's ^ also starts a line after \r and U+2028): the paste page gets this
+# very pattern in rules.json. Each quantifier is followed by a character it cannot take, so a
+# failed attempt costs the length of one run, not its square.
+RETURNED_MESSAGE_PHRASES = (
+    "below this line is a copy of the message", "this is a copy of the message", "original message follows",
+    "original message", "returned message", "undelivered message", "message headers follow", "copy of the original",
+    "original message headers", "headers of the original", "forwarded message",
+    "content-type: message/rfc822", "content-type: text/rfc822-headers",
+)
+RETURNED_MESSAGE = re.compile(
+    r"(?<![^\n])[ \t]*(?:(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*)?(?:"
+    + "|".join(RETURNED_MESSAGE_PHRASES) + ")",  # plain words: nothing in them needs escaping
+    re.I,
+)
 # "<bob@example.net>: ..." / "bob@example.net... " before the actual words.
 _LEADING_ADDRESS = re.compile(r"^<?[^\s<>@]+@[^\s<>]+?>?(?:\.\.\.|:|\s)\s*")
 
@@ -242,9 +260,17 @@ def parse_reply(text: str) -> Facts:
     return facts
 
 
+def before_returned_message(text: str) -> str:
+    """`text` up to where it quotes the returned original message (all of it if it never does, or
+    if that is where it starts)."""
+    found = RETURNED_MESSAGE.search(text)
+    return text[: found.start()] if found and found.start() > 0 else text
+
+
 def reply_line(text: str) -> str:
-    """The text `parse_reply` reads: capped, on one line. Context inference reads the same."""
-    return " ".join(text[:MAX_REPLY_CHARS].split())
+    """The text `parse_reply` reads: the error before any returned message, capped, on one line.
+    Context inference reads the same."""
+    return " ".join(before_returned_message(text)[:MAX_REPLY_CHARS].split())
 
 
 def read_reply(text: str, known: Facts | None = None) -> tuple[Facts, list[InferredFact]]:

@@ -393,12 +393,34 @@
     remoteEndpoint(text, facts);
   }
 
-  /** The text parse_reply reads (reply.reply_line): capped, on one line. */
-  function replyLine(text) { return pyWords(pySlice(String(text), MAX_REPLY_CHARS)).join(" "); }
+  /** Where `text` starts quoting the returned original message (reply.before_returned_message),
+   * or -1: the pattern is reply.RETURNED_MESSAGE, exported in rules.json's context. */
+  function returnedMessageAt(context, text) {
+    var pattern = context && context.returnedMessage;
+    if (!pattern) return -1;
+    pattern.lastIndex = 0;
+    var found = pattern.exec(text);
+    return found && found.index > 0 ? found.index : -1;
+  }
 
-  /** Facts read from one pasted error: the same fields, values and rules as parse_reply. */
-  function parseReply(text) {
-    var line = replyLine(text);
+  /** How much of `text` is read: up to any returned message (`cutAt`, -1 if none), then the first
+   * MAX_REPLY_CHARS characters of that (`capped` when there was more; `chars` counts them). */
+  function readLimits(context, text) {
+    text = String(text);
+    var cutAt = returnedMessageAt(context, text);
+    var read = cutAt >= 0 ? text.slice(0, cutAt) : text;
+    var chars = read.length > MAX_REPLY_CHARS ? Array.from(read).length : read.length;
+    return { cutAt: cutAt, chars: chars, capped: chars > MAX_REPLY_CHARS, limit: MAX_REPLY_CHARS, text: read };
+  }
+
+  /** The text parse_reply reads (reply.reply_line): the error before any returned message,
+   * capped, on one line. */
+  function replyLine(text, context) { return pyWords(pySlice(readLimits(context, text).text, MAX_REPLY_CHARS)).join(" "); }
+
+  /** Facts read from one pasted error: the same fields, values and rules as parse_reply.
+   * `context` is prepareContext's (it holds where a returned message starts). */
+  function parseReply(text, context) {
+    var line = replyLine(text, context);
     if (!line) return {};
     var facts = {};
     var cands = mergeMultiline(findCandidates(line));
@@ -454,7 +476,11 @@
           regex: compileMarker(marker) });
       } catch (error) { /* left out, as a rule whose pattern does not compile */ }
     });
-    return { markers: markers, derived: context.derived || [], labels: context.source_labels || {} };
+    var returned = null;
+    if (context.returned_message) {
+      try { returned = compileMarker(context.returned_message); } catch (error) { returned = null; }
+    }
+    return { markers: markers, derived: context.derived || [], labels: context.source_labels || {}, returnedMessage: returned };
   }
 
   /** A marker is the package's own code (not a pull request's rule), written for Python's `re`
@@ -521,12 +547,12 @@
 
   /** parseReply, then the context its words show (as reply.read_reply); `known` facts win. */
   function readReply(context, text, known) {
-    var facts = parseReply(text);
+    var facts = parseReply(text, context);
     if (Object.keys(facts).length === 0) return { facts: facts, inferred: [] };
     var merged = {};
     Object.keys(facts).forEach(function (k) { merged[k] = facts[k]; });
     Object.keys(known || {}).forEach(function (k) { merged[k] = known[k]; });
-    var evidence = { text: replyLine(text) };
+    var evidence = { text: replyLine(text, context) };
     if (typeof merged["smtp.remote_host"] === "string") evidence["remote-host"] = merged["smtp.remote_host"];
     var inferred = inferContext(context, merged, evidence);
     inferred.forEach(function (f) { facts[f.field] = f.value; });
@@ -653,31 +679,66 @@
   var WORDS = {
     en: {
       read: "What we read from your text",
+      read_hint: "the facts the rules were matched on",
       none_read: "No SMTP reply code or enhanced status code found. Paste the line with the code, e.g. 450 4.4.316 Connection refused.",
-      matches: "Matching rules",
-      no_match: "No rule matches these facts. Try choosing who reported the error, or browse the codes table.",
+      matches: "What it means",
+      no_match_before: "No rule matches these facts. Try choosing who reported the error, or look the code up in the ",
+      codes_table: "codes table",
+      no_match_after: ".",
       specific: "specific",
       generic: "generic",
       levels: { detail: "detail", subject: "subject", "class": "class" },
+      first_fix: "Try first: ",
+      more: "All causes, fixes and how to confirm",
       dropped: "Ignored (out of range): ",
       inferred: "Inferred from your text",
       from_word: "from",
+      hint: "Paste an SMTP reply, a queue error, a line of your mail server's log or the diagnostic lines of a bounce (NDR): the lines with the status code are enough. For example: ",
+      capped: "Your text has {chars} characters: only the first {limit} were read. Paste the part with the error code if it comes later.",
+      cut: "Read up to where the bounce quotes the original message; its headers are not part of the error and were left out.",
+      status_one: "1 match: {title}",
+      status_many: "{count} matches; best: {title}",
+      status_none: "No rule matches.",
+      status_no_code: "No error code found.",
       loading_failed: "The rule list did not load, so nothing can be matched. Rebuild the site or reload the page."
     },
     "pt-BR": {
       read: "O que lemos no seu texto",
+      read_hint: "os fatos comparados com as regras",
       none_read: "Nenhum código de resposta SMTP ou código de status estendido encontrado. Cole a linha com o código, por exemplo 450 4.4.316 Connection refused.",
-      matches: "Regras correspondentes",
-      no_match: "Nenhuma regra corresponde a estes fatos. Tente escolher quem reportou o erro, ou consulte a tabela de códigos.",
+      matches: "O que significa",
+      no_match_before: "Nenhuma regra corresponde a estes fatos. Tente escolher quem reportou o erro, ou procure o código na ",
+      codes_table: "tabela de códigos",
+      no_match_after: ".",
       specific: "específica",
       generic: "genérica",
       levels: { detail: "detalhe", subject: "assunto", "class": "classe" },
+      first_fix: "Tente primeiro: ",
+      more: "Todas as causas, correções e como confirmar",
       dropped: "Ignorado (fora do intervalo): ",
       inferred: "Inferido do seu texto",
       from_word: "de",
+      hint: "Cole uma resposta SMTP, um erro de fila, uma linha do log do seu servidor de e-mail ou as linhas de diagnóstico de um NDR: as linhas com o código de status bastam. Por exemplo: ",
+      capped: "Seu texto tem {chars} caracteres: só os primeiros {limit} foram lidos. Cole a parte com o código de erro se ela vier depois.",
+      cut: "Lido até onde o NDR cita a mensagem original; os cabeçalhos dela não fazem parte do erro e foram deixados de fora.",
+      status_one: "1 correspondência: {title}",
+      status_many: "{count} correspondências; a melhor: {title}",
+      status_none: "Nenhuma regra corresponde.",
+      status_no_code: "Nenhum código de erro encontrado.",
       loading_failed: "A lista de regras não carregou, então nada pode ser comparado. Gere o site de novo ou recarregue a página."
     }
   };
+
+  // The address bar keeps the pasted text (?q=) so a diagnosis can be shared, up to this length.
+  var MAX_URL_TEXT_CHARS = 2000;
+  var DEBOUNCE_MS = 400;
+
+  function fill(template, values, lang) {
+    return template.replace(/\{(\w+)\}/g, function (all, key) {
+      var value = values[key];
+      return typeof value === "number" ? value.toLocaleString(lang) : String(value);
+    });
+  }
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -686,26 +747,80 @@
     return node;
   }
 
-  function render(container, result, words, lang, siteRoot, labels) {
-    while (container.firstChild) container.removeChild(container.firstChild);
-    var names = Object.keys(result.facts);
-    if (names.length === 0) {
-      container.appendChild(el("p", "mt-paste-empty", words.none_read));
-      return;
+  /** A rule string as the rule page shows it: `backtick spans` as code, the rest as text. */
+  function richText(node, text) {
+    String(text).split(/\s+/).join(" ").split(/`([^`]+)`/).forEach(function (part, index) {
+      if (!part) return;
+      node.appendChild(index % 2 ? el("code", null, part) : document.createTextNode(part));
+    });
+    return node;
+  }
+
+  function inLang(map, lang) { return map ? (map[lang] !== undefined ? map[lang] : map.en) : undefined; }
+
+  function ruleTitle(rule, lang) { return inLang(rule.title, lang) || rule.id; }
+
+  /** The short line screen readers announce (the results themselves are not a live region). */
+  function statusLine(result, words, lang) {
+    if (Object.keys(result.facts).length === 0) return words.status_no_code;
+    if (result.matches.length === 0) return words.status_none;
+    var template = result.matches.length === 1 ? words.status_one : words.status_many;
+    return fill(template, { count: result.matches.length, title: ruleTitle(result.matches[0], lang) }, lang);
+  }
+
+  function resultCard(rule, words, lang, siteRoot) {
+    var href = siteRoot + rule.url;
+    var item = el("li", "mt-paste-result mt-kind-" + (rule.kind === "specific" ? "specific" : "generic"));
+    var heading = el("h3", "mt-paste-title");
+    var link = el("a", "mt-paste-link", ruleTitle(rule, lang));
+    link.setAttribute("href", href);
+    link.setAttribute("data-rule-id", rule.id);
+    heading.appendChild(link);
+    item.appendChild(heading);
+    var meta = el("p", "mt-paste-meta");
+    var kind = rule.kind === "specific" ? words.specific : words.generic + (rule.generic_level ? " · " + (words.levels[rule.generic_level] || rule.generic_level) : "");
+    meta.appendChild(el("span", "mt-badge", kind));
+    (rule.codes || []).slice(0, 3).forEach(function (code) { meta.appendChild(el("code", null, code)); });
+    item.appendChild(meta);
+    var summary = inLang(rule.summary, lang);
+    if (summary) item.appendChild(richText(el("p", "mt-paste-summary"), summary));
+    var fix = inLang(rule.fix, lang);
+    if (fix) {
+      var box = el("div", "mt-paste-fix");
+      var title = el("p", "mt-paste-fix-title");
+      title.appendChild(el("strong", null, words.first_fix));
+      richText(title, fix.title);
+      box.appendChild(title);
+      var steps = el("ol", "mt-paste-steps");
+      (fix.steps || []).forEach(function (step) { steps.appendChild(richText(el("li"), step)); });
+      box.appendChild(steps);
+      item.appendChild(box);
     }
-    container.appendChild(el("h2", null, words.read));
+    var more = el("a", "mt-paste-more", words.more + " →");
+    more.setAttribute("href", href);
+    var moreLine = el("p");
+    moreLine.appendChild(more);
+    item.appendChild(moreLine);
+    return item;
+  }
+
+  /** The facts and inferred context, for whoever wants to see why: collapsed, after the answer. */
+  function factsDetails(result, words, labels) {
+    var details = el("details", "mt-paste-details");
+    var summary = el("summary", null, words.read + " (" + words.read_hint + ")");
+    details.appendChild(summary);
     var list = el("ul", "mt-paste-facts");
-    names.forEach(function (name) {
+    Object.keys(result.facts).forEach(function (name) {
       var item = el("li");
       item.appendChild(el("code", null, name));
       item.appendChild(document.createTextNode(" = "));
       item.appendChild(el("code", null, String(result.facts[name])));
       list.appendChild(item);
     });
-    container.appendChild(list);
-    if (result.dropped.length) container.appendChild(el("p", "mt-paste-dropped", words.dropped + result.dropped.join(", ")));
+    details.appendChild(list);
+    if (result.dropped.length) details.appendChild(el("p", "mt-paste-dropped", words.dropped + result.dropped.join(", ")));
     if (result.inferred && result.inferred.length) {
-      container.appendChild(el("h2", null, words.inferred));
+      details.appendChild(el("h3", null, words.inferred));
       var inferredList = el("ul", "mt-paste-inferred");
       result.inferred.forEach(function (fact) {
         var item = el("li");
@@ -717,74 +832,137 @@
         item.appendChild(document.createTextNode(")"));
         inferredList.appendChild(item);
       });
-      container.appendChild(inferredList);
+      details.appendChild(inferredList);
+    }
+    return details;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  /** The answer first (result cards), then the facts it came from, folded away. */
+  function render(container, result, limits, page) {
+    var words = page.words;
+    clear(container);
+    if (limits.capped) container.appendChild(el("p", "mt-paste-note mt-paste-capped", fill(words.capped, limits, page.lang)));
+    if (limits.cutAt >= 0) container.appendChild(el("p", "mt-paste-note mt-paste-cut", words.cut));
+    if (Object.keys(result.facts).length === 0) {
+      container.appendChild(el("p", "mt-paste-empty", words.none_read));
+      return;
     }
     container.appendChild(el("h2", null, words.matches));
     if (result.matches.length === 0) {
-      container.appendChild(el("p", "mt-paste-empty", words.no_match));
-      return;
+      var none = el("p", "mt-paste-empty mt-paste-no-match", words.no_match_before);
+      var codes = el("a", null, words.codes_table);
+      codes.setAttribute("href", page.siteRoot + page.codesPage);
+      none.appendChild(codes);
+      none.appendChild(document.createTextNode(words.no_match_after));
+      container.appendChild(none);
+    } else {
+      var ol = el("ol", "mt-paste-results");
+      result.matches.forEach(function (rule) { ol.appendChild(resultCard(rule, words, page.lang, page.siteRoot)); });
+      container.appendChild(ol);
     }
-    var ol = el("ol", "mt-paste-results");
-    result.matches.forEach(function (rule) {
-      var item = el("li", "mt-paste-result mt-kind-" + (rule.kind === "specific" ? "specific" : "generic"));
-      var link = el("a", "mt-paste-link", (rule.title && (rule.title[lang] || rule.title.en)) || rule.id);
-      link.setAttribute("href", siteRoot + rule.url);
-      link.setAttribute("data-rule-id", rule.id);
-      item.appendChild(link);
-      var meta = el("span", "mt-paste-meta");
-      var kind = rule.kind === "specific" ? words.specific : words.generic + (rule.generic_level ? " · " + (words.levels[rule.generic_level] || rule.generic_level) : "");
-      meta.appendChild(el("span", "mt-badge", kind));
-      (rule.codes || []).slice(0, 3).forEach(function (code) { meta.appendChild(el("code", null, code)); });
-      item.appendChild(meta);
-      ol.appendChild(item);
+    container.appendChild(factsDetails(result, words, page.labels));
+  }
+
+  /** What to paste, with an example that fills the box. */
+  function renderHint(container, page, useExample) {
+    clear(container);
+    var hint = el("p", "mt-paste-hint", page.words.hint);
+    var example = el("a", "mt-paste-example", page.example);
+    example.setAttribute("href", "?q=" + encodeURIComponent(page.example));
+    example.addEventListener("click", function (event) {
+      event.preventDefault();
+      useExample(page.example);
     });
-    container.appendChild(ol);
+    hint.appendChild(example);
+    container.appendChild(hint);
+  }
+
+  /** Keep (or drop) ?q= and ?system= in the address bar without a new history entry. */
+  function shareInUrl(text, systemValue) {
+    if (!root.history || !root.history.replaceState || !root.location) return;
+    try {
+      var url = new URL(root.location.href);
+      if (text.trim() && text.length <= MAX_URL_TEXT_CHARS) url.searchParams.set("q", text);
+      else url.searchParams.delete("q");
+      if (systemValue && url.searchParams.has("q")) url.searchParams.set("system", systemValue);
+      else url.searchParams.delete("system");
+      if (url.href !== root.location.href) root.history.replaceState(root.history.state, "", url.href);
+    } catch (error) { /* file:// pages may refuse; the page works the same without it */ }
   }
 
   function start() {
     var form = document.getElementById("mt-paste");
     if (!form) return;
     var lang = form.getAttribute("data-lang") || "en";
-    var words = WORDS[lang] || WORDS.en;
-    var siteRoot = form.getAttribute("data-site-root") || "";
     var input = document.getElementById("mt-paste-input");
     var system = document.getElementById("mt-paste-system");
     var output = document.getElementById("mt-paste-output");
-    var prepared = prepareRules(root.MAILTRIAGE_RULES);
+    var status = document.getElementById("mt-paste-status");
+    var page = {
+      lang: lang,
+      words: WORDS[lang] || WORDS.en,
+      siteRoot: form.getAttribute("data-site-root") || "",
+      codesPage: form.getAttribute("data-codes-page") || "",
+      example: form.getAttribute("data-example") || "450 4.4.316 Connection refused",
+      labels: {}
+    };
     if (!root.MAILTRIAGE_RULES) {
-      output.appendChild(el("p", "mt-paste-empty", words.loading_failed));
+      output.appendChild(el("p", "mt-paste-empty", page.words.loading_failed));
       return;
     }
+    var prepared = prepareRules(root.MAILTRIAGE_RULES);
+    page.labels = prepared.context.labels;
     if (prepared.broken.length && root.console) root.console.warn("mailtriage: rules left out", prepared.broken);
+    var shown = null; // the (system, text) on screen: the same input is not drawn (nor announced) twice
+    var timer = null;
+    function say(text) { if (status && status.textContent !== text) status.textContent = text; }
+    function useExample(text) {
+      input.value = text;
+      run();
+      input.focus();
+    }
     function run() {
-      if (!input.value.trim()) {
-        while (output.firstChild) output.removeChild(output.firstChild);
+      if (timer) { clearTimeout(timer); timer = null; }
+      var text = input.value;
+      var systemValue = system ? system.value : "";
+      var key = systemValue + "\u0000" + text;
+      if (key === shown) return;
+      shown = key;
+      shareInUrl(text, systemValue);
+      if (!text.trim()) {
+        renderHint(output, page, useExample);
+        say("");
         return;
       }
       var extra = {};
-      if (system && system.value) extra["context.system"] = system.value;
-      render(output, diagnose(prepared, input.value, extra), words, lang, siteRoot, prepared.context.labels);
+      if (systemValue) extra["context.system"] = systemValue;
+      var result = diagnose(prepared, text, extra);
+      render(output, result, readLimits(prepared.context, text), page);
+      say(statusLine(result, page.words, lang));
     }
-    var timer = null;
     input.addEventListener("input", function () {
       if (timer) clearTimeout(timer);
-      timer = setTimeout(run, 150);
+      timer = setTimeout(run, DEBOUNCE_MS);
     });
     if (system) system.addEventListener("change", run);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       run();
     });
-    var query = new URLSearchParams(root.location ? root.location.search : "").get("q");
-    if (query) {
-      input.value = query;
-      run();
-    }
+    var params = new URLSearchParams(root.location ? root.location.search : "");
+    var query = params.get("q");
+    var chosen = params.get("system");
+    if (system && chosen && Array.prototype.some.call(system.options, function (o) { return o.value === chosen; })) system.value = chosen;
+    if (query) input.value = query;
+    run();
   }
 
   var api = {
     parseReply: parseReply,
     readReply: readReply,
+    readLimits: readLimits,
     prepareContext: prepareContext,
     inferContext: inferContext,
     normalizeFacts: normalizeFacts,

@@ -10,7 +10,7 @@ const paste = require(input.script);
 const doc = input.rules ? JSON.parse(fs.readFileSync(input.rules, "utf8")) : { rules: [], context: input.context };
 const prepared = paste.prepareRules(doc);
 const results = input.cases.map((c) => {
-  if (input.parse_only) return { facts: paste.parseReply(c.text), read: paste.readReply(prepared.context, c.text, c.extra || {}) };
+  if (input.parse_only) return { facts: paste.parseReply(c.text, prepared.context), read: paste.readReply(prepared.context, c.text, c.extra || {}) };
   const result = paste.diagnose(prepared, c.text, c.extra || {});
   return { facts: result.facts, matches: result.matches.map((r) => r.id), inferred: result.inferred };
 });
