@@ -903,8 +903,9 @@ def test_empty_paste_shows_a_hint_with_an_example_that_fills_the_box(browser: An
     hint.wait_for(timeout=5000)
     assert {"en": "Paste an SMTP reply", "pt-BR": "Cole uma resposta SMTP"}[lang] in hint.inner_text()
     example = page.locator(".mt-paste-example")
+    shown = example.inner_text().strip()
     example.click()
-    assert page.input_value("#mt-paste-input") == example.inner_text().strip() and "4.4.316" in example.inner_text()
+    assert page.input_value("#mt-paste-input") == shown and "4.4.316" in shown
     page.locator('a[data-rule-id="exo-connector-connection-refused"]').wait_for(timeout=5000)
     assert page.locator(".mt-paste-hint").count() == 0
     # Emptied again, the box shows the hint again and nothing is announced.
@@ -1026,6 +1027,9 @@ def test_home_page_has_the_paste_box_with_the_same_script_and_data(browser: Any,
     for path in ("", "paste/"):
         page, errors = _open_paste(browser, served, lang, path)
         scripts[path] = page.eval_on_selector_all("script[src*='assets/mailtriage/']", "els => els.map(e => e.src)")
+        # The language switcher works here too (on home pages its links had lost their `=`: no href).
+        switcher = page.eval_on_selector_all("a.md-select__link", "els => els.map(e => e.getAttribute('href') && e.href)")
+        assert sorted(switcher) == [served, f"{served}pt-BR/"] if path == "" else all(switcher), switcher
         assert page.get_attribute("#mt-paste", "data-lang") == lang
         _diagnose_in_page(page, "450 4.4.316 Connection refused")
         link = page.locator('a[data-rule-id="exo-connector-connection-refused"]')

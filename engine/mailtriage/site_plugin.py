@@ -155,11 +155,11 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         make them relative.
 
         Material's script takes every `<link rel="alternate" hreflang>` for a language root and
-        fetches `sitemap.xml` under it: on any page but a home page that is a 404 per language
-        and page view. Those head links go (the visible language switcher stays)."""
+        fetches `sitemap.xml` under it: only the default language has one, so that is a 404 per
+        language and page view (home pages included). Those head links go (the visible language
+        switcher stays)."""
         build = _current_build(config)
-        if page.url not in ("", build.prefix, "index.html", f"{build.prefix}index.html"):
-            output = _HEAD_ALTERNATE.sub("", output)
+        output = _HEAD_ALTERNATE.sub("", output)
         output = _search_base(output, build.prefix)
         base = urlsplit(config.site_url or "").path or "/"
         if base == "/" or f'href="{base}' not in output:
@@ -171,7 +171,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             link = posixpath.relpath("/" + target, "/" + directory) if target else posixpath.relpath("/", "/" + directory)
             if target.endswith("/") or not target:
                 link = link.rstrip("/") + "/"
-            return f'{match.group(1)}"{"./" if link == "./" or link == "/" else link}"'
+            return f'{match.group(1)}="{"./" if link == "./" or link == "/" else link}"'
 
         return re.sub(r'((?:href|content))="(' + re.escape(base) + r'[^"]*)"', relative, output)
 
