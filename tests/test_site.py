@@ -957,6 +957,10 @@ def test_paste_page_puts_the_paste_in_the_address_bar_to_share(browser: Any, ser
     other.goto(shared)
     other.locator(".mt-paste-link").first.wait_for(timeout=5000)
     assert other.input_value("#mt-paste-input") == text and other.input_value("#mt-paste-system") == "postfix"
+    # The theme's search, which reads ?q= too, stays closed; the address keeps the paste.
+    assert other.evaluate("document.getElementById('__search').checked") is False
+    assert other.input_value("input.md-search__input") == ""
+    assert _query(other.url) == {"q": [text], "system": ["postfix"]}
     assert other.locator(".mt-paste-link").all_inner_texts() == first
     # Too long for an address: the query goes, rather than a truncated or stale one.
     page.fill("#mt-paste-input", text + " " + "x" * 2100)

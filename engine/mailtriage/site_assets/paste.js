@@ -10,6 +10,11 @@
  * BMP), and Python's case-insensitive literals also match the Turkish dotted/dotless i.
  * Pasted text is never inserted as HTML: results are built with createElement and textContent.
  * Rule patterns run on RE2JS (linear time), never on the browser's RegExp.
+ *
+ * The page (the paste page and the home pages carry the same form): the answer first (a card per
+ * matching rule with its summary and first fix, in the page's language), the facts it came from
+ * folded away after it; redrawn once typing pauses, and only a one-line status is a live region;
+ * the text goes into the address (?q=) so a diagnosis can be shared.
  */
 (function (root) {
   "use strict";
@@ -892,6 +897,23 @@
     } catch (error) { /* file:// pages may refuse; the page works the same without it */ }
   }
 
+  /** The theme's search also reads ?q= (its shared searches) and opens over the page with the
+   * pasted error in it. This script runs before the theme's (it comes first in the page): take the
+   * paste's ?q= and ?system= out of the address now; start() reads them from here and run() puts
+   * them back once the theme has looked. */
+  var sharedQuery = null;
+  function takeSharedQuery() {
+    if (!root.location || !root.history || !root.history.replaceState || !document.getElementById("mt-paste")) return;
+    try {
+      var url = new URL(root.location.href);
+      if (!url.searchParams.has("q")) return;
+      sharedQuery = new URLSearchParams(url.search);
+      url.searchParams.delete("q");
+      url.searchParams.delete("system");
+      root.history.replaceState(root.history.state, "", url.href);
+    } catch (error) { sharedQuery = null; /* file:// pages may refuse: the theme then opens its search too */ }
+  }
+
   function start() {
     var form = document.getElementById("mt-paste");
     if (!form) return;
@@ -951,7 +973,7 @@
       event.preventDefault();
       run();
     });
-    var params = new URLSearchParams(root.location ? root.location.search : "");
+    var params = sharedQuery || new URLSearchParams(root.location ? root.location.search : "");
     var query = params.get("q");
     var chosen = params.get("system");
     if (system && chosen && Array.prototype.some.call(system.options, function (o) { return o.value === chosen; })) system.value = chosen;
@@ -976,6 +998,7 @@
   } else {
     root.mailtriagePaste = api;
     if (typeof document !== "undefined") {
+      takeSharedQuery();
       if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
       else start();
     }
