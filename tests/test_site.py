@@ -863,6 +863,10 @@ def test_paste_page_cards_show_summary_and_first_fix_in_the_page_language(browse
     for link in (card.locator(".mt-paste-link"), card.locator(".mt-paste-more")):
         href = link.evaluate("a => a.href")
         assert href == f"{served}{LANGS[lang]}rules/{rule.id}/" and page.request.get(href).status == 200
+    # Cards with commands in their steps fit a phone's width.
+    page.set_viewport_size({"width": 390, "height": 844})
+    scroll, client = _overflow(page)
+    assert scroll <= client, (scroll, client)
     assert not errors
     page.close()
 
