@@ -6,9 +6,11 @@ SkippedInput with a reason, so a bulk scan reports them instead of dying on them
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
@@ -52,7 +54,7 @@ def _files_under(path: Path) -> Iterator[Path]:
                 yield root_path / name
 
 
-def _iter_mbox(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
+def _iter_mbox(lines: Iterable[bytes], name: str) -> Iterator[IntakeRecord | SkippedInput]:
     """Split an mbox at `From ` lines that follow a blank line (or open the file); cap each message."""
     count = 0
     found = False
@@ -62,7 +64,7 @@ def _iter_mbox(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
         data = b"".join(chunks)
         if not data.strip():
             return
-        source = f"{path}#{count}"
+        source = f"{name}#{count}"
         records = parse_message(data, source=source)
         for record in records:
             if truncated:
@@ -70,32 +72,31 @@ def _iter_mbox(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
             found = True
             yield record
 
-    with open(path, "rb") as handle:
-        chunks: list[bytes] = []
-        size = 0
-        truncated = False
-        previous_blank = True
-        for line in handle:
-            if line.startswith(b"From ") and previous_blank:
-                if count:
-                    yield from flush(chunks, truncated)
-                count += 1
-                if count > MAX_MBOX_MESSAGES:
-                    yield SkippedInput(str(path), f"more than {MAX_MBOX_MESSAGES} messages; the rest not read")
-                    return
-                chunks, size, truncated = [], 0, False
-                previous_blank = False
-                continue
-            previous_blank = not line.strip()
-            if size + len(line) > MAX_MESSAGE_BYTES:
-                truncated = True
-                continue
-            chunks.append(line)
-            size += len(line)
-        if count:
-            yield from flush(chunks, truncated)
+    chunks: list[bytes] = []
+    size = 0
+    truncated = False
+    previous_blank = True
+    for line in lines:
+        if line.startswith(b"From ") and previous_blank:
+            if count:
+                yield from flush(chunks, truncated)
+            count += 1
+            if count > MAX_MBOX_MESSAGES:
+                yield SkippedInput(name, f"more than {MAX_MBOX_MESSAGES} messages; the rest not read")
+                return
+            chunks, size, truncated = [], 0, False
+            previous_blank = False
+            continue
+        previous_blank = not line.strip()
+        if size + len(line) > MAX_MESSAGE_BYTES:
+            truncated = True
+            continue
+        chunks.append(line)
+        size += len(line)
+    if count:
+        yield from flush(chunks, truncated)
     if not found:
-        yield SkippedInput(str(path), f"mbox with {count} message(s), none of them a bounce")
+        yield SkippedInput(name, f"mbox with {count} message(s), none of them a bounce")
 
 
 def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
@@ -106,25 +107,44 @@ def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
     except OSError as exc:
         yield SkippedInput(str(path), f"cannot read: {exc.strerror or exc}")
         return
+
+    def reopen() -> BinaryIO:
+        return open(path, "rb")  # the caller closes it
+
+    yield from _iter_content(head, size, str(path), reopen)
+
+
+def iter_bytes_records(data: bytes, source: str) -> Iterator[IntakeRecord | SkippedInput]:
+    """The records of one file's content already in memory (Spark's binaryFile rows), read exactly as
+    a scan reads the file itself; `source` names it in the records."""
+    yield from _iter_content(data[:SNIFF_BYTES], len(data), source, lambda: io.BytesIO(data))
+
+
+def _iter_content(
+    head: bytes, size: int, name: str, reopen: Callable[[], BinaryIO]
+) -> Iterator[IntakeRecord | SkippedInput]:
+    """Records of one input, given its first bytes, its size and a way to read it from the start."""
     if not head.strip():
-        yield SkippedInput(str(path), "empty file")
+        yield SkippedInput(name, "empty file")
         return
     if is_binary(head):
-        yield SkippedInput(str(path), "binary data, not a message or log")
+        yield SkippedInput(name, "binary data, not a message or log")
         return
     try:
         if head.startswith(b"From "):
-            yield from _iter_mbox(path)
+            with reopen() as handle:
+                yield from _iter_mbox(handle, name)
             return
         kind = detect_kind(head)
         if kind == "log":
-            with open(path, encoding="utf-8", errors="replace") as text:
-                yield from parse_log_lines((line.rstrip("\n") for line in text), source=str(path))
+            # The same newline and decoding rules as open(path, encoding=..., errors=...).
+            with io.TextIOWrapper(reopen(), encoding="utf-8", errors="replace") as text:
+                yield from parse_log_lines((line.rstrip("\n") for line in text), source=name)
             return
         if kind == "ndr":
-            with open(path, "rb") as handle:
+            with reopen() as handle:
                 data = handle.read(MAX_MESSAGE_BYTES + 1)
-            records = parse_message(data, source=str(path))
+            records = parse_message(data, source=name)
             truncated = size > MAX_MESSAGE_BYTES
             for record in records:
                 if truncated:
@@ -132,20 +152,23 @@ def _iter_file(path: Path) -> Iterator[IntakeRecord | SkippedInput]:
                 yield record
             if not records:
                 note = f" (only the first {MAX_MESSAGE_BYTES // 1_048_576} MB read)" if truncated else ""
-                yield SkippedInput(str(path), "not a bounce or delay notice" + note)
+                yield SkippedInput(name, "not a bounce or delay notice" + note)
             return
         if size > MAX_REPLY_FILE_BYTES:
-            yield SkippedInput(str(path), f"{size} bytes of text that is neither a message nor a log")
+            yield SkippedInput(name, f"{size} bytes of text that is neither a message nor a log")
             return
-        with open(path, "rb") as handle:
-            records = parse_input(handle.read(), kind="reply", source=str(path))
+        with reopen() as handle:
+            records = parse_input(handle.read(), kind="reply", source=name)
         yield from records
         if not records:
-            yield SkippedInput(str(path), "no SMTP error found in the text")
+            yield SkippedInput(name, "no SMTP error found in the text")
     except OSError as exc:
-        yield SkippedInput(str(path), f"cannot read: {exc.strerror or exc}")
+        yield SkippedInput(name, f"cannot read: {exc.strerror or exc}")
     except MailtriageError as exc:
-        yield SkippedInput(str(path), str(exc))
+        yield SkippedInput(name, str(exc))
+    except RecursionError:
+        # The standard library's MIME code recurses once per nesting level.
+        yield SkippedInput(name, "MIME structure nested too deeply to read")
 
 
 def iter_path_records(paths: Iterable[str]) -> Iterator[IntakeRecord | SkippedInput]:
