@@ -7,6 +7,7 @@ read the pickle. Only error-free knowledge bases are cached.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -47,28 +48,43 @@ def content_key(dirs: list[Path]) -> str:
 def load_cached_knowledge_base(dirs: list[Path], use_cache: bool = True) -> KnowledgeBase:
     if not use_cache:
         return load_knowledge_base(dirs)
-    key = content_key(dirs)
-    target = cache_dir() / f"kb-{key}.pickle"
+    target = cache_file(dirs)
+    cached = read_cache_file(target)
+    if cached is not None:
+        return cached
+    kb = load_knowledge_base(dirs)
+    if not kb.errors:
+        with contextlib.suppress(OSError):  # a read-only home only costs speed
+            write_cache_file(kb, target)
+    return kb
+
+
+def cache_file(dirs: list[Path]) -> Path:
+    """Where the cache of the knowledge base in `dirs` lives (it may not exist yet)."""
+    return cache_dir() / f"kb-{content_key(dirs)}.pickle"
+
+
+def read_cache_file(path: Path | str) -> KnowledgeBase | None:
+    """The knowledge base in a cache file (priming the pattern analyses), or None if unusable."""
     try:
-        with open(target, "rb") as handle:
+        with open(path, "rb") as handle:
             kb, analyses = pickle.load(handle)
         if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict):
             prime_word_analyses(analyses)
             return kb
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         pass
-    kb = load_knowledge_base(dirs)
-    if not kb.errors:
-        import tempfile  # only when writing: a warm start never needs it
+    return None
 
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("wb", dir=target.parent, delete=False) as temporary:
-                pickle.dump((kb, _pattern_analyses(kb)), temporary, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(temporary.name, target)
-        except OSError:
-            pass  # a read-only home only costs speed
-    return kb
+
+def write_cache_file(kb: KnowledgeBase, path: Path) -> None:
+    """Write the cache atomically (a reader never sees half a file); raises OSError."""
+    import tempfile  # only when writing: a warm start never needs it
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as temporary:
+        pickle.dump((kb, _pattern_analyses(kb)), temporary, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(temporary.name, path)
 
 
 def _pattern_analyses(kb: KnowledgeBase) -> dict[str, WordAnalysis]:
