@@ -144,7 +144,15 @@ def _print_summary(summary: Summary) -> None:
               help="Worker processes (each loads its own engine).")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Extra rules folder (repeatable).")
-def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]) -> None:
+@click.option("--engine", "runner", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: this machine's processes (--jobs); spark: an Apache Spark job (needs the [spark] extra "
+                   "and Java 17); PATHS may then be hdfs://, s3a:// or file:// URIs.")
+@click.option("--master", default="local[2]", show_default=True,
+              help="With --engine spark: the Spark master URL (local[N], spark://host:7077, yarn...).")
+@click.option("--output", type=click.Path(dir_okay=True), default=None,
+              help="With --engine spark: also write every row (and skipped input) as Parquet to this path.")
+def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...], runner: str, master: str,
+         output: str | None) -> None:
     """Diagnose every failed recipient found in bounce messages (.eml, mbox, maildir) and MTA logs
     (Postfix, Exim, Sendmail) under PATHS, and summarise.
 
@@ -154,6 +162,7 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
       mailtriage scan ~/Maildir/.Bounces /var/log/mail.log --jobs 4
       mailtriage scan bounces/ --format jsonl > diagnoses.jsonl
       mailtriage scan bounces/ --format json | jq .by_rule
+      mailtriage scan --engine spark --output diagnoses.parquet /var/log/mail/
 
     jsonl fields: file, source, kind, recipient, status, reply_code, rule, fallback, category,
     action, outer_status, domain, system.
@@ -163,6 +172,8 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
     """
     from ..intake.paths import iter_files
 
+    if output and runner != "spark":
+        raise click.UsageError("--output needs --engine spark")
     files = list(iter_files(paths))
     summary = Summary(files=len(files))
     readable = False
@@ -177,7 +188,14 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
         task = progress.add_task("scan", total=len(files))
         progress.start()
     try:
-        for done, rows in _run(files, jobs, rule_dirs):
+        if runner == "spark":
+            from ..spark import scan_paths
+
+            steps: Iterator[tuple[int, list[dict[str, Any]]]] = iter(
+                [(len(files), list(scan_paths(paths, master=master, output=output, rule_dirs=rule_dirs)))])
+        else:
+            steps = _run(files, jobs, rule_dirs)
+        for done, rows in steps:
             for row in rows:
                 summary.add(row)
                 if "skipped" not in row or row["skipped"] != "no such file or directory":

@@ -303,6 +303,9 @@ def scan_paths(
 ) -> Iterator[dict[str, Any]]:
     """`scan --engine spark`: the rows of `scan` on a session for `master`, as jsonl contract dicts;
     with `output`, the full DataFrame is first written there as Parquet and the rows read back."""
+    from pyspark.sql import SparkSession
+
+    running = SparkSession.getActiveSession()  # a caller's session (a notebook, the tests) stays up
     spark = local_session(master)
     try:
         frame = scan(spark, paths, rule_dirs=rule_dirs)
@@ -312,4 +315,5 @@ def scan_paths(
         for row in frame.toLocalIterator():
             yield contract_row(row.asDict())
     finally:
-        spark.stop()
+        if running is None:
+            spark.stop()

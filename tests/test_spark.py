@@ -1,0 +1,215 @@
+"""The Spark scan in local mode (one SparkSession for the whole run): the same rows as the
+single-process scan on logs and messages, and a reason instead of a failed job for hostile inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from click.testing import CliRunner
+
+from mailtriage.intake import IntakeRecord, SkippedInput, iter_path_records, parse_input
+from mailtriage.triage import SCAN_ROW_FIELDS, scan_rows
+
+pytest.importorskip("pyspark")
+pytest.importorskip("pyarrow")
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip("Spark needs Java 17+ (apt-get install openjdk-17-jre-headless)", allow_module_level=True)
+
+from mailtriage.spark import (
+    OUTPUT_COLUMNS,
+    contract_row,
+    diagnose_log_files,
+    diagnose_log_lines,
+    diagnose_messages,
+    diagnose_rows,
+    local_session,
+    scan,
+    ship_knowledge_base,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+DATA = Path(__file__).parent / "data" / "intake"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    session = local_session("local[2]", "mailtriage-tests")
+    session.conf.set("spark.sql.shuffle.partitions", "2")
+    yield session
+    session.stop()
+
+
+def _normalised(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A row with its file and source as absolute paths (line or message number kept)."""
+    out = dict(row)
+    for key in ("file", "source"):
+        if out.get(key):
+            out[key] = os.path.abspath(out[key])
+    return tuple(sorted((key, json.dumps(value)) for key, value in out.items()))
+
+
+def _spark_rows(frame: DataFrame) -> Counter[tuple[Any, ...]]:
+    assert tuple(frame.columns) == OUTPUT_COLUMNS
+    return Counter(_normalised(contract_row(row.asDict())) for row in frame.collect())
+
+
+def _single_rows(paths: list[str]) -> Counter[tuple[Any, ...]]:
+    return Counter(_normalised(row) for row in scan_rows(iter_path_records(paths)))
+
+
+def _big_log(folder: Path) -> Path:
+    """Postfix, Exim and Sendmail lines from the sample logs, recipients varied, ~1,800 lines."""
+    lines = []
+    for name in ("postfix.log", "exim.log", "sendmail.log"):
+        lines.extend((DATA / name).read_text().splitlines())
+    out = []
+    for copy in range(120):
+        out.extend(line.replace("@example", f"@c{copy}.example") for line in lines)
+    path = folder / "mail.log"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def test_log_lines_split_between_tasks_match_single_process(spark: SparkSession, tmp_path: Path) -> None:
+    log = _big_log(tmp_path)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "16384")  # many splits: line numbers cross them
+    try:
+        frame = diagnose_log_files(spark, [str(log), str(DATA / "exim.log")], kb=ship_knowledge_base(spark))
+        assert frame.rdd.getNumPartitions() > 5
+        rows = _spark_rows(frame)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    expected = _single_rows([str(log), str(DATA / "exim.log")])
+    assert sum(expected.values()) > 500
+    assert rows == expected
+
+
+def test_numbered_lines_frame(spark: SparkSession) -> None:
+    lines = (DATA / "postfix.log").read_text().splitlines()
+    frame = spark.createDataFrame([("mail.log", number, text) for number, text in enumerate(lines, 1)],
+                                  "file string, line int, value string")
+    rows = [row.asDict() for row in diagnose_log_lines(frame).collect()]
+    expected = list(scan_rows(iter_path_records([str(DATA / "postfix.log")])))
+    assert len(rows) == len(expected) > 0
+    assert sorted(row["source"] for row in rows) == sorted(
+        "mail.log:" + row["source"].rsplit(":", 1)[1] for row in expected)
+    assert {row["rule"] for row in rows} == {row["rule"] for row in expected}
+
+
+def _messages_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "messages"
+    folder.mkdir()
+    for file in DATA.iterdir():
+        if file.is_file():
+            shutil.copy(file, folder / file.name)
+    return folder
+
+
+def test_messages_match_single_process(spark: SparkSession, tmp_path: Path) -> None:
+    folder = _messages_folder(tmp_path)
+    files = spark.read.format("binaryFile").load(str(folder))
+    rows = _spark_rows(diagnose_messages(files, kb=ship_knowledge_base(spark)))
+    expected = _single_rows([str(folder)])
+    assert any('"ndr"' in str(row) for row in expected)
+    assert rows == expected
+
+
+def _nested_message(levels: int) -> bytes:
+    body = b"Content-Type: text/plain\n\n550 5.1.1 <x@example.com>: user unknown\n"
+    for level in range(levels):
+        body = (b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (level, level)) + body + (
+            b"\n--b%d--\n" % level)
+    return b"From: MAILER-DAEMON@example.com\nTo: a@example.org\nSubject: Undelivered Mail\nMIME-Version: 1.0\n" + body
+
+
+def test_hostile_inputs_become_rows_with_reasons(spark: SparkSession, tmp_path: Path) -> None:
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    (folder / "garbage.bin").write_bytes(bytes(range(256)) * 64)
+    (folder / "nested.eml").write_bytes(_nested_message(1000))
+    shutil.copy(DATA / "exo-expired-refused.eml", folder / "good.eml")
+    frame = diagnose_messages(spark.read.format("binaryFile").load(str(folder)))
+    rows = {Path(row["source"]).name: row.asDict() for row in frame.collect()}
+    assert "binary" in rows["garbage.bin"]["skipped"]
+    assert "nested too deeply" in rows["nested.eml"]["skipped"]
+    assert rows["nested.eml"]["rule"] is None
+    assert rows["good.eml"]["skipped"] is None and rows["good.eml"]["rule"] == "exo-connector-connection-refused"
+    # Through `scan` (local files, read by the workers), with an empty file too (Spark's file
+    # sources never list empty files), the reasons are the single-process scan's.
+    (folder / "empty.eml").write_bytes(b"")
+    scanned = {Path(row["source"]).name: row.asDict() for row in scan(spark, [str(folder)]).collect()}
+    single = {Path(row["source"]).name: row for row in scan_rows(iter_path_records([str(folder)]))}
+    assert scanned["empty.eml"]["skipped"] == single["empty.eml"]["skipped"] == "empty file"
+    assert scanned["nested.eml"]["skipped"] == single["nested.eml"]["skipped"] == rows["nested.eml"]["skipped"]
+
+
+def test_scan_local_paths_and_uris_match_single_process(spark: SparkSession, tmp_path: Path) -> None:
+    log = _big_log(tmp_path)
+    paths = [str(DATA), str(log), str(tmp_path / "missing")]
+    # whole_file_bytes=0: every log goes through the line reader, everything else through the workers.
+    rows = _spark_rows(scan(spark, paths, whole_file_bytes=0))
+    assert rows == _single_rows(paths)
+    folder = _messages_folder(tmp_path)
+    uri_rows = _spark_rows(scan(spark, [folder.as_uri(), log.as_uri()], whole_file_bytes=4096))
+    assert uri_rows == _single_rows([str(folder), str(log)])
+
+
+def test_each_worker_loads_the_shipped_knowledge_base_once(spark: SparkSession) -> None:
+    def state_reader(row: dict[str, Any]) -> list[IntakeRecord | SkippedInput]:
+        # Defined here so that Spark pickles it by value (the workers cannot import this module).
+        from mailtriage.spark.worker import engine_state
+
+        pid, loads, origin = engine_state()
+        return [SkippedInput(str(row["file"]), f"{pid} {loads} {origin}")]
+
+    names = spark.sparkContext.parallelize([(f"row{n}",) for n in range(40)], 6)
+    frame = spark.createDataFrame(names, "file string")
+    kb = ship_knowledge_base(spark)
+    reasons = [row["skipped"] for row in diagnose_rows(frame, state_reader, kb=kb).collect()]
+    assert len(reasons) == 40
+    states = {tuple(reason.split()) for reason in reasons}
+    assert all(loads == "1" and origin == "shipped" for _pid, loads, origin in states)
+    assert len({pid for pid, _, _ in states}) <= 6
+
+
+def test_table_rows_through_a_reader(spark: SparkSession) -> None:
+    def reply_reader(row: dict[str, Any]) -> list[IntakeRecord]:
+        records = parse_input(str(row["detail"] or ""), kind="reply", source=str(row["file"]))
+        for record in records:
+            record.recipient = str(row["recipient"])
+        return records
+
+    frame = spark.createDataFrame(
+        [("trace.csv:2", "jane@contoso.com", "450 4.4.316 Connection refused"),
+         ("trace.csv:3", "bob@example.net", "no code here at all"),
+         ("trace.csv:4", "x@example.org", None)],
+        "file string, recipient string, detail string")
+    rows = {row["source"]: row.asDict() for row in diagnose_rows(frame, reply_reader).collect()}
+    assert rows["trace.csv:2"]["status"] == "4.4.316"
+    assert rows["trace.csv:2"]["recipient"] == "jane@contoso.com" and rows["trace.csv:2"]["file"] == "trace.csv"
+    assert set(rows) == {"trace.csv:2"}  # a row without an error gives no record
+    assert [*rows["trace.csv:2"]][: len(SCAN_ROW_FIELDS)] == list(SCAN_ROW_FIELDS)
+
+
+def test_cli_engine_spark_writes_parquet_and_prints_the_same_rows(spark: SparkSession, tmp_path: Path) -> None:
+    from mailtriage.cli import cli
+
+    output = tmp_path / "out.parquet"
+    paths = [str(DATA / "postfix.log"), str(DATA / "exo-expired-refused.eml"), str(DATA / "bounces.mbox")]
+    result = CliRunner().invoke(cli, ["scan", "--engine", "spark", "--output", str(output), "--format", "jsonl", *paths])
+    assert result.exit_code in (0, 1), result.output
+    printed = Counter(_normalised(json.loads(line)) for line in result.stdout.splitlines())
+    expected = Counter(_normalised(row) for row in scan_rows(iter_path_records(paths)) if "skipped" not in row)
+    assert printed == expected
+    written = spark.read.parquet(str(output))
+    assert tuple(written.columns) == OUTPUT_COLUMNS
+    assert written.count() == sum(expected.values())
