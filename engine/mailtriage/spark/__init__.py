@@ -67,6 +67,7 @@ def local_session(master: str = "local[2]", app_name: str = "mailtriage-scan") -
     builder = (
         SparkSession.builder.master(master).appName(app_name)
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.sql.execution.arrow.maxBytesPerBatch", str(ARROW_BATCH_BYTES))
         .config("spark.sql.files.ignoreMissingFiles", "true")
