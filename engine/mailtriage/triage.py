@@ -33,7 +33,7 @@ __all__ = [
 # The names of `scan --format jsonl` rows; scripts (and the Spark job's columns) depend on them.
 SCAN_ROW_FIELDS = (
     "file", "source", "kind", "recipient", "status", "reply_code", "rule", "fallback", "category",
-    "action", "outer_status", "domain", "system",
+    "action", "outer_status", "domain", "system", "time", "message_id",
 )
 
 _default_engine: Engine | None = None
@@ -137,6 +137,9 @@ def scan_row(record: IntakeRecord, engine: Engine) -> dict[str, Any]:
         "outer_status": facts.get("outer.enhanced"),
         "domain": facts.get("context.recipient_domain"),
         "system": facts.get("context.system"),
+        # When the failure happened and which message, where the input says (traces, logs, NDRs).
+        "time": record.extra.get("time"),
+        "message_id": record.extra.get("message_id"),
     }
     if error:
         row["error"] = error

@@ -13,8 +13,10 @@ COMMANDS: dict[str, str] = {
     "diagnose": ".diagnose:diagnose",
     "lint": ".lint:lint",
     "probe": ".probe:probe",
+    "report": ".report:report",
     "rules": ".rules:rules",
     "scan": ".scan:scan",
+    "watch": ".watch:watch",
 }
 
 

@@ -165,7 +165,7 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
       mailtriage scan --engine spark --output diagnoses.parquet /var/log/mail/
 
     jsonl fields: file, source, kind, recipient, status, reply_code, rule, fallback, category,
-    action, outer_status, domain, system.
+    action, outer_status, domain, system, time, message_id (when the input says: traces, logs, NDRs).
 
     Exit status: 0 every recipient got a specific diagnosis, 1 some did not (or none was found),
     2 no path could be read.

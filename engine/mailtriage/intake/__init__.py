@@ -29,7 +29,7 @@ class IntakeRecord:
     """The facts read from one input about one failed recipient (or one reply/log line)."""
 
     facts: dict[str, FactValue]
-    kind: str  # "reply" | "ndr" | "log"
+    kind: str  # "reply" | "ndr" | "log" | "trace"
     source: str = "<input>"
     recipient: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -252,9 +252,47 @@ def parse_log_line(line: str, source: str = "<log>", number: int = 1) -> IntakeR
     return None
 
 
-def parse_log_lines(lines: Iterable[str], source: str = "<log>") -> Iterator[IntakeRecord]:
-    """Records for the delivery-failure lines among `lines` (numbered from 1)."""
+def parse_log_lines(lines: Iterable[str], source: str = "<log>", year: int | None = None) -> Iterator[IntakeRecord]:
+    """Records for the delivery-failure lines among `lines` (numbered from 1). Each record's
+    `extra["time"]` is the line's timestamp in UTC ISO form when it has one; syslog's lack a year,
+    taken from `year` (default: the current one)."""
     for number, line in enumerate(lines, 1):
         record = parse_log_line(line, source, number)
         if record is not None:
+            when = log_time(line, year)
+            if when is not None:
+                record.extra["time"] = when
             yield record
+
+
+_SYSLOG_TIME = re.compile(r"([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) ")
+_ISO_TIME = re.compile(r"(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:?\d\d)?")
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def log_time(line: str, year: int | None = None) -> str | None:
+    """The timestamp at the start of a log line as `YYYY-MM-DDTHH:MM:SSZ` (UTC), or None."""
+    from datetime import UTC, datetime
+
+    head = line[:40]
+    iso = _ISO_TIME.match(head)
+    if iso:
+        zone = iso.group(3) or "+00:00"
+        if zone == "Z":
+            zone = "+00:00"
+        elif ":" not in zone:
+            zone = zone[:3] + ":" + zone[3:]
+        try:
+            when = datetime.fromisoformat(f"{iso.group(1)}T{iso.group(2)}{zone}")
+        except ValueError:
+            return None
+        return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    syslog = _SYSLOG_TIME.match(head)
+    if syslog and syslog.group(1) in _MONTHS:
+        try:
+            when = datetime(year or datetime.now(UTC).year, _MONTHS[syslog.group(1)], int(syslog.group(2)),
+                            int(syslog.group(3)), int(syslog.group(4)), int(syslog.group(5)), tzinfo=UTC)
+        except ValueError:
+            return None
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None

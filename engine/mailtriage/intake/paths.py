@@ -16,6 +16,7 @@ from ..errors import MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, parse_message
+from .trace import parse_trace_file, sniff_trace
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
@@ -126,6 +127,14 @@ def _iter_content(
     """Records of one input, given its first bytes, its size and a way to read it from the start."""
     if not head.strip():
         yield SkippedInput(name, "empty file")
+        return
+    try:
+        # Before the binary test: the admin centre's trace downloads are UTF-16 (NUL bytes).
+        if sniff_trace(head):
+            yield from parse_trace_file(str(path))
+            return
+    except OSError as exc:
+        yield SkippedInput(str(path), f"cannot read: {exc.strerror or exc}")
         return
     if is_binary(head):
         yield SkippedInput(name, "binary data, not a message or log")
