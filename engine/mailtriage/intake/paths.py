@@ -16,7 +16,7 @@ from ..errors import MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, parse_message
-from .trace import parse_trace_file, sniff_trace
+from .trace import parse_trace_stream, sniff_trace
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
@@ -131,10 +131,10 @@ def _iter_content(
     try:
         # Before the binary test: the admin centre's trace downloads are UTF-16 (NUL bytes).
         if sniff_trace(head):
-            yield from parse_trace_file(str(path))
+            yield from parse_trace_stream(reopen, size, name)
             return
     except OSError as exc:
-        yield SkippedInput(str(path), f"cannot read: {exc.strerror or exc}")
+        yield SkippedInput(name, f"cannot read: {exc.strerror or exc}")
         return
     if is_binary(head):
         yield SkippedInput(name, "binary data, not a message or log")
