@@ -29,6 +29,7 @@ from mailtriage.spark import (
     diagnose_log_lines,
     diagnose_messages,
     diagnose_rows,
+    diagnose_trace_rows,
     local_session,
     scan,
     ship_knowledge_base,
@@ -213,3 +214,43 @@ def test_cli_engine_spark_writes_parquet_and_prints_the_same_rows(spark: SparkSe
     written = spark.read.parquet(str(output))
     assert tuple(written.columns) == OUTPUT_COLUMNS
     assert written.count() == sum(expected.values())
+
+
+REFUSED = ("Reason: [{LED=450 4.4.316 Connection refused [Message=Socket error code 10061] "
+           "[LastAttemptedServerName=mail.contoso.com] [LastAttemptedIP=192.0.2.7:25]};{MSG=};"
+           "{FQDN=mail.contoso.com};{IP=192.0.2.7};{LRT=}]")
+UNKNOWN_USER = ("Reason: [{LED=550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address "
+                "lookup};{MSG=};{FQDN=};{IP=};{LRT=}]")
+TRACE_COLUMNS = ["Date", "Event", "Action", "Detail", "Data", "MessageId", "MessageTraceId", "SenderAddress",
+                 "RecipientAddress"]
+
+
+def test_message_trace_rows_match_the_same_export_scanned(spark: SparkSession, tmp_path: Path) -> None:
+    import csv
+
+    trace = [
+        ["2024-05-01T10:00:00Z", "Receive", "", "Message received by: BN8PR12MB1234", "", "<m1@contoso.com>",
+         "t1", "a@contoso.com", "jane@contoso.com"],
+        ["2024-05-01T10:05:00Z", "Defer", "", REFUSED, "", "<m1@contoso.com>", "t1", "a@contoso.com",
+         "jane@contoso.com"],
+        ["2024-05-01T10:06:00Z", "Fail", "", UNKNOWN_USER, "", "<m2@contoso.com>", "t2", "a@contoso.com",
+         "nobody@fabrikam.com"],
+    ]
+    export = tmp_path / "trace.csv"
+    with open(export, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
+        writer.writerow(TRACE_COLUMNS)
+        writer.writerows(trace)
+    frame = spark.createDataFrame([[str(export), *row] for row in trace],
+                                  ", ".join(["origin string", *(f"{name} string" for name in TRACE_COLUMNS)]))
+    rows = [contract_row(row.asDict()) for row in diagnose_trace_rows(frame, source="origin").collect()]
+    single = [row for row in scan_rows(iter_path_records([str(export)])) if "skipped" not in row]
+    assert len(rows) == len(single) == 2
+
+    def essence(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row["recipient"], row["status"], row["rule"], row["action"], row["kind"], row["file"])
+
+    assert sorted(map(essence, rows)) == sorted(map(essence, single))
+    # The whole export as a file, through Spark's binaryFile reader, gives the scan's rows exactly.
+    whole = _spark_rows(diagnose_messages(spark.read.format("binaryFile").load(str(export))))
+    assert whole == _single_rows([str(export)])

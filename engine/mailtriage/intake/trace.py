@@ -28,7 +28,7 @@ import functools
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TextIO
 
@@ -228,6 +228,20 @@ def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -
         extra["note"] = "summary row: no reply text (export Get-MessageTraceDetailV2 rows for the reason)"
     cleaned = clean_facts(facts, extra)
     return IntakeRecord(facts=cleaned, kind="trace", source=source, recipient=recipient, extra=extra)
+
+
+def trace_row_record(row: Mapping[str, Any], source: str = "<trace>") -> IntakeRecord | None:
+    """The record of one trace row held as a mapping (a table's row: Spark, a database), or None
+    when the row is not a failure or deferral. Column names as in the exports (any case, `_` or
+    spaces). One row at a time cannot tell whether a summary row has detail rows elsewhere: give
+    detail rows, or summary rows alone."""
+    mapping = _field_map(str(name) for name in row)
+    fields = {field: "" if row[column] is None else str(row[column]) for column, field in mapping.items()}
+    action = _classify(fields)
+    if action is None:
+        return None
+    is_summary = not fields.get("event") and not fields.get("detail")
+    return _record(fields, action, source, summary_only=is_summary and not fields.get("recipient_status"))
 
 
 def _rows_from_csv(lines: TextIO) -> tuple[dict[str, str], Iterator[tuple[int, dict[str, str]]]] | None:

@@ -41,6 +41,7 @@ __all__ = [
     "diagnose_log_lines",
     "diagnose_messages",
     "diagnose_rows",
+    "diagnose_trace_rows",
     "local_session",
     "output_schema",
     "scan",
@@ -163,6 +164,23 @@ def diagnose_rows(
 
     work = functools.partial(diagnose_row_batches, kb_file=kb, reader=reader, file_column=file)
     return frame.mapInArrow(work, output_schema())
+
+
+def diagnose_trace_rows(frame: DataFrame, *, kb: str | None = None, source: str | None = None) -> DataFrame:
+    """Diagnose a table of Exchange Online message-trace rows (the columns of the exports read by
+    `intake.trace`: Get-MessageTraceDetailV2, the admin centre's reports, Graph), one row at a time;
+    `source` names a column that says where each row came from. Give detail rows, or summary rows
+    alone: one row cannot tell whether its message has detail rows elsewhere."""
+    return diagnose_rows(frame, functools.partial(_trace_row_items, source_column=source), kb=kb,
+                         file=source or "file")
+
+
+def _trace_row_items(row: dict[str, Any], source_column: str | None) -> list[IntakeRecord | SkippedInput]:
+    from ..intake.trace import trace_row_record
+
+    source = str(row.get(source_column) or "<trace>") if source_column else "<trace>"
+    record = trace_row_record(row, source)
+    return [record] if record is not None else []
 
 
 def _is_uri(name: str) -> bool:
