@@ -1,5 +1,5 @@
-"""The same scan on Apache Spark: DataFrames of log lines, raw messages or any table rows in, a
-DataFrame of diagnoses out (needs the `[spark]` extra: PySpark 4 and Java 17+).
+"""The same scan on Apache Spark: DataFrames of log lines, raw messages (or any file `scan` reads:
+mbox, trace exports), message-trace rows or any table rows in, a DataFrame of diagnoses out (needs the `[spark]` extra: PySpark 4 and Java 17+).
 
 The output has the columns of `scan --format jsonl` (triage.SCAN_ROW_FIELDS) plus three:
 
