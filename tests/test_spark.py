@@ -254,3 +254,16 @@ def test_message_trace_rows_match_the_same_export_scanned(spark: SparkSession, t
     # The whole export as a file, through Spark's binaryFile reader, gives the scan's rows exactly.
     whole = _spark_rows(diagnose_messages(spark.read.format("binaryFile").load(str(export))))
     assert whole == _single_rows([str(export)])
+
+
+def test_cli_says_what_is_missing_instead_of_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailtriage.cli import cli
+    from mailtriage.errors import InputError
+
+    log = str(DATA / "postfix.log")
+    result = CliRunner().invoke(cli, ["scan", "--output", "out.parquet", log])
+    assert result.exit_code == 2 and "--output needs --engine spark" in result.output
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    result = CliRunner().invoke(cli, ["scan", "--engine", "spark", log])
+    assert isinstance(result.exception, InputError) and "openjdk-17-jre-headless" in str(result.exception)

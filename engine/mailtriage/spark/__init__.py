@@ -78,6 +78,7 @@ def local_session(master: str = "local[2]", app_name: str = "mailtriage-scan") -
         # Local workers must run this interpreter (the one with mailtriage installed), not `python3`;
         # PySpark reads the variable when the context starts.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # bind and advertise loopback only
     return builder.getOrCreate()
 
 
@@ -313,6 +314,19 @@ def contract_row(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def require_spark() -> None:
+    """Raise InputError, saying what to install, when PySpark or Java is missing."""
+    import importlib.util
+    import shutil
+
+    from ..errors import InputError
+
+    if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec("pyarrow") is None:
+        raise InputError("--engine spark needs PySpark: pip install 'mailtriage[spark]'")
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise InputError("--engine spark needs Java 17 or later: apt-get install openjdk-17-jre-headless")
+
+
 def scan_paths(
     paths: Sequence[str],
     *,
@@ -322,10 +336,13 @@ def scan_paths(
 ) -> Iterator[dict[str, Any]]:
     """`scan --engine spark`: the rows of `scan` on a session for `master`, as jsonl contract dicts;
     with `output`, the full DataFrame is first written there as Parquet and the rows read back."""
+    require_spark()
     from pyspark.sql import SparkSession
 
     running = SparkSession.getActiveSession()  # a caller's session (a notebook, the tests) stays up
     spark = local_session(master)
+    if running is None:
+        spark.sparkContext.setLogLevel("ERROR")  # Spark's warnings are not the scan's findings
     try:
         frame = scan(spark, paths, rule_dirs=rule_dirs)
         if output:
