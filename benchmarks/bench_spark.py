@@ -66,6 +66,8 @@ def run_spark(spark: Any, paths: list[str], whole_file_bytes: int, out: Path) ->
     scan(spark, paths, whole_file_bytes=whole_file_bytes).write.mode("overwrite").parquet(str(out))
     wall = time.perf_counter() - started
     rows = pq.read_table(str(out)).to_pylist()
+    size = sum(file.stat().st_size for file in out.glob("*.parquet"))
+    print(f"  Parquet output: {size:,} bytes, {size / max(len(rows), 1):.0f} bytes per row", flush=True)
     return wall, Counter(_key(contract_row(row)) for row in rows if row["skipped"] is None)
 
 

@@ -163,7 +163,7 @@ def diagnose_line_batches(
     are counted from the first line number of that split (rows of one split arrive in file order);
     without, the position column is the line number itself.
     """
-    from ..intake.logs import parse_log_line
+    from ..intake.logs import log_time, parse_log_line
 
     schema = arrow_schema()
     engine = worker_engine(kb_file)
@@ -189,6 +189,10 @@ def diagnose_line_batches(
                 continue
             try:
                 record = parse_log_line(str(text), name, number)
+                if record is not None:
+                    when = log_time(str(text))  # as parse_log_lines stamps its records
+                    if when is not None:
+                        record.extra["time"] = when
             except Exception as exc:  # hostile input: a reason, never a failed job
                 rows.append(skip_row(f"{name}:{number}", f"failed to read: {_failure(exc)}", name))
                 continue
