@@ -214,6 +214,19 @@ def test_cli_engine_spark_writes_parquet_and_prints_the_same_rows(spark: SparkSe
     written = spark.read.parquet(str(output))
     assert tuple(written.columns) == OUTPUT_COLUMNS
     assert written.count() == sum(expected.values())
+    # The aggregation of site/spark.md: failures by day, destination domain, rule and action.
+    from pyspark.sql import functions as F
+
+    report = (
+        written.where("skipped IS NULL")
+        .withColumn("day", F.coalesce(F.try_to_date("time"),
+                                      F.try_to_date(F.regexp_extract("file", r"dt=(\d{4}-\d{2}-\d{2})", 1))))
+        .groupBy("day", "domain", "rule", "action").count()
+    )
+    counted = {(str(row["day"]), row["domain"], row["rule"], row["action"]): row["count"] for row in report.collect()}
+    single = Counter((row["time"][:10] if row["time"] else "None", row["domain"], row["rule"], row["action"])
+                     for row in scan_rows(iter_path_records(paths)) if "skipped" not in row)
+    assert counted == dict(single)
 
 
 REFUSED = ("Reason: [{LED=450 4.4.316 Connection refused [Message=Socket error code 10061] "
