@@ -31,14 +31,17 @@ OUTPUT_TYPES = {
 }
 
 _engine: Engine | None = None
+_engine_key: str | None = None
 _engine_origin = ""
 loads = 0  # how many times this worker process loaded the knowledge base (tests read it)
 
 
 def worker_engine(kb_file: str | None) -> Engine:
-    """This worker's engine: from the shipped cache file when it is usable, else the installed rules."""
-    global _engine, _engine_origin, loads
-    if _engine is None:
+    """This worker's engine: from the shipped cache file when it is usable, else the installed rules.
+    A worker outlives a job; a later job that ships other rules (its cache file is named by their
+    content) gets them."""
+    global _engine, _engine_key, _engine_origin, loads
+    if _engine is None or kb_file != _engine_key:
         from ..engine import Engine
 
         kb = None
@@ -48,6 +51,7 @@ def worker_engine(kb_file: str | None) -> Engine:
             kb = read_cache_file(_shipped_path(kb_file))
         _engine = Engine(kb) if kb is not None else Engine.load()
         _engine_origin = "shipped" if kb is not None else "installed"
+        _engine_key = kb_file
         loads += 1
     return _engine
 
