@@ -7,7 +7,7 @@ The output has the columns of `scan --format jsonl` (triage.SCAN_ROW_FIELDS) plu
 |---|---|---|
 | file, source, kind, recipient, status | string | as in `scan --format jsonl` |
 | reply_code | int | the SMTP reply code |
-| rule, category, action, outer_status, domain, system | string | as in `scan --format jsonl` |
+| rule, category, action, outer_status, domain, system, time, message_id | string | as in `scan --format jsonl` |
 | fallback | boolean | the top rule is a generic one |
 | error | string | the engine could not diagnose this record (the record's facts are still there) |
 | truncated | boolean | the message was longer than the reader's cap and only its start was read |
