@@ -694,6 +694,136 @@ def test_connector_scenario_diagnosis(
 
 
 # ---------------------------------------------------------------------------------------------
+# The same failures on a plain probe: a direct delivery to the internet, diagnosed by the
+# transport rules for any sender (the connector rules step aside)
+
+
+@dataclass
+class PlainScenario:
+    rule: str
+    expected: dict[str, Any]
+    target: str = "ok.test"  # "{port}" is replaced by the server's port
+    behaviour: Behaviour | None = None
+    port: str = "server"  # "server" | "refused" | "blackhole" | "none"
+    cert: str | None = None  # a key of _cert_cases
+    require_tls: bool = False
+    tls_name: str | None = None
+
+
+PLAIN_SCENARIOS = {
+    "refused": PlainScenario("common-tcp-connection-refused", {"tcp.state": "refused"}, port="refused"),
+    "connect-timeout": PlainScenario("common-tcp-connection-timed-out", {"tcp.state": "timeout"}, port="blackhole"),
+    "unreachable": PlainScenario("common-tcp-network-unreachable", {"tcp.state": "unreachable"}, target="255.255.255.255:25", port="none"),
+    "closed-fin": PlainScenario("common-connection-closed-abruptly", {"smtp.closed_abruptly": True, "smtp.stage": "ehlo"}, behaviour=Behaviour(drop_at="EHLO")),
+    "closed-rst": PlainScenario("common-connection-closed-abruptly", {"tcp.state": "reset"}, behaviour=Behaviour(drop_at="EHLO", reset=True)),
+    "silent-greeting": PlainScenario("common-smtp-dialogue-timed-out", {"tcp.state": "connected", "smtp.timed_out": True, "smtp.stage": "banner"}, behaviour=Behaviour(banner=None)),
+    "421-banner": PlainScenario("common-greeting-rejected", {"smtp.banner_code": 421, "smtp.stage": "banner"}, behaviour=Behaviour(banner="421 4.3.2 Service not available, closing channel", close_after_banner=True)),
+    "554-banner": PlainScenario("common-greeting-rejected", {"smtp.banner_code": 554, "smtp.stage": "banner"}, behaviour=Behaviour(banner="554 No SMTP service here", close_after_banner=True)),
+    "no-starttls-required": PlainScenario("common-tls-required-not-offered", {"tls.error": "required-not-offered", "context.tls_required": True}, behaviour=Behaviour(), require_tls=True),
+    "expired": PlainScenario("common-tls-certificate-expired", {"tls.error": "certificate-expired"}, cert="expired"),
+    "not-yet-valid": PlainScenario("common-tls-certificate-expired", {"tls.error": "certificate-not-yet-valid"}, cert="not-yet-valid"),
+    "wrong-name": PlainScenario("common-tls-certificate-name-mismatch", {"tls.error": "name-mismatch"}, cert="wrong-name"),
+    "wrong-name-by-ip": PlainScenario("common-tls-certificate-name-mismatch", {"tls.error": "name-mismatch"}, target="127.0.0.1:{port}", cert="wrong-name", tls_name=MX),
+    "self-signed": PlainScenario("common-tls-certificate-untrusted", {"tls.error": "self-signed"}, cert="self-signed"),
+    "missing-intermediate": PlainScenario("common-tls-certificate-untrusted", {"tls.error": "missing-intermediate"}, cert="missing-intermediate"),
+    "handshake-cut": PlainScenario("common-tls-handshake-failed", {"tls.error": "handshake-failed", "smtp.stage": "tls"}, behaviour=Behaviour(tls_context=None, drop_at="HANDSHAKE")),
+    "servfail": PlainScenario("common-dns-lookup-failed", {"dns.result": "servfail"}, target="servfail.test", port="none"),
+    "mx-host-servfail": PlainScenario("common-dns-lookup-failed", {"dns.result": "servfail"}, target="mxservfail.test", port="none"),
+    "dns-timeout": PlainScenario("common-dns-lookup-failed", {"dns.result": "timeout"}, target="silent.test", port="none"),
+    "no-address": PlainScenario("common-dns-no-mail-host", {"dns.result": "no-address"}, target="noaddr.test", port="none"),
+    "null-mx": PlainScenario("common-dns-null-mx", {"dns.result": "null-mx"}, target="nullmx.test", port="none"),
+    "nxdomain": PlainScenario("common-recipient-domain-not-found", {"dns.result": "nxdomain"}, target="missing.test", port="none"),
+}
+
+
+def _run_plain(
+    scenario: PlainScenario, options: Callable[..., ProbeOptions], smtp: Callable[[Behaviour], ScriptedSmtpServer], pki: Pki
+) -> ProbeResult:
+    def run(port: int | None) -> ProbeResult:
+        target = scenario.target.replace("{port}", str(port))
+        extra: dict[str, Any] = {"port": port} if port is not None and "{port}" not in scenario.target else {}
+        return run_probe(options(target=target, require_tls=scenario.require_tls, tls_name=scenario.tls_name, **extra))
+
+    if scenario.port == "none":
+        return run(None)
+    if scenario.port == "refused":
+        with refused_port() as port:
+            return run(port)
+    if scenario.port == "blackhole":
+        with blackhole_port() as port:
+            return run(port)
+    behaviour = scenario.behaviour
+    if scenario.cert is not None:
+        behaviour = Behaviour(tls_context=_cert_cases(pki)[scenario.cert][0])
+    elif behaviour is not None and behaviour.drop_at == "HANDSHAKE":
+        behaviour = Behaviour(tls_context=pki.context(pki.ca.issue_cert(MX)), drop_at="HANDSHAKE")
+    assert behaviour is not None
+    return run(smtp(behaviour).port)
+
+
+def _skip_if_not_linux(scenario: PlainScenario) -> None:
+    if (scenario.port == "blackhole" or scenario.target.startswith("255.")) and sys.platform != "linux":
+        pytest.skip("needs Linux's loopback behaviour")
+
+
+@pytest.mark.parametrize("name", PLAIN_SCENARIOS)
+def test_plain_probe_is_a_direct_delivery_and_gets_a_transport_rule(
+    name: str, engine: Any, options: Callable[..., ProbeOptions], smtp: Callable[[Behaviour], ScriptedSmtpServer], pki: Pki
+) -> None:
+    scenario = PLAIN_SCENARIOS[name]
+    _skip_if_not_linux(scenario)
+    probe = _run_plain(scenario, options, smtp, pki)
+    facts = probe.facts
+    assert facts["context.system"] == "mailtriage-probe"
+    assert facts["context.direction"] == "outbound-internet"
+    assert "context.smart_host" not in facts
+    assert {fact.field for fact in probe.inferred} >= {"context.system", "context.direction"}
+    assert all(facts[fact.field] == fact.value and fact.evidence for fact in probe.inferred)
+    for field, value in scenario.expected.items():
+        assert facts.get(field) == value, f"{field}: {facts}"
+    assert probe.verdict is Verdict.FAIL
+    diagnosis = engine.diagnose(facts)
+    assert diagnosis.matches, f"nothing matched {facts}"
+    top = diagnosis.matches[0]
+    assert top.rule.id == scenario.rule, f"{[m.rule.id for m in diagnosis.matches]} for {facts}"
+    assert top.rule.kind.value == "specific"
+    # No connector rule among the answers of a direct delivery.
+    assert not [m.rule.id for m in diagnosis.matches if m.rule.id.startswith("exo-connector-")]
+
+
+# The plain scenarios that have a connector twin: with --smart-host the connector rule answers.
+PLAIN_TO_CONNECTOR = {
+    "refused": "4.4.316-refused",
+    "connect-timeout": "4.4.315-timeout",
+    "closed-fin": "4.4.318-fin",
+    "closed-rst": "4.4.318-rst",
+    "421-banner": "4.4.317-421",
+    "no-starttls-required": "4.4.317-no-starttls",
+    "expired": "4.7.320-expired",
+    "wrong-name": "4.7.320-wrong-name",
+    "servfail": "4.4.312-servfail",
+}
+
+
+@pytest.mark.parametrize("name", PLAIN_TO_CONNECTOR)
+def test_the_same_failure_through_a_smart_host_stays_with_the_connector_rule(
+    name: str, engine: Any, options: Callable[..., ProbeOptions], smtp: Callable[[Behaviour], ScriptedSmtpServer], pki: Pki
+) -> None:
+    connector = SCENARIOS[PLAIN_TO_CONNECTOR[name]]
+    if connector.port == "blackhole" and sys.platform != "linux":
+        pytest.skip("a full accept queue drops SYNs on Linux")
+    probe = _run_scenario(connector, options, smtp, pki)
+    assert [(f.field, f.value) for f in probe.inferred if f.field.startswith("context.")][:3] == [
+        ("context.system", "mailtriage-probe"),
+        ("context.direction", "outbound-connector"),
+        ("context.smart_host", True),
+    ]
+    ranked = [m.rule.id for m in engine.diagnose(probe.facts).matches]
+    assert ranked[0] == connector.rule
+    assert PLAIN_SCENARIOS[name].rule not in ranked  # the transport rule steps aside
+
+
+# ---------------------------------------------------------------------------------------------
 # Parsers (fuzzed) and the result shape
 
 
@@ -799,6 +929,26 @@ def test_cli_json_for_a_refused_smart_host(dns_port: int) -> None:
     assert data["facts"]["tcp.state"] == "refused"
     assert data["diagnosis"]["matches"][0]["rule"] == "exo-connector-connection-refused"
     assert set(data["diagnosis"]) >= {"facts", "matches", "next_checks"}
+
+
+def test_cli_json_for_a_refused_plain_probe_says_what_it_inferred(dns_port: int) -> None:
+    with refused_port() as port:
+        result = _cli([MX, "--host", "--port", str(port), "--nameserver", f"127.0.0.1:{dns_port}", "--timeout", "0.5", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.output)
+    assert data["facts"]["context.direction"] == "outbound-internet"
+    inferred = {entry["field"]: entry for entry in data["inferred"]}
+    assert inferred["context.direction"]["value"] == "outbound-internet"
+    assert inferred["context.system"]["value"] == "mailtriage-probe"
+    assert all(entry["evidence"] for entry in data["inferred"])
+    assert data["diagnosis"]["matches"][0]["rule"] == "common-tcp-connection-refused"
+
+
+def test_cli_text_output_names_the_inferred_context(dns_port: int) -> None:
+    with refused_port() as port:
+        result = _cli(["ok.test", "--port", str(port), "--nameserver", f"127.0.0.1:{dns_port}", "--timeout", "0.5"])
+    assert result.exit_code == 1, result.output
+    assert "context.direction = outbound-internet (inferred: plain probe of a domain" in " ".join(result.output.split())
 
 
 def test_cli_text_output_with_transcript(dns_port: int, pki: Pki, smtp: Callable[[Behaviour], ScriptedSmtpServer]) -> None:

@@ -54,7 +54,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 LANGS = {"en": "", "pt-BR": "pt-BR/"}
-SITE_PATH = urlsplit(re.search(r"^site_url: (\S+)", (REPO / "mkdocs.yml").read_text(encoding="utf-8"), re.M).group(1)).path  # type: ignore[union-attr]
+# The default of `site_url: !ENV [SITE_URL, "..."]`: where the published site lives.
+SITE_PATH = urlsplit(re.search(r'^site_url: !ENV \[SITE_URL, "([^"]+)"\]', (REPO / "mkdocs.yml").read_text(encoding="utf-8"), re.M).group(1)).path  # type: ignore[union-attr]
 
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed (the paste page's matcher runs under Node)")
 
@@ -83,6 +84,7 @@ def build(site_dir: Path, config: Path, offline: bool = False) -> tuple[subproce
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "engine"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["NO_MKDOCS_2_WARNING"] = "1"
     env["OFFLINE"] = "true" if offline else "false"
+    env.pop("SITE_URL", None)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site_dir)],
@@ -371,6 +373,10 @@ REPLY_SAMPLES = [
     "the error 5.7.1 came after 10.0.0.1",
     "550 5.7.1 [MESSAGE=Upper] [lastattemptedservername=  host.example. ]",
     "ſocket error code 10060 in 451 4.4.1",
+    "host mx.example.com[192.0.2.7] refused to talk to me: 421 4.3.2 Service not available",
+    "SMTP error from remote mail server after initial connection: 554 5.7.1 Access denied",
+    "451 4.4.2 SMTP timeout after sending EHLO: Connection timed out",
+    "451 4.4.2 conversation with mx.example.com[192.0.2.7] timed out while receiving the initial server greeting",
 ]
 
 
@@ -392,7 +398,7 @@ _PIECES = st.sampled_from(
      "timed out", "connection reset", "lost connection", "conversation with", "InfoNoRecords", "ErrorTimeout", " MX ",
      "name service error for name=example.com type=MX: Host not found", "dns type 'MX' lookup of example.com responded with code NXDOMAIN",
      "host mx.example.com[192.0.2.7]:25", "said:", "remote server at mx.example.net (192.0.2.9)", "version", "Exim v",
-     "in reply to RCPT TO command", "after end of data", "while sending MAIL FROM", "TLS", "certificate expired",
+     "in reply to RCPT TO command", "after end of data", "refused to talk to me", "after initial connection", "SMTP timeout", "while sending MAIL FROM", "TLS", "certificate expired",
      "self-signed", "STARTTLS is required", "(#5.5.0)", "bob@example.net", "<bob@example.net>:", " - gsmtp",
      "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain"]
 )
@@ -636,3 +642,81 @@ def test_fixture_site_offline_from_file_urls_runs_no_hostile_script(browser: Any
         page.locator(".md-search-result__item").first.wait_for(timeout=10000)
     assert not dialogs
     page.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Served anywhere: a site root or a sub-path
+
+
+def test_only_the_404_pages_link_absolutely(site: BuiltSite) -> None:
+    """Pages are reached at any base; only a 404 (served at any depth) needs site_url's path."""
+    for file in html_files(site.root):
+        if file.name == "404.html":
+            continue
+        text = file.read_text(encoding="utf-8")
+        assert f'href="{SITE_PATH}' not in text, file.relative_to(site.root)
+
+
+def test_each_language_has_its_own_404_and_english_is_at_the_root(site: BuiltSite) -> None:
+    root = site.root / "404.html"
+    portuguese = site.root / "pt-BR" / "404.html"
+    assert re.search(r'<html lang="en"', root.read_text(encoding="utf-8"))
+    assert re.search(r'<html lang="pt', portuguese.read_text(encoding="utf-8"))
+
+
+def test_no_page_asks_github_for_repository_facts(site: BuiltSite) -> None:
+    for file in html_files(site.root):
+        assert 'data-md-component="source"' not in file.read_text(encoding="utf-8"), file
+
+
+class _PrefixHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site both at `/` and under SITE_PATH."""
+
+    def translate_path(self, path: str) -> str:
+        if path.startswith(SITE_PATH):
+            path = "/" + path[len(SITE_PATH):]
+        return super().translate_path(path)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def served_anywhere(site: BuiltSite) -> Iterator[str]:
+    handler = functools.partial(_PrefixHandler, directory=str(site.root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("base", ["/", SITE_PATH])
+@pytest.mark.parametrize("path", ["", "pt-BR/", "rules/exo-connector-connection-refused/", "pt-BR/browse/codes/"])
+def test_pages_served_at_a_root_or_a_sub_path_have_no_broken_links(browser: Any, served_anywhere: str, base: str, path: str) -> None:
+    page = browser.new_page()
+    failed: list[str] = []
+    outside: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+
+    def route(request_route: Any) -> None:
+        if request_route.request.url.startswith(served_anywhere):
+            request_route.continue_()
+        else:
+            outside.append(request_route.request.url)
+            request_route.abort()
+
+    page.route("**/*", route)
+    page.goto(f"{served_anywhere}{base}{path}")
+    page.wait_for_load_state("networkidle")
+    hrefs = page.eval_on_selector_all(
+        "a[href], link[rel=alternate][href]", "els => els.map(e => e.href).filter(h => h.startsWith(location.origin))"
+    )
+    broken = []
+    for href in sorted(set(h.split("#")[0] for h in hrefs)):
+        status = page.request.get(href).status
+        if status >= 400:
+            broken.append(f"{status} {href}")
+    page.close()
+    assert failed == [] and broken == [], (failed, broken[:10])
+    assert outside == []

@@ -21,9 +21,11 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from mkdocs.config import base
 from mkdocs.config import config_options as c
@@ -87,6 +89,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         self.layout = PageLayout()
         self.project_root = Path.cwd()
         self._generated: dict[str, Rule] = {}  # src_uri -> rule, for the current build
+        self._default_404: str | None = None
 
     # -- events -------------------------------------------------------------------------------
 
@@ -136,6 +139,49 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         if PASTE_FORM_MARKER in markdown:
             markdown = markdown.replace(PASTE_FORM_MARKER, self._paste_form(page, _current_build(config)))
         return markdown
+
+    def on_post_page(self, output: str, /, *, page: Page, config: MkDocsConfig) -> str | None:
+        """Links into the site must work wherever it is served (a sub-path or a site root): the
+        language switcher and `rel=alternate` of home pages come out absolute (`/mailtriage/...`);
+        make them relative.
+
+        Material's script takes every `<link rel="alternate" hreflang>` for a language root and
+        fetches `sitemap.xml` under it: on any page but a home page that is a 404 per language
+        and page view. Those head links go (the visible language switcher stays)."""
+        build = _current_build(config)
+        if page.url not in ("", build.prefix, "index.html", f"{build.prefix}index.html"):
+            output = _HEAD_ALTERNATE.sub("", output)
+        base = urlsplit(config.site_url or "").path or "/"
+        if base == "/" or f'href="{base}' not in output:
+            return output
+        directory = page.url if page.url.endswith("/") else posixpath.dirname(page.url)
+
+        def relative(match: re.Match[str]) -> str:
+            target = match.group(2)[len(base):]
+            link = posixpath.relpath("/" + target, "/" + directory) if target else posixpath.relpath("/", "/" + directory)
+            if target.endswith("/") or not target:
+                link = link.rstrip("/") + "/"
+            return f'{match.group(1)}"{"./" if link == "./" or link == "/" else link}"'
+
+        return re.sub(r'((?:href|content))="(' + re.escape(base) + r'[^"]*)"', relative, output)
+
+    def on_post_template(self, output_content: str, /, *, template_name: str, config: MkDocsConfig) -> str | None:
+        """Each language's build writes `404.html` at the site root; the default language's must be
+        the one served there (English visitors got the Portuguese page), the others go under
+        their prefix. Its links stay absolute (from `site_url`): a 404 is served at any depth."""
+        if template_name != "404.html":
+            return None
+        build = _current_build(config)
+        site_dir = Path(config.site_dir)
+        output = output_content
+        if not build.prefix:
+            self._default_404 = output
+            return None
+        # Written by the default language's build; this language's own goes under its prefix.
+        target = site_dir / build.prefix / "404.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(output, encoding="utf-8")
+        return self._default_404 or output
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -253,6 +299,8 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             f'<script src="{to_root}{ASSET_PREFIX}/paste.js"></script>\n'
         )
 
+
+_HEAD_ALTERNATE = re.compile(r'<link rel="alternate" href="[^"]*" hreflang="[^"]*">\n?')
 
 PASTE_WORDS: dict[str, dict[str, str]] = {
     "en": {

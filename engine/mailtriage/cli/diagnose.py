@@ -70,6 +70,9 @@ def _symptom_options(func: Any) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @lang_option
 @rules_option
+@click.option("--interactive", "-i", is_flag=True,
+              help="Guided troubleshooting: ask the next checks one at a time (answer, skip, or let a probe answer), "
+              "re-rank the causes after each answer, and end with the fix plan.")
 @click.option("--backend", type=click.Choice(["durable", "python"]), default="durable", show_default=True, hidden=True)
 def diagnose(
     input_text: str | None,
@@ -80,6 +83,7 @@ def diagnose(
     fmt: str,
     lang: str,
     rule_dirs: tuple[str, ...],
+    interactive: bool,
     backend: str,
     **symptoms: Any,
 ) -> None:
@@ -127,6 +131,15 @@ def diagnose(
             raise click.UsageError("give INPUT, --smtp-reply or at least one symptom option (see --help)")
         flags.setdefault("input.kind", "flags")
         results.append((None, diagnose_facts(flags, engine)))
+
+    if interactive:
+        from ..dialogue import Dialogue
+        from .interactive import run_dialogue
+
+        if len(results) > 1:
+            raise click.UsageError("--interactive works on one error at a time; this input holds several")
+        run_dialogue(Dialogue(engine, dict(results[0][1].facts), lang=lang))
+        sys.exit(0)
 
     first = results[0][1]
     if fmt == "json":

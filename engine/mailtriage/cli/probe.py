@@ -156,9 +156,11 @@ def _render_text(result: ProbeResult, diagnosis: Diagnosis, verbose: bool, lang:
                 console.print(f"  [dim]{line.at_ms:7.0f} ms[/dim] {escape(line.direction)} {escape(line.text)}")
 
     console.print("\n[bold]Observed facts[/bold]" + (f" [dim](from {escape(result.chosen_host)})[/dim]" if result.chosen_host else ""))
+    evidence = {fact.field: fact.evidence for fact in result.inferred}
     for name, value in result.facts.items():
         if not name.startswith("smtp.enhanced_"):
-            console.print(f"  {name} = {escape(str(value))}")
+            why = f" [dim](inferred: {escape(evidence[name])})[/dim]" if name in evidence else ""
+            console.print(f"  {name} = {escape(str(value))}{why}")
     console.print()
     sys.stdout.flush()
     render_diagnosis(diagnosis, "text", lang)

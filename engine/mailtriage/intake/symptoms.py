@@ -71,6 +71,7 @@ _STAGES: tuple[tuple[str, str], ...] = (
     ("ehlo", "ehlo"),
     ("helo", "helo"),
     ("initial server greeting", "banner"),
+    ("initial connection", "banner"),  # Exim: "SMTP error from remote mail server after initial connection"
     ("greeting", "banner"),
     ("banner", "banner"),
     ("auth", "auth"),
@@ -102,7 +103,9 @@ def tcp_state(lower: str, socket_code: int | None) -> str | None:
         return SOCKET_ERRORS[socket_code]
     if "refused" in lower and ("connection refused" in lower or "connectionrefused" in lower):
         return "refused"
-    if ("timed out" in lower or "timedout" in lower or "timeout" in lower) and "conversation with" not in lower and (
+    # Postfix's "conversation with X timed out" and Exim's "SMTP timeout after ..." come after the
+    # connection opened: a stalled dialogue, not a TCP timeout.
+    if ("timed out" in lower or "timedout" in lower or "timeout" in lower) and "conversation with" not in lower and "smtp timeout" not in lower and (
         "connection timed out" in lower
         or "connect timed out" in lower
         or "sockete" in lower  # "SocketError: TimedOut"
@@ -303,9 +306,12 @@ def text_symptoms(text: str, facts: Facts) -> None:
     ):
         facts.setdefault("smtp.closed_abruptly", True)
         facts.setdefault("tcp.state", "connected")
-    elif "conversation with" in lower and "timed out" in lower:
+    elif ("conversation with" in lower and "timed out" in lower) or "smtp timeout" in lower:
         facts.setdefault("tcp.state", "connected")
+        facts.setdefault("smtp.timed_out", True)
     dns_facts(text, lower, facts)
+    if "refused to talk to me" in lower:  # Postfix: the server's greeting was not a 220
+        facts.setdefault("smtp.stage", "banner")
     found_stage = stage(lower)
     if found_stage:
         facts.setdefault("smtp.stage", found_stage)

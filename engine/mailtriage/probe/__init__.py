@@ -6,11 +6,21 @@ RCPT TO) and says QUIT. See `run.run_probe`.
 
 from __future__ import annotations
 
-from .model import HostResult, ProbeOptions, ProbeResult, Step, StepStatus, TranscriptLine, Verdict
+from .model import (
+    HostResult,
+    InferredFact,
+    ProbeOptions,
+    ProbeResult,
+    Step,
+    StepStatus,
+    TranscriptLine,
+    Verdict,
+)
 from .run import choose_host, run_probe
 
 __all__ = [
     "HostResult",
+    "InferredFact",
     "ProbeOptions",
     "ProbeResult",
     "Step",

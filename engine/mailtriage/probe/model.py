@@ -65,6 +65,18 @@ class TranscriptLine:
         return {"at_ms": round(self.at_ms, 1), "dir": self.direction, "text": self.text}
 
 
+@dataclass(frozen=True)
+class InferredFact:
+    """A context fact the probe supplies about itself, with the evidence for it (its own mode)."""
+
+    field: str
+    value: FactValue
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value, "evidence": self.evidence}
+
+
 @dataclass
 class HostResult:
     """Everything learnt about one destination host (an MX host, a smart host, or a host:port)."""
@@ -118,6 +130,7 @@ class ProbeResult:
     hosts: list[HostResult] = field(default_factory=list)
     chosen_host: str | None = None
     facts: Facts = field(default_factory=dict)
+    inferred: list[InferredFact] = field(default_factory=list)  # context facts and why they were set
     interrupted: bool = False
     deadline_reached: bool = False
     elapsed_ms: float = 0.0
@@ -161,6 +174,7 @@ class ProbeResult:
             "verdict": self.verdict.value,
             "chosen_host": self.chosen_host,
             "facts": dict(self.facts),
+            "inferred": [fact.to_dict() for fact in self.inferred],
             "steps": steps,
             "interrupted": self.interrupted,
             "deadline_reached": self.deadline_reached,

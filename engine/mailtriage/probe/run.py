@@ -26,7 +26,7 @@ from . import dns as probe_dns
 from . import tls
 from .budget import Budget, Cancelled
 from .host import HostContext, HostProbe, check_address, host_port
-from .model import HostResult, ProbeOptions, ProbeResult, Step, StepStatus, Verdict
+from .model import HostResult, InferredFact, ProbeOptions, ProbeResult, Step, StepStatus, Verdict
 from .smtp import ConnectFunction, default_connect
 from .target import Plan, is_ip, make_plan
 
@@ -56,19 +56,29 @@ def _verify_context(options: ProbeOptions) -> ssl.SSLContext:
         raise ProbeError(f"--ca-file {options.ca_file}: cannot load the certificates ({exc})") from None
 
 
-def base_facts(plan: Plan, options: ProbeOptions) -> Facts:
-    facts: Facts = {"context.system": "mailtriage-probe", "input.kind": "probe"}
+def base_facts(plan: Plan, options: ProbeOptions) -> tuple[Facts, list[InferredFact]]:
+    """The facts the probe knows about its own delivery before it connects, and the evidence for
+    the context among them: a plain probe delivers straight to the internet (MX lookup or the
+    host given, no smart host); `--smart-host` delivers the way an outbound connector does."""
+    facts: Facts = {"input.kind": "probe"}
+    inferred = [InferredFact("context.system", "mailtriage-probe", "the probe collected these facts itself")]
     if plan.mode == "smart-host":
-        facts["context.direction"] = "outbound-connector"
-        facts["context.smart_host"] = True
+        inferred.append(InferredFact("context.direction", "outbound-connector", "--smart-host: delivered the way an outbound connector with a smart host does"))
+        inferred.append(InferredFact("context.smart_host", True, "--smart-host was given"))
+    elif plan.mode == "domain":
+        inferred.append(InferredFact("context.direction", "outbound-internet", "plain probe of a domain: MX lookup, then port 25 of its hosts, as a direct delivery to the internet"))
+    else:
+        inferred.append(InferredFact("context.direction", "outbound-internet", "plain probe of a host, without --smart-host: a direct delivery"))
     if options.require_tls:
-        facts["context.tls_required"] = True
+        inferred.append(InferredFact("context.tls_required", True, "--require-tls was given"))
+    for fact in inferred:
+        facts[fact.field] = fact.value
     recipient = plan.recipient_domain
     if recipient is None and options.rcpt:
         recipient = options.rcpt.rpartition("@")[2]
     if recipient:
         facts["context.recipient_domain"] = recipient
-    return facts
+    return facts, inferred
 
 
 class _ResolverFactory:
@@ -143,7 +153,7 @@ def run_probe(options: ProbeOptions, connector: ConnectFunction = default_connec
         ehlo_name=options.ehlo_name or socket.gethostname() or "localhost",
         connector=connector,
     )
-    base = base_facts(plan, options)
+    base, result.inferred = base_facts(plan, options)
     threads: list[threading.Thread] = []
     try:
         if plan.mode == "domain":

@@ -64,7 +64,7 @@
     ["end of data", "end-of-data"], ["final dot", "end-of-data"], ["final data", "end-of-data"],
     ["message body", "data"], ["rcpt to", "rcpt"], ["rcpt", "rcpt"], ["recipient", "rcpt"],
     ["mail from", "mail"], ["data command", "data"], ["after data", "data"], ["starttls", "starttls"],
-    ["ehlo", "ehlo"], ["helo", "helo"], ["initial server greeting", "banner"], ["greeting", "banner"],
+    ["ehlo", "ehlo"], ["helo", "helo"], ["initial server greeting", "banner"], ["initial connection", "banner"], ["greeting", "banner"],
     ["banner", "banner"], ["auth", "auth"]
   ];
   var STAGE_TRIGGERS = [
@@ -228,7 +228,7 @@
   function tcpState(lower, code) {
     if (code !== null && Object.prototype.hasOwnProperty.call(SOCKET_ERRORS, code)) return SOCKET_ERRORS[code];
     if (has(lower, "refused") && (has(lower, "connection refused") || has(lower, "connectionrefused"))) return "refused";
-    if ((has(lower, "timed out") || has(lower, "timedout") || has(lower, "timeout")) && !has(lower, "conversation with") && (
+    if ((has(lower, "timed out") || has(lower, "timedout") || has(lower, "timeout")) && !has(lower, "conversation with") && !has(lower, "smtp timeout") && (
       has(lower, "connection timed out") || has(lower, "connect timed out") || has(lower, "sockete") ||
       has(lower, "timed out while connecting") || has(lower, "connection timeout"))) return "timeout";
     if (has(lower, "unreachable") || has(lower, "no route to host")) return "unreachable";
@@ -371,10 +371,12 @@
     if (has(lower, "lost connection") || has(lower, "closed connection") || has(lower, "closed abruptly") || (has(lower, "connection") && has(lower, "dropped"))) {
       setDefault(facts, "smtp.closed_abruptly", true);
       setDefault(facts, "tcp.state", "connected");
-    } else if (has(lower, "conversation with") && has(lower, "timed out")) {
+    } else if ((has(lower, "conversation with") && has(lower, "timed out")) || has(lower, "smtp timeout")) {
       setDefault(facts, "tcp.state", "connected");
+      setDefault(facts, "smtp.timed_out", true);
     }
     dnsFacts(text, lower, facts);
+    if (has(lower, "refused to talk to me")) setDefault(facts, "smtp.stage", "banner");
     var foundStage = stage(lower);
     if (foundStage) setDefault(facts, "smtp.stage", foundStage);
     remoteEndpoint(text, facts);
