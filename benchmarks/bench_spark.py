@@ -54,7 +54,8 @@ def run_cli(paths: list[str]) -> tuple[float, Counter[tuple[Any, ...]]]:
     wall = time.perf_counter() - started
     if done.returncode not in (0, 1):
         raise SystemExit(f"scan failed: {done.stderr[-2000:]}")
-    return wall, Counter(_key(json.loads(line)) for line in done.stdout.splitlines())
+    rows = (json.loads(line) for line in done.stdout.splitlines())
+    return wall, Counter(_key(row) for row in rows if "skipped" not in row)  # records, as run_spark keeps
 
 
 def run_spark(spark: Any, paths: list[str], whole_file_bytes: int, out: Path) -> tuple[float, Counter[tuple[Any, ...]]]:

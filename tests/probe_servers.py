@@ -153,6 +153,7 @@ class Behaviour:
     rcpt_reply: str = "250 2.1.5 Recipient OK"
     drop_at: str | None = None
     reset: bool = False
+    trickle: float | None = None  # set: the banner is sent one byte per this many seconds
 
 
 @dataclass
@@ -225,7 +226,14 @@ class ScriptedSmtpServer:
                     if not conn.recv(1024):
                         return
             return
-        conn.sendall(b.banner.encode() + b"\r\n")
+        if b.trickle is not None:
+            for byte in b.banner.encode() + b"\r\n":
+                if self._stop.is_set():
+                    return
+                conn.sendall(bytes([byte]))
+                time.sleep(b.trickle)
+        else:
+            conn.sendall(b.banner.encode() + b"\r\n")
         if b.close_after_banner:
             with contextlib.suppress(OSError):
                 conn.recv(1024)  # a polite client says QUIT

@@ -32,7 +32,7 @@ def test_the_second_load_reads_the_pickle_and_primes_the_pattern_analyses(
 ) -> None:
     first = load_cached_knowledge_base([rules_dir])
     assert not first.errors
-    assert [p.name for p in cache_dir.iterdir()] == [f"kb-{content_key([rules_dir])}.pickle"]
+    assert [p.name for p in cache_dir.glob("kb-*")] == [f"kb-{content_key([rules_dir])}.pickle"]
 
     def must_not_parse(dirs: list[Path]) -> None:
         raise AssertionError("the cached knowledge base should have been used")
@@ -61,3 +61,41 @@ def test_a_damaged_cache_file_is_ignored_and_rewritten(rules_dir: Path, cache_di
     assert kb.rules and not kb.errors
     assert target.read_bytes() != content
 
+
+
+def test_the_key_is_stable_and_reads_no_rule_contents(rules_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = content_key([rules_dir])
+
+    def no_reading(self: Path) -> bytes:
+        raise AssertionError("the key must come from file metadata")
+
+    monkeypatch.setattr(Path, "read_bytes", no_reading)
+    assert content_key([rules_dir]) == before
+
+
+def test_a_same_size_edit_with_the_old_modification_time_still_gets_a_new_key(rules_dir: Path) -> None:
+    import os
+
+    rule_file = next(rules_dir.rglob("*.yaml"))
+    before = content_key([rules_dir])
+    info = rule_file.stat()
+    text = rule_file.read_bytes()
+    rule_file.write_bytes(text.replace(b"a", b"b", 1) if b"a" in text else text + b"")
+    os.utime(rule_file, ns=(info.st_atime_ns, info.st_mtime_ns))  # as `cp -p` or an archive would
+    assert rule_file.stat().st_size == info.st_size and rule_file.stat().st_mtime_ns == info.st_mtime_ns
+    assert content_key([rules_dir]) != before  # the status-change time moved
+
+
+def test_added_and_removed_rule_files_change_the_key_but_schema_files_do_not(rules_dir: Path) -> None:
+    before = content_key([rules_dir])
+    (rules_dir / "schema").mkdir(exist_ok=True)
+    (rules_dir / "schema" / "extra.yaml").write_text("a: 1\n", encoding="utf-8")
+    (rules_dir / "notes.txt").write_text("not a rule\n", encoding="utf-8")
+    assert content_key([rules_dir]) == before
+    added = rules_dir / "sub" / "new.yaml"
+    added.parent.mkdir()
+    added.write_text("id: x\n", encoding="utf-8")
+    with_new = content_key([rules_dir])
+    assert with_new != before
+    added.unlink()
+    assert content_key([rules_dir]) == before

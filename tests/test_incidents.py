@@ -317,3 +317,25 @@ def test_html_report_draws_its_chart_in_a_browser_without_console_errors(tmp_pat
             browser.close()
     assert errors == []
     assert requests == [page_file.as_uri()]
+
+
+@pytest.mark.parametrize("name", ["deep.json", "huge-field.csv", "escapes.csv", "utf16-garbage.csv"])
+def test_hostile_trace_files_are_read_or_skipped_never_raised(name: str, tmp_path: Path, engine: Engine) -> None:
+    """Deep JSON, a field far over the csv module's limit, terminal escapes and markup in a
+    recipient, and UTF-16 noise: every file is accounted for, nothing raises, and the report's
+    text never carries a raw escape."""
+    header = '"Date","Event","Detail","RecipientAddress","MessageId"\n'
+    data = {
+        "deep.json": ("[" * 5000 + "]" * 5000).encode(),
+        "huge-field.csv": (header + '"5/1/2024 10:00:00 AM","Defer","' + "x" * 5_000_000 + '","a@b.example","<1@x>"\n').encode(),
+        "escapes.csv": (header + '"5/1/2024 10:00:00 AM","Fail","Reason: [{LED=550 5.1.1 \x1b]0;owned\x07 <b>x</b>};{FQDN=mx.b.example}]",'
+                        '"\x1b[2J[/evil]@b.example","<2@x>"\n').encode(),
+        "utf16-garbage.csv": "\ufeff".encode("utf-16") + bytes(range(256)) * 50,
+    }[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    items = list(iter_path_records([str(path)]))
+    assert items, "every input is accounted for"
+    assert all(isinstance(i, IntakeRecord | SkippedInput) for i in items)
+    report = build_report([str(path)], engine)
+    assert "\x1b" not in to_markdown(report) and "<b>" not in to_html(report)

@@ -103,3 +103,22 @@ def test_fuzz_lines(text: str, marker: str) -> None:
     if record is not None:
         assert set(record.facts) <= set(vocabulary())
         assert clean_facts(dict(record.facts)) == record.facts  # every value already valid
+
+
+def test_exim_retry_time_not_reached_is_read_as_a_deferral() -> None:
+    from mailtriage.intake.logs import parse_log_lines
+
+    line = "2024-05-01 10:00:00 1sA1B2-000ABC-CD == kim@example.com R=dnslookup T=remote_smtp defer (-53): retry time not reached"
+    (record,) = list(parse_log_lines([line], source="mainlog"))
+    assert record.recipient == "kim@example.com"
+    assert record.facts["report.action"] == "delayed" and record.facts["context.system"] == "exim"
+    assert "retry time not reached" in str(record.facts["smtp.text"])
+
+
+def test_exim_lines_pasted_without_timestamp_and_id() -> None:
+    from mailtriage.intake import parse_input
+
+    (record,) = parse_input("** kim@example.com R=dnslookup: lowest numbered MX record points to local host")
+    assert record.recipient == "kim@example.com" and record.facts["context.system"] == "exim"
+    assert record.facts["report.action"] == "failed"
+    assert parse_input("** nothing here") == []

@@ -184,3 +184,129 @@ def test_fuzz_damaged_messages(name: str, at: int, cut: int, junk: bytes) -> Non
 def test_fuzz_random_bytes(data: bytes) -> None:
     for record in parse_message(data):
         assert set(record.facts) <= set(vocabulary())
+
+
+def test_many_mime_boundaries_are_refused_before_parsing() -> None:
+    """The standard parser is quadratic in the nesting depth (2.3 s at 1,200 levels): more than
+    MAX_BOUNDARIES boundaries is refused at once, with the reason."""
+    from mailtriage.errors import InputError
+    from mailtriage.intake.ndr import MAX_BOUNDARIES
+
+    head = "From: MAILER-DAEMON@example.com\nSubject: Undelivered Mail\nMIME-Version: 1.0\n"
+    body = "".join(f"Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n" for i in range(MAX_BOUNDARIES + 1))
+    with pytest.raises(InputError, match="too complex"):
+        parse_message((head + body + "\n550 5.1.1 user unknown\n").encode())
+    shallow = "".join(f"Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n" for i in range(MAX_BOUNDARIES - 10))
+    assert isinstance(parse_message((head + shallow + "\n550 5.1.1 user unknown\n").encode()), list)  # parsed, not refused
+
+
+def _plain(sender: str, subject: str, body: str, extra_headers: str = "") -> bytes:
+    return (f"From: {sender}\nTo: sam@example.org\nSubject: {subject}\n{extra_headers}"
+            f"Content-Type: text/plain; charset=utf-8\n\n{body}").encode()
+
+
+@pytest.mark.parametrize(
+    ("message", "recipient", "words"),
+    [
+        # An IMail-style notice: the reason, a colon, the address; the original follows.
+        (_plain('"Postmaster" <postmaster@example.net>', "Undeliverable Mail",
+                "Unknown user: kim@example.net\n\n\nOriginal message follows.\n\nTo: kim@example.net\n\nHi\n"),
+         "kim@example.net", "unknown user"),
+        # An OpenSMTPD-style list: address, colon, reason.
+        (_plain("Mailer Daemon <MAILER-DAEMON@mx.example.jp>", "Delivery status notification: error",
+                "An error has occurred while attempting to deliver a message for\nthe following list of recipients:\n\n"
+                "lee@gone.example.jp: Domain does not exist\n\nBelow is a copy of the original message:\n"),
+         "lee@gone.example.jp", "domain does not exist"),
+        # A carrier notice that names nobody: the returned copy's To: is the recipient.
+        (_plain("MMSC NDR Administrator <sysadmin@mms.example.com>", "Undeliverable Message",
+                "Message could not be delivered to mobile.\nError: No valid recipients for this MM\n\n\n"
+                "Original Message:\nFrom: sam <sam@example.org>\nTo: 5550100@mms.example.com\nSubject: hi\n"),
+         "5550100@mms.example.com", "no valid recipients"),
+        # A gateway notice quoting "Unable to deliver message to <address>".
+        (_plain("postmaster@example.com", "Mail could not be delivered",
+                "The following mail could not be delivered.\n"
+                "Reason:  Unable to deliver message to <ana@example.jp> (and other recipients in the same domain).\n"),
+         "ana@example.jp", "unable to deliver"),
+    ],
+)
+def test_bounces_without_a_code_say_so(message: bytes, recipient: str, words: str) -> None:
+    records = parse_message(message)
+    assert [r.recipient for r in records] == [recipient]
+    record = records[0]
+    assert record.facts["report.no_code"] is True and record.extra["no_code"] is True
+    # The class-only code stands in for the missing one unless the text names a transport symptom.
+    expected = None if "dns.result" in record.facts else "5.0.0"
+    assert record.facts.get("smtp.enhanced") == expected and record.extra["report_status"] is None
+    assert words in str(record.facts["smtp.text"]).lower()
+
+
+def test_a_letter_that_mentions_a_failure_is_not_a_bounce() -> None:
+    letter = _plain("ana@example.com", "lunch", "The delivery failed, the caterer could not be delivered to us.\n"
+                    "Write to bo@example.net\n")
+    assert parse_message(letter) == []
+
+
+def test_a_quoted_to_line_alone_is_not_a_failed_recipient() -> None:
+    # A notice that only states a failure in words, with no known layout: the To: line of the copy
+    # it quotes inline does not name a failed recipient.
+    notice = _plain("postmaster@example.de", "email bounce notification",
+                    "Your message was rejected: mailbox full.\nbounced email:\nFrom: sam@example.org\n"
+                    "To: kim@example.de\nSubject: hi\n")
+    assert parse_message(notice) == []
+
+
+SES_BOUNCE = (
+    "From: SES <no-reply@sns.amazonaws.com>\nTo: ops@example.org\nSubject: AWS Notification Message\n"
+    "Content-Type: text/plain; charset=UTF-8\n\n"
+    '{"notificationType":"Bounce","bounce":{"bounceType":"Permanent","bounceSubType":"General",'
+    '"bouncedRecipients":[{"emailAddress":"gone@example.com","action":"failed","status":"5.1.1",'
+    '"diagnosticCode":"smtp; 550 5.1.1 user unknown"},{"emailAddress":"quiet@example.net"}],'
+    '"reportingMTA":"dsn; a1-2.smtp-out.example.com"},"mail":{"source":"ops@example.org","head!\n'
+    ' ers":[]}}\n\n--\nIf you wish to stop receiving notifications from this topic, click below.\n'
+)
+
+
+def test_amazon_ses_bounce_notification() -> None:
+    records = {r.recipient: r for r in parse_message(SES_BOUNCE)}
+    assert set(records) == {"gone@example.com", "quiet@example.net"}
+    gone = records["gone@example.com"]
+    assert (gone.facts["smtp.reply_code"], gone.facts["smtp.enhanced"]) == (550, "5.1.1")
+    assert gone.extra["report_status"] == "5.1.1"
+    quiet = records["quiet@example.net"]
+    assert quiet.facts["report.no_code"] is True and quiet.facts["report.action"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        (SES_BOUNCE.replace('"Bounce"', '"Complaint"').replace('"bounce"', '"complaint"'), "complaint"),
+        ("From: fbl@isp.example\nTo: abuse@example.org\nSubject: FW: report\nMIME-Version: 1.0\n"
+         'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\n\n--b\n'
+         "Content-Type: text/plain\n\nThis is an abuse report.\n--b\nContent-Type: message/feedback-report\n\n"
+         "Feedback-Type: abuse\nUser-Agent: fbl/1.0\nVersion: 1\n\n--b--\n", "complaint"),
+        (_plain("kim@example.net", "Automatic reply: hello", "I am out of the office until Monday.\n",
+                "Auto-Submitted: auto-replied\n").decode(), "auto-reply"),
+        (_plain("kim@example.net", "Re: hello", "On holiday, back soon.\n", "Auto-Submitted: auto-replied\n").decode(),
+         "auto-reply"),
+    ],
+)
+def test_complaints_and_auto_replies_are_not_failures(message: str, kind: str, tmp_path: Path) -> None:
+    from mailtriage.intake.ndr import non_failure_kind
+
+    assert parse_message(message) == []
+    assert non_failure_kind(message) == kind
+    path = tmp_path / "m.eml"
+    path.write_text(message)
+    (skipped,) = list(iter_path_records([str(path)]))
+    assert isinstance(skipped, SkippedInput)
+    assert ("complaint" if kind == "complaint" else "automatic reply") in skipped.reason
+
+
+def test_a_bounce_marked_auto_replied_is_still_a_bounce() -> None:
+    from mailtriage.intake.ndr import non_failure_kind
+
+    bounce = _plain("MAILER-DAEMON@mx.example.net", "Undelivered Mail Returned to Sender",
+                    "The mail system\n\n<kim@example.net>: host mx.example.net said: 550 5.1.1 User unknown\n",
+                    "Auto-Submitted: auto-replied\n")
+    assert [r.recipient for r in parse_message(bounce)] == ["kim@example.net"]
+    assert non_failure_kind(bounce) is None

@@ -86,12 +86,20 @@ def test_english_dialogue_reranks_after_each_answer_and_ends_with_the_plan() -> 
     term = Terminal("diagnose", "450 4.4.316 Connection refused [LastAttemptedServerName=mail.fabrikam.example]",
                     "--system", "exchange-online", "--interactive")
     term.expect("Guided troubleshooting")
-    term.expect("Is the destination server yours (on-premises) or a partner's?")
+    # Which way the mail went comes first (issue 10): it decides which causes apply at all.
+    term.expect("Is the failing delivery going through an outbound connector")
     term.expect("Your answer")
-    term.type("2")  # partner
-    screen = term.expect("[likely] The partner's server refuses connections")
-    assert "[unlikely] The on-premises mail servers were shut down" in screen
+    term.type("1")  # outbound-connector
+    term.expect("Is the destination server yours (on-premises) or a partner's?")
     term.expect("Your answer", timeout=30)
+    term.type("2")  # partner
+    deadline = time.monotonic() + 90
+    while term.output.count("Your answer") < 2:  # the re-ranked causes, then the next question
+        assert time.monotonic() < deadline, term.output
+        _pump(term)
+    ranking = term.output.rsplit("Causes now:", 1)[1]
+    assert "[likely] The partner's server refuses connections" in ranking
+    assert "[unlikely] The on-premises mail servers were shut down" in ranking
     term.type("q")
     term.expect("Fix plan for the cause \"The partner's server refuses connections\"")
     assert term.finish() == 0
@@ -103,12 +111,14 @@ def test_portuguese_dialogue_skips_and_accepts_yes_no_in_portuguese() -> None:
                     "--system", "exchange-online", "--interactive", "--lang", "pt-BR")
     term.expect("Solução de problemas guiada")
     term.expect("Sua resposta")
-    term.type("1")  # on-premises
+    term.type("1")  # the direction comes first: outbound-connector
     wait_for_prompt(term, 2)
+    term.type("1")  # on-premises
+    wait_for_prompt(term, 3)
     # Answer the next question in Portuguese: "sim" to a yes/no one, Enter (skip) otherwise.
     question = term.output.rsplit("? ", 1)[1]
     term.type("sim" if "[sim/não" in question else "")
-    wait_for_prompt(term, 3)
+    wait_for_prompt(term, 4)
     term.type("q")
     term.expect("Plano de correção")
     assert term.finish() == 0

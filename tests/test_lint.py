@@ -101,3 +101,30 @@ def test_oversized_file_is_refused(tmp_path: Path) -> None:
     big.write_text("a: " + "x" * 600_000 + "\n")
     document, problems = read_yaml(str(big))
     assert document is None and problems[0].code == "MT012"
+
+
+def test_glossary_term_in_a_translation_is_a_warning(tmp_path: Path) -> None:
+    # The valid fixture, with a term the pt-BR glossary rejects ("e-mail") in one string;
+    # the same term inside a code span is left alone.
+    import shutil
+
+    folder = tmp_path / "rules"
+    shutil.copytree(LINT / "stale-translation", folder)
+    translation = folder / "relay-denied.pt-BR.yaml"
+    text = translation.read_text(encoding="utf-8")
+    text = text.replace("Configure o SMTP AUTH no cliente.", "Configure o SMTP AUTH no cliente de e-mail (`e-mail`).")
+    translation.write_text(text, encoding="utf-8")
+    exit_code, output = run_lint(str(folder))
+    assert exit_code == 0, output  # a warning: only --strict fails on it
+    rows = [row for row in output.splitlines() if "MT106" in row]
+    assert len(rows) == 1 and "relay-denied.pt-BR.yaml:" in rows[0] and "'email'" in rows[0], output
+
+
+def test_the_glossary_is_not_read_as_a_rule() -> None:
+    from mailtriage.loader import glossary_violations
+    from mailtriage.resources import bundled_rules_dir
+
+    assert (bundled_rules_dir() / "schema" / "glossary.yaml").is_file()
+    assert glossary_violations("pt-BR", "Abra o Relay Interno") == [("Relay Interno", "Retransmissão Interna")]
+    assert glossary_violations("pt-BR", "Envie um email") == []
+    assert glossary_violations("en", "Send an e-mail") == []

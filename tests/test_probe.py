@@ -998,3 +998,45 @@ def test_reply_codes_and_text(code: int, lines: tuple[str, ...], enhanced: str |
 
     reply = Reply(code, lines)
     assert (reply.enhanced, reply.text) == (enhanced, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step deadlines and out-of-range codes (issue 17, item 9)
+
+
+def test_a_trickled_banner_times_out_at_the_step_timeout(
+    options: Callable[..., ProbeOptions], smtp: Callable[[Behaviour], ScriptedSmtpServer], engine: Any
+) -> None:
+    """One byte every 0.1 s never lets a single recv wait 0.5 s; the whole reply must still
+    arrive within the step timeout, so this is a timeout well before the 5 s deadline."""
+    server = smtp(Behaviour(trickle=0.1, banner="220 " + "x" * 200))
+    started = time.monotonic()
+    probe = run_probe(options(target="ok.test", port=server.port))
+    assert time.monotonic() - started < 4
+    assert probe.facts["smtp.timed_out"] is True
+    assert probe.facts["smtp.stage"] == "banner"
+    assert not probe.deadline_reached  # a step failure with its facts, not a cut-short probe
+    engine.diagnose(probe.facts)
+
+
+@pytest.mark.parametrize("banner", ["999 what", "000 nothing", "600 too high", "260 bad second digit"])
+def test_out_of_range_reply_code_is_a_protocol_error_in_the_report(
+    options: Callable[..., ProbeOptions], smtp: Callable[[Behaviour], ScriptedSmtpServer], banner: str, engine: Any
+) -> None:
+    server = smtp(Behaviour(banner=banner))
+    probe = run_probe(options(target="ok.test", port=server.port))
+    banner_step = next(step for step in probe.hosts[0].steps if step.name == "banner")
+    assert banner_step.status is StepStatus.FAIL and "protocol error" in banner_step.summary
+    assert "smtp.banner_code" not in probe.facts and "smtp.reply_code" not in probe.facts
+    assert probe.facts["tcp.state"] == "connected"
+    engine.diagnose(probe.facts)  # the facts are valid: the report goes on to a diagnosis
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e400"])
+def test_non_finite_deadline_is_a_usage_error(value: str) -> None:
+    from click.testing import CliRunner
+
+    from mailtriage.cli import cli
+
+    result = CliRunner().invoke(cli, ["probe", "ok.test", "--deadline", value])
+    assert result.exit_code == 2 and "Traceback" not in result.output

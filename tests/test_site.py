@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,14 @@ from hypothesis import example as hypothesis_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailtriage.cli.reference import iter_commands
+from mailtriage.cli.reference import iter_commands, wrap_long_lines
 from mailtriage.engine import Engine
 from mailtriage.facts import coerce_value, vocabulary
-from mailtriage.intake.reply import parse_reply
+from mailtriage.intake.context import export_markers
+from mailtriage.intake.reply import parse_reply, read_reply
 from mailtriage.loader import load_knowledge_base
 from mailtriage.model import Rule, Status
-from mailtriage.site_export import UnsupportedPattern, js_regex
+from mailtriage.site_export import UnsupportedPattern, export_pattern
 from mailtriage.site_text import md_text, plain_title, safe_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,6 +105,10 @@ def fixture_config(tmp: Path, rules_dir: Path) -> Path:
     config.write_text(
         f"INHERIT: {REPO / 'mkdocs.yml'}\n"
         f"docs_dir: {REPO / 'site'}\n"
+        # Relative paths of the inherited config resolve against this file's folder.
+        "theme:\n"
+        "  name: material\n"
+        f"  custom_dir: {REPO / 'engine' / 'mailtriage' / 'site_assets' / 'theme'}\n"
         "plugins:\n"
         "  mailtriage:\n"
         f"    rules_dir: {rules_dir}\n"
@@ -304,7 +310,8 @@ def test_rules_json_has_every_active_rule_with_titles_urls_and_match(site: Built
 
 def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
     assert NODE is not None
-    request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases, "parse_only": parse_only}
+    request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases,
+               "parse_only": parse_only, "context": None if rules_json else export_markers()}
     result = subprocess.run([NODE, str(DATA / "node_harness.js")], input=json.dumps(request), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
@@ -332,7 +339,7 @@ def assert_page_agrees_with_engine(site: BuiltSite, rules_dir: Path) -> int:
     assert answer["broken"] == []
     disagreements = []
     for (label, reply, extra), result in zip(cases, answer["results"], strict=True):
-        facts = {**parse_reply(reply), **extra}
+        facts = {**read_reply(reply, known=extra)[0], **extra}
         expected = sorted(m.rule.id for m in engine.diagnose(facts).matches)
         if sorted(result["matches"]) != expected:
             disagreements.append(f"{label}: {reply!r} page={result['matches']} engine={expected}")
@@ -380,11 +387,53 @@ REPLY_SAMPLES = [
 ]
 
 
+def assert_same_reading(page: dict[str, Any], text: str) -> None:
+    """The page's readReply gives read_reply's facts and inferred context, evidence included."""
+    facts, inferred = read_reply(text)
+    assert page["facts"] == facts, repr(text)
+    assert page["inferred"] == [fact.to_dict() for fact in inferred], repr(text)
+
+
+# Replies as they really appear, one per kind of evidence the context step reads from a pasted text.
+INFERENCE_CASES = [
+    "postfix/smtp[123]: ABC: to=<a@b.example>, relay=none, delay=30, status=deferred (connect to mx.b.example[192.0.2.1]:25: Connection refused)",
+    "sendmail[77]: x05A0: to=<b@c.example>, dsn=4.0.0, stat=Deferred: Connection refused by mx.c.example.",
+    "connect to mx.b.example[192.0.2.1]:25: Connection refused [LastAttemptedServerName=mx.b.example]",
+    "550 5.7.520 Access denied, Your organization does not allow external forwarding. AS(7555) "
+    "[BN8NAM12FT054.eop-nam12.prod.protection.outlook.com 2024-05-01T10:00:00.000Z 08DC6A1B2C3D4E5F]",
+    "550-5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC policy. - gsmtp",
+    "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+    "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent (S3150). http://mail.live.com/mail/troubleshooting.aspx#errors "
+    "[AM4PEPF00025F9A.EURPRD83.prod.outlook.com 2024-05-01T10:00:00.000Z]",
+    "host gmail-smtp-in.l.google.com[192.0.2.3] said: 452 4.2.2 The recipient's inbox is out of storage space.",
+    "host mta7.am0.yahoodns.net[192.0.2.4] said: 554 5.7.9 Message not accepted for policy reasons",
+    "host hotmail-com.olc.protection.outlook.com[192.0.2.5] said: 550 5.5.0 Requested action not taken: mailbox unavailable",
+    "host contoso-com.mail.protection.outlook.com[192.0.2.6] said: 550 5.7.606 Access denied, banned sending IP",
+    "550 5.4.316 Message expired, connection refused(Socket error code 10061)",
+    "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedIP=192.0.2.10:25]",
+    "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com 550 5.1.10 RESOLVER.ADR.RecipientNotFound",
+    "451 4.4.0 DNS query failed for the outbound connector contoso-to-partner",
+    "530 5.7.57 Client not authenticated to send mail. \x1b[31m smtp.office365.com",
+]
+
+
+@needs_node
+def test_paste_page_and_diagnose_agree_on_every_inference_case() -> None:
+    answer = run_node([{"text": t} for t in INFERENCE_CASES], None, parse_only=True)
+    inferred_fields = set()
+    for text, result in zip(INFERENCE_CASES, answer["results"], strict=True):
+        assert_same_reading(result["read"], text)
+        inferred_fields.update(f["field"] for f in result["read"]["inferred"])
+    # The table exercises every context field the pasted text can show.
+    assert inferred_fields == {"context.system", "context.remote_provider", "context.direction", "context.destination"}
+
+
 @needs_node
 def test_paste_page_parser_matches_parse_reply_on_samples() -> None:
     answer = run_node([{"text": t} for t in REPLY_SAMPLES], None, parse_only=True)
     for text, result in zip(REPLY_SAMPLES, answer["results"], strict=True):
         assert result["facts"] == parse_reply(text), text
+        assert_same_reading(result["read"], text)
 
 
 # Text close to real replies: codes, brackets, separators, phrases the symptom reader looks for, odd
@@ -400,7 +449,11 @@ _PIECES = st.sampled_from(
      "host mx.example.com[192.0.2.7]:25", "said:", "remote server at mx.example.net (192.0.2.9)", "version", "Exim v",
      "in reply to RCPT TO command", "after end of data", "refused to talk to me", "after initial connection", "SMTP timeout", "while sending MAIL FROM", "TLS", "certificate expired",
      "self-signed", "STARTTLS is required", "(#5.5.0)", "bob@example.net", "<bob@example.net>:", " - gsmtp",
-     "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain"]
+     "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain",
+     "[BN8NAM12FT054.eop-nam12.prod.protection.outlook.com 2024-05-01T10:00:00.000Z]", "gsmtp", "(AS3130)",
+     "AS(1430)", "postmaster.yahoo", "yahoodns.net", "mail.live.com/mail/troubleshooting", "hotmail.com",
+     "host gmail-smtp-in.l.google.com[192.0.2.3]", "host mx.hotmail.com[192.0.2.4]", "outbound connector",
+     "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com", "[LastAttemptedServerName=mx.example]"]
 )
 _CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
 _TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet=_CHARS, max_size=4)), max_size=16).map("".join)
@@ -415,6 +468,7 @@ def test_paste_page_parser_matches_parse_reply_fuzzed(texts: list[str]) -> None:
     answer = run_node([{"text": t} for t in texts], None, parse_only=True)
     for text, result in zip(texts, answer["results"], strict=True):
         assert result["facts"] == parse_reply(text), repr(text)
+        assert_same_reading(result["read"], text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,29 +476,44 @@ def test_paste_page_parser_matches_parse_reply_fuzzed(texts: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("python", "javascript", "flags"),
+    ("python", "exported"),
     [
-        ("connection refused|socket error code 10061", "connection refused|socket error code 10061", ""),
-        (r"(?P<host>\w+)\.(?P=host)", r"(?<host>\w+)\.\k<host>", ""),
-        (r"\Aabc\Z", "^abc$", ""),
-        ("(?i)quota", "quota", ""),
-        ("(?s)a.b", "a.b", "s"),
-        ("x{,3}", "x{0,3}", ""),
-        ("[]a]", r"[\]a]", ""),
-        ("a+?b", "a+?b", ""),
-        (r"a+\d+", r"a+\d+", ""),
-        (r"[\Z]", r"[\Z]", ""),
-        (r"(?<=5\.)7(?!\d)", r"(?<=5\.)7(?!\d)", ""),
+        ("connection refused|socket error code 10061", "connection refused|socket error code 10061"),
+        (r"(?P<host>\w+)\.(?P<tld>\w+)", r"(?P<host>\w+)\.(?P<tld>\w+)"),
+        (r"\Aabc\Z", r"\Aabc\z"),
+        (r"a\\Z", r"a\\Z"),  # an escaped backslash then Z: not end of text
+        ("(?s)a.b", "(?s)a.b"),
+        ("[]a]", "[]a]"),
+        ("a+?b", "a+?b"),
     ],
 )
-def test_js_regex_translates_python_spellings(python: str, javascript: str, flags: str) -> None:
-    assert js_regex(python) == (javascript, flags)
+def test_export_pattern_is_re2_syntax(python: str, exported: str) -> None:
+    assert export_pattern(python) == exported
 
 
-@pytest.mark.parametrize("python", ["a++", "(?>a)", "(?x) a b", r"\N{DIGIT ONE}", "(?(1)a|b)", "(?#comment)a", "[[:alpha:]]", r"\p"])
-def test_js_regex_refuses_constructs_javascript_lacks(python: str) -> None:
+@pytest.mark.parametrize("python", ["a++", "(?>a)", "(?x) a b", r"(?P=x)", "(?(1)a|b)", r"(?<=5\.)7(?!\d)", r"(a)\1"])
+def test_export_refuses_what_re2_cannot_compile(python: str) -> None:
     with pytest.raises(UnsupportedPattern):
-        js_regex(python)
+        export_pattern(python)
+
+
+@needs_node
+def test_paste_page_runs_catastrophic_patterns_in_linear_time(tmp_path: Path) -> None:
+    """A contributed `(a|a)*b` hangs a backtracking RegExp for minutes on 30 characters; the page
+    runs rule patterns on RE2JS and answers at once (a generous bound, as a hang detector)."""
+    rules = [
+        {"id": f"redos-{i}", "kind": "specific", "generic_level": None, "specificity": 3, "experimental": False, "codes": [],
+         "title": {"en": "x"}, "url": "x", "match": {"field": "smtp.text", "matches": export_pattern(pattern), "flags": "i"}}
+        for i, pattern in enumerate(["(a|a)*b", r"((\w+\s?))*$", ".*.*.*.*.*.*=$"])
+    ]
+    rules_json = tmp_path / "rules.json"
+    rules_json.write_text(json.dumps({"version": 2, "languages": ["en"], "rules": rules, "skipped": []}), encoding="utf-8")
+    texts = ["550 5.7.1 " + "a" * 5000, "550 5.7.1 " + "word " * 2000 + "!", "550 5.7.1 " + "x" * 5000]
+    started = time.perf_counter()
+    answer = run_node([{"text": text} for text in texts], rules_json)
+    assert time.perf_counter() - started < 30
+    assert answer["broken"] == []
+    assert [sorted(r["matches"]) for r in answer["results"]] == [["redos-1"]] * 3  # the 2nd matches empty at the end
 
 
 @pytest.mark.parametrize(
@@ -495,7 +564,7 @@ def test_plain_title_has_no_html_characters() -> None:
 
 
 def test_hostile_rule_text_is_shown_as_text_never_as_markup(fixture_site: BuiltSite) -> None:
-    allowed_scripts = re.compile(r"^(/mailtriage/|[./]*)(assets/javascripts/|assets/mailtriage/(rules|paste|iframe-worker-shim)\.js$|search/search_index\.js$)")
+    allowed_scripts = re.compile(r"^(/mailtriage/|[./]*)(assets/javascripts/|assets/mailtriage/(rules|re2js|paste|iframe-worker-shim)\.js$|search/search_index\.js$)")
     seen_text = False
     for file in html_files(fixture_site.root):
         page = parse(file.read_text(encoding="utf-8"))
@@ -604,6 +673,22 @@ def test_paste_page_in_browser_links_the_matching_rule(browser: Any, served: str
     page.wait_for_load_state()
     assert page.url == f"{served}{LANGS[lang]}rules/{rule.id}/"
     _screenshot(page, f"rule-{lang}")
+    assert not errors
+    page.close()
+
+
+def test_paste_page_in_browser_shows_what_it_inferred_and_from_what(browser: Any, served: str) -> None:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{served}paste/")
+    page.fill("#mt-paste-input", INFERENCE_CASES[0])
+    page.click("#mt-paste button[type=submit]")
+    item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
+    item.wait_for(timeout=5000)
+    assert item.inner_text() == "context.system=postfix (from error text postfix/smtp[123]:)"
+    # The page reads the log line's text like `diagnose` and names the Postfix rule.
+    page.locator('a[data-rule-id^="postfix-"]').first.wait_for(timeout=5000)
     assert not errors
     page.close()
 
@@ -720,3 +805,164 @@ def test_pages_served_at_a_root_or_a_sub_path_have_no_broken_links(browser: Any,
     page.close()
     assert failed == [] and broken == [], (failed, broken[:10])
     assert outside == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Search: one index per language; a pasted error finds the rule that explains it
+
+
+def _search(page: Any, query: str) -> list[str]:
+    """The result links of the theme's search box, best first (paths without the `?h=` part)."""
+    page.fill("input.md-search__input", query)
+    page.locator(".md-search-result__item").first.wait_for(timeout=10000)
+    page.wait_for_timeout(200)  # the worker answers once per keystroke batch; take the final list
+    hrefs = page.eval_on_selector_all(".md-search-result__item > a", "els => els.map(e => new URL(e.href).pathname)")
+    return [str(h) for h in hrefs]
+
+
+SEARCH_CASES = [
+    # (page the search starts from, query, rule page expected, how high)
+    ("", "450 4.4.316 Connection refused [Message=Socket error code 10061]", "rules/exo-connector-connection-refused/", 1),
+    ("", "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com]", "rules/exo-connector-connection-refused/", 1),
+    ("", "certificate validation failed", "rules/exo-connector-certificate-validation-failed/", 4),
+    ("", "4.7.320", "rules/exo-connector-certificate-validation-failed/", 1),
+    ("", "NoSuchUser", "rules/gmail-no-such-user/", 4),
+    ("", "550 5.1.1 The email account that you tried to reach does not exist", "rules/gmail-no-such-user/", 1),
+    ("pt-BR/", "450 4.4.316 Connection refused [Message=Socket error code 10061]", "pt-BR/rules/exo-connector-connection-refused/", 1),
+    ("pt-BR/", "certificate validation failed", "pt-BR/rules/exo-connector-certificate-validation-failed/", 4),
+    ("pt-BR/rules/common-recipient-unknown/", "NoSuchUser", "pt-BR/rules/gmail-no-such-user/", 4),
+]
+
+
+@pytest.mark.parametrize(("start", "query", "expected", "within"), SEARCH_CASES)
+def test_search_ranks_the_rule_of_a_pasted_error_high(browser: Any, served: str, start: str, query: str, expected: str, within: int) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{served}{start}")
+    results = _search(page, query)
+    page.close()
+    assert f"/{expected}" in results[:within], results[:6]
+
+
+@pytest.mark.parametrize("query", ["connection refused", "TLS", "4.4.316", "mailbox full"])
+def test_search_on_a_portuguese_page_lists_only_portuguese_pages(browser: Any, served: str, query: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{served}pt-BR/browse/codes/")
+    results = _search(page, query)
+    page.goto(f"{served}browse/codes/")
+    english = _search(page, query)
+    page.close()
+    assert results and all(r.startswith("/pt-BR/") for r in results), results[:6]
+    assert english and not any(r.startswith("/pt-BR/") for r in english), english[:6]
+
+
+def test_search_snippet_of_a_rule_is_its_summary(browser: Any, served: str, site: BuiltSite) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    for lang in LANGS:
+        page.goto(f"{served}{LANGS[lang]}")
+        _search(page, "4.4.316")
+        first = page.locator(".md-search-result__item").first
+        snippet = " ".join(first.locator("p").first.inner_text().split())
+        assert snippet[:60] == " ".join(rule.text("summary", lang).split())[:60], (lang, snippet)
+        _screenshot(page, f"search-{lang}")
+    page.close()
+
+
+def test_each_language_has_its_own_search_index(site: BuiltSite) -> None:
+    english = json.loads((site.root / "search" / "search_index.json").read_text(encoding="utf-8"))
+    portuguese = json.loads((site.root / "pt-BR" / "search" / "search_index.json").read_text(encoding="utf-8"))
+    assert not any(d["location"].startswith("pt-BR/") for d in english["docs"])
+    assert {d["location"] for d in portuguese["docs"]} >= {f"rules/{rule_id}/" for rule_id in site.rules}
+    assert english["config"]["lang"] == ["en"] and "pt" in portuguese["config"]["lang"]
+    refused = next(d for d in portuguese["docs"] if d["location"] == "rules/exo-connector-connection-refused/")
+    assert "4.4.316" in refused["codes"] and "Connection refused" in refused["samples"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Small screens and accessibility
+
+AXE = DATA.parent / "axe" / "axe.min.js"  # vendored test data (tests/data/axe/README.md), never in the site
+PAGE_TYPES = ["", "rules/exo-connector-connection-refused/", "paste/", "browse/codes/", "cli-reference/", "contributing/"]
+
+
+def _overflow(page: Any) -> tuple[int, int]:
+    return page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_phone_width_pages_do_not_scroll_sideways(browser: Any, served: str, lang: str) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    wide: list[str] = []
+    for path in PAGE_TYPES:
+        page.goto(f"{served}{LANGS[lang]}{path}")
+        scroll, client = _overflow(page)
+        if scroll > client:
+            wide.append(f"{path or 'home'}: {scroll} > {client}")
+    # The codes table is wider than a phone: it scrolls inside its own container.
+    page.goto(f"{served}{LANGS[lang]}browse/codes/")
+    inner = page.evaluate("() => { const w = document.querySelector('.md-typeset__scrollwrap'); return [w.scrollWidth, w.clientWidth, getComputedStyle(w).overflowX]; }")
+    _screenshot(page, f"codes-390-{lang}")
+    page.close()
+    assert wide == []
+    assert inner[0] > inner[1] and inner[2] in ("auto", "scroll"), inner
+
+
+def test_cli_reference_help_blocks_fit_a_narrow_screen(site: BuiltSite) -> None:
+    html = site.html("en", "cli-reference/")
+    blocks = re.findall(r"<pre[^>]*>(.*?)</pre>", html, re.S)
+    lines = [line for block in blocks for line in re.sub(r"<[^>]+>", "", block).splitlines()]
+    assert lines and max(len(unescape(line)) for line in lines) <= 100
+
+
+def test_wrap_long_lines_breaks_choice_lists_under_their_bracket() -> None:
+    line = "  --tls-error [" + "|".join(f"choice-{n}" for n in range(30)) + "]  Why TLS failed."
+    wrapped = wrap_long_lines(line, 60).splitlines()
+    assert len(wrapped) > 1 and all(len(w) <= 60 for w in wrapped)
+    assert all(w.startswith(" " * len("  --tls-error [")) for w in wrapped[1:])
+    assert "".join(w.strip() for w in wrapped).replace(" ", "") == line.replace(" ", "")
+    assert wrap_long_lines("short\n  lines", 60) == "short\n  lines"
+
+
+def _axe(page: Any) -> list[str]:
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)"
+    )
+    return [str(f) for f in found]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_serious_accessibility_violations(browser: Any, served: str, scheme: str, width: int) -> None:
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    problems: list[str] = []
+    for lang, prefix in LANGS.items():
+        for path in ["", "rules/exo-connector-connection-refused/", "paste/", "browse/codes/"]:
+            page.goto(f"{served}{prefix}{path}")
+            if path == "paste/":
+                page.fill("#mt-paste-input", "450 4.4.316 Connection refused")
+                page.click("#mt-paste button[type=submit]")
+                page.locator('a[data-rule-id="exo-connector-connection-refused"]').wait_for(timeout=5000)
+            problems.extend(f"{lang} /{path}: {found}" for found in _axe(page))
+    page.close()
+    assert problems == []
+
+
+def test_theme_icon_buttons_have_names(browser: Any, served: str) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    for lang, prefix in LANGS.items():
+        page.goto(f"{served}{prefix}")
+        names = page.eval_on_selector_all(
+            "label.md-header__button[for=__drawer], label.md-header__button[for=__search]",
+            "els => els.map(e => e.innerText.trim())",
+        )
+        assert len(names) == 2 and all(names), (lang, names)
+        assert page.get_attribute(".md-search[role=dialog]", "aria-label")
+    page.close()
+
+
+def test_footer_speaks_the_page_language(site: BuiltSite) -> None:
+    assert "Feito com" in site.html("pt-BR", "") and "Made with" not in site.html("pt-BR", "rules/exo-connector-connection-refused/")
+    assert "Made with" in site.html("en", "")

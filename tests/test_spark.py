@@ -141,16 +141,20 @@ def test_hostile_inputs_become_rows_with_reasons(spark: SparkSession, tmp_path: 
     frame = diagnose_messages(spark.read.format("binaryFile").load(str(folder)))
     rows = {Path(row["source"]).name: row.asDict() for row in frame.collect()}
     assert "binary" in rows["garbage.bin"]["skipped"]
-    assert "nested too deeply" in rows["nested.eml"]["skipped"]
+    assert "MIME" in rows["nested.eml"]["skipped"] and rows["nested.eml"]["read"] is True  # read, refused
     assert rows["nested.eml"]["rule"] is None
     assert rows["good.eml"]["skipped"] is None and rows["good.eml"]["rule"] == "exo-connector-connection-refused"
     # Through `scan` (local files, read by the workers), with an empty file too (Spark's file
     # sources never list empty files), the reasons are the single-process scan's.
+    # A hidden file is listed by the driver's walk, as the single-process scan lists it, never read.
     (folder / "empty.eml").write_bytes(b"")
-    scanned = {Path(row["source"]).name: row.asDict() for row in scan(spark, [str(folder)]).collect()}
+    (folder / ".hidden.eml").write_bytes((DATA / "exo-expired-refused.eml").read_bytes())
+    scanned = {Path(row["source"]).name: contract_row(row.asDict()) for row in scan(spark, [str(folder)]).collect()}
     single = {Path(row["source"]).name: row for row in scan_rows(iter_path_records([str(folder)]))}
-    assert scanned["empty.eml"]["skipped"] == single["empty.eml"]["skipped"] == "empty file"
-    assert scanned["nested.eml"]["skipped"] == single["nested.eml"]["skipped"] == rows["nested.eml"]["skipped"]
+    assert scanned["empty.eml"] == single["empty.eml"] and single["empty.eml"]["skipped"] == "empty file"
+    assert scanned[".hidden.eml"] == single[".hidden.eml"] and single[".hidden.eml"]["skipped"] == "hidden file"
+    assert scanned["nested.eml"] == single["nested.eml"]
+    assert single["nested.eml"]["skipped"] == rows["nested.eml"]["skipped"] and single["nested.eml"]["read"] is True
 
 
 def test_scan_local_paths_and_uris_match_single_process(spark: SparkSession, tmp_path: Path) -> None:
@@ -221,7 +225,8 @@ def test_cli_engine_spark_writes_parquet_and_prints_the_same_rows(spark: SparkSe
     result = CliRunner().invoke(cli, ["scan", "--engine", "spark", "--output", str(output), "--format", "jsonl", *paths])
     assert result.exit_code in (0, 1), result.output
     printed = Counter(_normalised(json.loads(line)) for line in result.stdout.splitlines())
-    expected = Counter(_normalised(row) for row in scan_rows(iter_path_records(paths)) if "skipped" not in row)
+    # Records and skip notes alike, as `scan --format jsonl` prints them.
+    expected = Counter(_normalised(row) for row in scan_rows(iter_path_records(paths)))
     assert printed == expected
     written = spark.read.parquet(str(output))
     assert tuple(written.columns) == OUTPUT_COLUMNS
@@ -292,3 +297,34 @@ def test_cli_says_what_is_missing_instead_of_a_traceback(monkeypatch: pytest.Mon
     monkeypatch.delenv("JAVA_HOME", raising=False)
     result = CliRunner().invoke(cli, ["scan", "--engine", "spark", log])
     assert isinstance(result.exception, InputError) and "openjdk-17-jre-headless" in str(result.exception)
+
+
+def test_a_shipped_knowledge_base_is_unpickled_only_under_the_drivers_key(tmp_path: Path) -> None:
+    # Runs the worker's loader in this process: a file whose keyed hash does not check out is never
+    # unpickled (the planted pickle would create a file), and the worker falls back to the installed rules.
+    import pickle
+
+    from mailtriage.cache import seal_knowledge_base
+    from mailtriage.engine import Engine
+    from mailtriage.spark import ShippedKnowledgeBase
+    from mailtriage.spark.worker import engine_state, worker_engine
+
+    planted = tmp_path / "pwned"
+
+    class Planted:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (open, (str(planted), "w"))
+
+    kb = Engine.load().kb
+    sealed = tmp_path / "kb-sealed.pickle"
+    sealed.write_bytes(seal_knowledge_base(kb, b"k" * 32))
+    forged = tmp_path / "kb-forged.pickle"
+    forged.write_bytes(sealed.read_bytes()[:48] + pickle.dumps(Planted()))
+
+    worker_engine(ShippedKnowledgeBase(str(forged), b"k" * 32))
+    assert engine_state()[2] == "installed" and not planted.exists()
+    worker_engine(ShippedKnowledgeBase(str(sealed), b"x" * 32))  # the right file, another key
+    assert engine_state()[2] == "installed"
+    engine = worker_engine(ShippedKnowledgeBase(str(sealed), b"k" * 32))
+    assert engine_state()[2] == "shipped" and set(engine.kb.rules) == set(kb.rules)
+    assert "k" * 8 not in repr(ShippedKnowledgeBase(str(sealed), b"k" * 32))

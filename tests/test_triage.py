@@ -46,7 +46,7 @@ def test_scan_rows_keep_the_contract_and_account_for_skips(engine: Engine) -> No
     rows = list(scan_rows([record, SkippedInput("x.bin", "binary file")], engine))
     assert set(SCAN_ROW_FIELDS) <= set(rows[0])
     assert rows[0]["file"] == "box.mbox" and rows[0]["status"] == "5.1.1" and rows[0]["rule"]
-    assert rows[1] == {"source": "x.bin", "skipped": "binary file"}
+    assert rows[1] == {"source": "x.bin", "skipped": "binary file", "read": False}
 
 
 def test_public_api_is_exported() -> None:

@@ -34,6 +34,7 @@ pay either: 6.0 instead of 7.4 asserts per query, 139 vs 131 us of CPU per query
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import threading
@@ -90,18 +91,53 @@ WORD_FLAG = "tw"  # asserted (true) into a word key's rulesets: the text contain
 
 
 class _RegexTable:
-    """Distinct (field, pattern) tests, each handed to durable-rules as the boolean property `rx<N>`."""
+    """Distinct (field, pattern) tests, each handed to durable-rules as the boolean property `rx<N>`.
+
+    One table per process (`_REGEXES`): the same test gets the same id in every matcher, so the
+    same branches compile to the same ruleset text whatever order the keys were first used in,
+    and `_built_ruleset` can hand every engine the one ruleset built for that text."""
 
     def __init__(self) -> None:
         self.ids: dict[tuple[str, str], int] = {}
         self.leaves: list[Leaf] = []
+        self._lock = threading.Lock()
 
     def id_for(self, leaf: Leaf) -> int:
         key = (leaf.field, leaf.value)
-        if key not in self.ids:
-            self.ids[key] = len(self.leaves)
-            self.leaves.append(leaf)
-        return self.ids[key]
+        found = self.ids.get(key)
+        if found is None:
+            with self._lock:
+                found = self.ids.get(key)
+                if found is None:
+                    found = self.ids[key] = len(self.leaves)
+                    self.leaves.append(leaf)
+        return found
+
+
+_REGEXES = _RegexTable()
+
+# Every durable-rules ruleset this process built, by the sha256 of its definition: (handle, None)
+# or (None, why it could not be built). durable-rules never gives a ruleset's memory back in
+# full (each regex leaks ~0.8 MB per build), and each Engine.load() used to build its own: 21 MB
+# per load, MemoryError after a few hundred loads. Engines with the same rules now share them.
+# A shared ruleset has one session, so every query on any of them runs under `_QUERY_LOCK`
+# (the C extension holds the GIL anyway: a lock per engine bought no parallelism).
+_BUILT: dict[bytes, tuple[int | None, str | None]] = {}
+_BUILT_LOCK = threading.Lock()
+_QUERY_LOCK = threading.RLock()
+
+
+def _built_ruleset(definition: str) -> tuple[int | None, str | None]:
+    key = hashlib.sha256(definition.encode("utf-8")).digest()
+    with _BUILT_LOCK:
+        entry = _BUILT.get(key)
+        if entry is None:
+            try:
+                entry = (_dre.create_ruleset(f"mt_{next(_ruleset_counter)}", definition), None)
+            except (_dre.error, MemoryError) as exc:
+                entry = (None, str(exc))
+            _BUILT[key] = entry
+        return entry
 
 
 def _is_text(name: str) -> bool:
@@ -278,14 +314,13 @@ class DurableMatcher:
 
     def __init__(self, rules: Iterable[Rule], chunk_size: int = MAX_BRANCHES_PER_RULESET) -> None:
         self.index = DispatchIndex(rules)
-        self.regexes = _RegexTable()
+        self.regexes = _REGEXES
         self.chunk_size = chunk_size
         # Branches are compiled per dispatch key on first use of the key (a one-shot CLI query
         # touches a handful of keys out of hundreds); `rulesets[key]` compiles on demand.
         self.rulesets: _RulesetsByKey = _RulesetsByKey(self._compile_key)
         self._python_only: dict[DispatchKey | None, list[tuple[Branch, Predicate, str]]] = {}
-        self._lock = threading.Lock()
-        self._prefix = f"mt{next(_ruleset_counter)}"
+        self._lock = _QUERY_LOCK
         self.fallbacks = 0
         self.asserts = 0  # facts asserted, and rulesets skipped because a text test ruled them out
         self.gated = 0
@@ -339,11 +374,11 @@ class DurableMatcher:
 
     def _build(self, ruleset: _Ruleset) -> None:
         ruleset.prepare_members(self.regexes)
-        name = f"{self._prefix}_{next(_ruleset_counter)}"
-        try:
-            ruleset.handle = _dre.create_ruleset(name, json.dumps(ruleset.definition(), ensure_ascii=False))
-        except (_dre.error, MemoryError) as exc:
-            ruleset.broken = str(exc)
+        handle, broken = _built_ruleset(json.dumps(ruleset.definition(), ensure_ascii=False))
+        if broken is not None:
+            ruleset.broken = broken
+        else:
+            ruleset.handle = handle
 
     def match(self, facts: Mapping[str, FactValue], keys: list[DispatchKey | None] | None = None) -> set[str]:
         """Ids of the rules whose condition holds; `keys` is `self.index.keys_for(facts)` if the

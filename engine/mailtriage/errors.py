@@ -6,6 +6,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+# The start of the note for an input that hit a bug: scan exits 3 when any input has one.
+INTERNAL_ERROR = "internal error (please report)"
+
 
 @dataclass(frozen=True, order=True)
 class Location:

@@ -8,6 +8,7 @@ against it, so that every evaluator sees the same, correctly typed values.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ FactValue = str | int | float | bool
 Facts = dict[str, FactValue]
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,18}\Z", re.ASCII)
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]{1,18}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,29 @@ class FieldSpec:
     def is_text(self) -> bool:
         """Free-text fields: matched with regexes, never used as dispatch keys."""
         return self.type == "string" and self.enum is None and self.pattern is None
+
+
+@cache
+def schema_regex(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema (ECMA-262) pattern compiled for Python with the same meaning: an unescaped
+    `$` outside a character class is the end of the text (Python's also matches before a final
+    newline)."""
+    out = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return re.compile("".join(out))
 
 
 @cache
@@ -89,13 +115,23 @@ def coerce_value(spec: FieldSpec, value: Any) -> FactValue:
         elif spec.type == "integer":
             if isinstance(value, bool):
                 raise ValueError("expected an integer")
-            if isinstance(value, float) and not value.is_integer():
+            if isinstance(value, float) and not value.is_integer():  # also inf and nan
                 raise ValueError("expected an integer")
+            if isinstance(value, str):
+                # Plain ASCII digits, as the intake parsers read codes: int() would also take
+                # "5_5_0", " 550 " and other scripts' digits.
+                if not _INTEGER_TEXT.match(value.strip()):
+                    raise ValueError("expected an integer")
+                value = value.strip()
             result = int(value)
         elif spec.type == "number":
             if isinstance(value, bool):
                 raise ValueError("expected a number")
+            if isinstance(value, str) and not _NUMBER_TEXT.match(value.strip()):
+                raise ValueError("expected a number")
             result = float(value)
+            if not math.isfinite(result):
+                raise ValueError("expected a finite number")
         else:
             if not isinstance(value, (str, int, float)) or isinstance(value, bool):
                 raise ValueError("expected text")
@@ -107,7 +143,7 @@ def coerce_value(spec: FieldSpec, value: Any) -> FactValue:
     if spec.enum is not None and result not in spec.enum:
         allowed = ", ".join(str(v) for v in spec.enum)
         raise FactError(f"fact {spec.name}: {value!r} is not one of: {allowed}")
-    if spec.pattern is not None and isinstance(result, str) and not re.search(spec.pattern, result):
+    if spec.pattern is not None and isinstance(result, str) and not schema_regex(spec.pattern).search(result):
         raise FactError(f"fact {spec.name}: {value!r} is not well formed")
     if isinstance(result, (int, float)) and not isinstance(result, bool):
         if spec.minimum is not None and result < spec.minimum:
@@ -150,3 +186,18 @@ def normalize_facts(raw: Mapping[str, Any]) -> Facts:
         if found:
             facts["smtp.enhanced"] = ".".join(str(int(part)) for part in found.groups())
     return derive(facts)
+
+
+@dataclass(frozen=True)
+class InferredFact:
+    """A context fact worked out from the input rather than stated: which value, the text that
+    showed it (`evidence`) and where that text was (`source`: the error text, a log tag, a DSN
+    field, a header...)."""
+
+    field: str
+    value: FactValue
+    evidence: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value, "evidence": self.evidence, "source": self.source}

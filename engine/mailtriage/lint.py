@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,35 @@ class LintReport(CollectsProblems):
         return bool(self.errors or (strict and self.warnings))
 
 
+# Rule file and folder names end up in URLs and pages of the site: letters, digits, `.`, `_`, `-`
+# only, starting with a letter or digit (`no-such-user.pt-BR.yaml`).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def file_name_problems(paths: Iterable[Path], display_root: Path | None = None) -> list[Problem]:
+    """MT014 for each rule file whose name, or a folder name below the linted path, is not safe."""
+    from .loader import _display, rule_files
+
+    problems: list[Problem] = []
+    for path in paths:
+        for file in rule_files([path]):
+            parts = file.relative_to(path).parts if path.is_dir() else (file.name,)
+            bad = [part for part in parts if not SAFE_NAME.fullmatch(part)]
+            if bad:
+                shown = ", ".join(repr(part) for part in bad)
+                problems.append(Problem(Location(_display(file, display_root)), "MT014", f"unsafe file or folder name {shown}: use letters, digits, '.', '_' and '-' only, starting with a letter or digit"))
+    return problems
+
+
 def example_facts(example: Example) -> dict[str, object]:
-    """The facts an example stands for: its reply line parsed, then its explicit facts on top."""
-    from .intake.reply import parse_reply
+    """The facts an example stands for: its reply line read as `diagnose` reads it (the context
+    its words show included), with its explicit facts on top and never inferred over."""
+    from .intake.reply import read_reply
 
     facts: dict[str, object] = {}
     if example.reply is not None:
-        facts.update(parse_reply(example.reply))
+        parsed, _ = read_reply(example.reply, known=dict(example.facts))
+        facts.update(parsed)
     facts.update(example.facts)
     return facts
 
@@ -37,11 +60,13 @@ def lint_paths(paths: Iterable[Path], base: Iterable[Path] = (), display_root: P
     """Lint the rules under `paths`. `base` folders (e.g. the bundled rules) load first, so that
     rules in `paths` may refer to them; only problems in `paths` are reported."""
     base = list(base)
+    paths = list(paths)
     kb = load_knowledge_base([*base, *paths], display_root=display_root)
     base_files = {str(f) for f in _files(base, display_root)}
     report = LintReport(kb)
     report.problems.extend(p for p in kb.problems if p.location.path not in base_files)
     report.problems.extend(p for p in check_examples(kb) if p.location.path not in base_files)
+    report.problems.extend(file_name_problems(paths, display_root))
     report.problems.sort(key=lambda p: (p.location.path, p.location.line or 0, p.location.column or 0, p.code))
     return report
 

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CollectsProblems, FactError, Location, Problem, Severity
-from .facts import coerce_value, vocabulary
+from .facts import coerce_value, schema_regex, vocabulary
 from .i18n import SOURCE_LANGUAGE, translatable_strings
 from .model import LEAF_OPS, Rule, Status, Translation
-from .resources import schema_path
+from .resources import bundled_rules_dir, schema_path
+from .textmatch import pattern_problem
 
 if TYPE_CHECKING:
     # Only loading YAML needs PyYAML; the engine imports this module for KnowledgeBase, and a
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 _TRANSLATION_NAME = re.compile(r"^(?P<stem>.+)\.(?P<lang>[a-z]{2}(?:-[A-Z]{2})?)\.ya?ml$")
 _ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}$")
 # Nested quantifiers such as (a+)+ or (a*)* can backtrack exponentially.
-_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*](?:[^()\\]|\\.)*\)[+*{]")
 _ORDERED_OPS = ("less_than", "at_most", "greater_than", "at_least")
 
 
@@ -45,10 +45,17 @@ class KnowledgeBase(CollectsProblems):
 
 @cache
 def _validator(name: str) -> Any:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, ValidationError, validators
 
+    def ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+        # JSON Schema patterns are ECMA-262, where `$` is the very end of the text; Python's `$`
+        # also matches before a final newline, which let an id such as "x\n" through.
+        if validator.is_type(instance, "string") and not schema_regex(pattern).search(instance):
+            yield ValidationError(f"{_short(repr(instance))} does not match {pattern!r}")
+
+    strict = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
     with open(schema_path(name), encoding="utf-8") as handle:
-        return Draft202012Validator(json.load(handle))
+        return strict(json.load(handle))
 
 
 def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -69,6 +76,7 @@ def load_knowledge_base(paths: Iterable[Path], display_root: Path | None = None)
     kb = KnowledgeBase()
     translations: list[tuple[YamlDocument, dict[str, Any]]] = []
     documents: dict[str, YamlDocument] = {}
+    origin: dict[str, tuple[int, str]] = {}  # rule id -> (folder index, file) it was last loaded from
     for group_index, group in enumerate(paths):
         seen_here: dict[str, str] = {}
         for file in rule_files([group]):
@@ -98,7 +106,11 @@ def load_knowledge_base(paths: Iterable[Path], display_root: Path | None = None)
             seen_here[rule.id] = shown
             rule.source_file = str(file.resolve())
             if group_index > 0 and rule.id in kb.rules:
-                kb.problems.append(Problem(document.location(("id",)), "MT201", f"overrides bundled rule {rule.id!r}", Severity.WARNING))
+                # Say whose rule is replaced: the bundled one, or one from an earlier extra folder.
+                earlier = origin[rule.id]
+                whose = "bundled rule" if earlier[0] == 0 else f"rule from {earlier[1]}:"
+                kb.problems.append(Problem(document.location(("id",)), "MT201", f"overrides {whose} {rule.id!r}", Severity.WARNING))
+            origin[rule.id] = (group_index, shown)
             kb.rules[rule.id] = rule
             documents[rule.id] = document
     for document, data in translations:
@@ -116,8 +128,47 @@ def _display(file: Path, root: Path | None) -> str:
     return str(file)
 
 
+@cache
+def _glossary() -> dict[str, list[tuple[re.Pattern[str], str]]]:
+    """Rejected-term patterns per language from rules/schema/glossary.yaml (see that file)."""
+    import yaml
+
+    path = bundled_rules_dir() / "schema" / "glossary.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    out: dict[str, list[tuple[re.Pattern[str], str]]] = {}
+    for lang, entries in (data or {}).items() if isinstance(data, dict) else ():
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict) or not isinstance(entry.get("preferred"), str):
+                continue
+            for term in entry.get("rejected") or ():
+                if isinstance(term, str) and term.strip():
+                    pattern = re.compile(rf"(?<![\w-]){re.escape(term.strip())}(?![\w-])", re.I)
+                    out.setdefault(str(lang), []).append((pattern, entry["preferred"]))
+    return out
+
+
+def glossary_violations(lang: str, text: str) -> list[tuple[str, str]]:
+    """(rejected term as written, preferred term) for each glossary term `text` breaks. Code
+    spans (`...`) are skipped: commands and quoted UI strings stay as they are."""
+    plain = re.sub(r"`[^`]*`", " ", text)
+    return [(found.group(0), preferred) for pattern, preferred in _glossary().get(lang, ())
+            for found in [pattern.search(plain)] if found]
+
+
 def _check_schema(document: YamlDocument, schema: str, problems: list[Problem]) -> dict[str, Any] | None:
     from jsonschema.exceptions import best_match
+
+    if not isinstance(document.data, dict):
+        # Not a rule at all (a symlink to /etc/passwd, a stray list): say what it is, never echo
+        # its content.
+        kind = {str: "text", list: "a list", int: "a number", float: "a number", bool: "a boolean"}.get(
+            type(document.data), type(document.data).__name__
+        )
+        problems.append(Problem(document.location(), "MT003", f"not a {schema} file: the document is {kind}, not a mapping of fields"))
+        return None
 
     errors = list(_validator(schema).iter_errors(document.data))
     for error in errors:
@@ -212,13 +263,10 @@ def _check_condition_tree(document: YamlDocument, node: dict[str, Any], json_pat
         if spec.type != "string":
             problems.append(Problem(where, "MT011", f"'matches' needs a text field; {name} is {spec.type}"))
             return
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            problems.append(Problem(where, "MT007", f"regex does not compile: {exc}"))
-            return
-        if _NESTED_QUANTIFIER.search(value):
-            problems.append(Problem(where, "MT008", f"regex {value!r} nests quantifiers and can backtrack catastrophically"))
+        # Patterns run on RE2 (linear time whatever the pattern), so RE2 decides what compiles.
+        why = pattern_problem(value)
+        if why is not None:
+            problems.append(Problem(where, "MT007", f"regex does not compile with RE2 (no look-around or back-references): {why}"))
         return
     if op == "exists":
         return
@@ -319,6 +367,10 @@ def _attach_translation(kb: KnowledgeBase, document: YamlDocument, data: dict[st
             continue
         strings[key] = (entry["text"], entry["source"])
     rule.translations[lang] = Translation(lang=lang, path=document.path, strings=strings)
+    for key, (text, _) in strings.items():
+        for found, preferred in glossary_violations(lang, text):
+            kb.problems.append(Problem(document.location(("strings", key, "text")), "MT106",
+                                       f"{lang} glossary: {found!r} in {key!r}; write {preferred!r}", Severity.WARNING))
     missing, stale = rule.translation_state(lang)
     for key in missing:
         kb.problems.append(Problem(document.location(("strings",)), "MT101", f"{lang} translation of rule {rule.id} lacks {key!r}", Severity.WARNING))

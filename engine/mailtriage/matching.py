@@ -8,13 +8,13 @@ that can match the fact set's own values, plus those with no such key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .evaluate import Predicate, compile_condition, holds
 from .facts import FactValue, askable_fields
 from .model import All, AnyOf, Condition, Leaf, Not, Rule, iter_leaves
-from .textmatch import WordFinder, _ascii_folded, _required_words
+from .textmatch import WordFinder, _required_words, folded_text
 
 # Most selective first: a branch is filed under the first of these it tests for equality.
 DISPATCH_FIELDS = (
@@ -139,11 +139,17 @@ class DispatchIndex:
                         self.words.setdefault(key[0][len(WORD_KEY_PREFIX) :], []).append(str(key[1]))
                     self.by_key.setdefault(key, []).append(branch)
         self._finders = {name: WordFinder(words) for name, words in self.words.items()}
+        self._word_sets = {name: frozenset(words) for name, words in self.words.items()}
         # The dispatch fields some branch is filed under, most selective first.
         used = {key[0] for key in self.by_key if key is not None}
         self._key_fields = tuple(name for name in DISPATCH_FIELDS if name in used)
 
-    def keys_for(self, facts: Mapping[str, FactValue]) -> list[DispatchKey | None]:
+    def keys_for(
+        self, facts: Mapping[str, FactValue], found: Callable[[str], frozenset[str] | None] | None = None
+    ) -> list[DispatchKey | None]:
+        """The dispatch keys of `facts`. `found(text)`, if given, returns a superset of the words of
+        `self.words` that the text contains (exactly those for these words), or None: one shared
+        pass over the text instead of this index's own."""
         keys: list[DispatchKey | None] = []
         by_key = self.by_key
         for name in self._key_fields:
@@ -151,17 +157,17 @@ class DispatchIndex:
                 key = (name, facts[name])
                 if key in by_key:
                     keys.append(key)
-        for name, words in self.words.items():
+        for name in self.words:
             text = facts.get(name)
             if not isinstance(text, str):
                 continue
-            folded = _ascii_folded(text)
             prefixed = WORD_KEY_PREFIX + name
-            if folded is None:
-                # Non-ASCII text: Unicode case folding is not lower(), so every word key is a candidate.
-                keys.extend((prefixed, word) for word in words)
-                continue
-            keys.extend((prefixed, word) for word in self._finders[name].find(folded))
+            words_found = found(text) if found is not None else None
+            if words_found is not None:
+                present = sorted(words_found & self._word_sets[name])
+            else:
+                present = self._finders[name].find(folded_text(text))
+            keys.extend((prefixed, word) for word in present)
         if None in self.by_key:
             keys.append(None)
         return keys

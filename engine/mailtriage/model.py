@@ -7,12 +7,14 @@ and the linter checks meaning.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .facts import FactValue
 from .i18n import SOURCE_LANGUAGE, source_hash, translatable_strings
+
+if TYPE_CHECKING:
+    from .textmatch import LinearPattern
 
 # Ops of a leaf condition, in the YAML spelling.
 LEAF_OPS = ("equals", "one_of", "matches", "less_than", "at_most", "greater_than", "at_least", "exists")
@@ -48,8 +50,8 @@ class Leaf:
     value: Any
 
     @property
-    def pattern(self) -> re.Pattern[str] | None:
-        """The compiled regex of a `matches` leaf, compiled on first use: a cached knowledge base
+    def pattern(self) -> LinearPattern | None:
+        """The compiled regex (RE2) of a `matches` leaf, compiled on first use: a cached knowledge base
         then loads without compiling hundreds of patterns that a query never touches."""
         return _compile_pattern(self.value) if self.op == "matches" else None
 
@@ -117,7 +119,7 @@ def condition_from_dict(data: dict[str, Any]) -> Condition:
     return Leaf(field=data["field"], op=op, value=value)
 
 
-def _compile_pattern(pattern: str) -> re.Pattern[str]:
+def _compile_pattern(pattern: str) -> LinearPattern:
     from .textmatch import compile_pattern
 
     return compile_pattern(pattern)

@@ -18,6 +18,7 @@ language switcher reads.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
@@ -35,7 +36,8 @@ from mkdocs.structure.files import File, Files
 
 from .i18n import LANGUAGES, SOURCE_LANGUAGE
 from .site_render import INDEX_PAGES, PageLayout, RuleLinks, fact_fields_table, rule_page
-from .site_text import escape_literal
+from .site_search import RuleSearchTerms, add_rule_terms, dumps, lunr_languages, split_index
+from .site_text import escape_literal, html_attribute, url_path, url_query_value
 
 if TYPE_CHECKING:
     from mkdocs.config.defaults import MkDocsConfig
@@ -90,6 +92,8 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         self.project_root = Path.cwd()
         self._generated: dict[str, Rule] = {}  # src_uri -> rule, for the current build
         self._default_404: str | None = None
+        # Page URL -> the codes and sample replies of its search entry (every language's pages).
+        self._search_terms: dict[str, RuleSearchTerms] = {}
 
     # -- events -------------------------------------------------------------------------------
 
@@ -129,6 +133,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         rule = self._generated.get(page.file.src_uri)
         if rule is not None:
             page.edit_url = self._rule_links(config, rule, _current_build(config).lang).edit_url
+            self._search_terms[page.url] = RuleSearchTerms.of(rule)
             return None
         if CLI_REFERENCE_MARKER in markdown:
             from .cli.reference import reference_markdown
@@ -151,6 +156,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         build = _current_build(config)
         if page.url not in ("", build.prefix, "index.html", f"{build.prefix}index.html"):
             output = _HEAD_ALTERNATE.sub("", output)
+        output = _search_base(output, build.prefix)
         base = urlsplit(config.site_url or "").path or "/"
         if base == "/" or f'href="{base}' not in output:
             return output
@@ -180,16 +186,48 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         # Written by the default language's build; this language's own goes under its prefix.
         target = site_dir / build.prefix / "404.html"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(output, encoding="utf-8")
+        target.write_text(_search_base(output, build.prefix), encoding="utf-8")
         return self._default_404 or output
+
+    @event_priority(-120)  # after the search plugin, mkdocs-static-i18n (-100) and offline (-100)
+    def on_post_build(self, *, config: MkDocsConfig) -> None:
+        """One search index per language (see `site_search`), rule pages with their codes and
+        sample replies. mkdocs-static-i18n builds the other languages inside the default one's
+        build and writes the stacked index at its end: only then is there an index to split."""
+        i18n: Any = config.plugins.get("i18n")
+        if i18n is not None and getattr(i18n, "building", False):
+            return
+        site_dir = Path(config.site_dir)
+        index_file = site_dir / "search" / "search_index.json"
+        if not index_file.is_file():
+            return
+        index = json.loads(index_file.read_text(encoding="utf-8"))
+        added = add_rule_terms(index.get("docs", []), self._search_terms)
+        build = _current_build(config)
+        search: Any = config.plugins.get("material/search") or config.plugins.get("search")
+        available = list(getattr(search, "config", {}).get("lang") or ["en"])
+        prefixes = {lang: build.prefixes[lang] for lang in build.languages}
+        indexes = split_index(index, prefixes, lunr_languages(build.languages, available, build.languages[0]))
+        offline = (site_dir / "search" / "search_index.js").is_file()
+        for prefix, own in indexes.items():
+            folder = site_dir / prefix / "search"
+            folder.mkdir(parents=True, exist_ok=True)
+            data = dumps(own)
+            (folder / "search_index.json").write_text(data, encoding="utf-8")
+            if offline:  # what the offline plugin writes for file:// pages, per language
+                (folder / "search_index.js").write_text(f"var __index = {data}", encoding="utf-8")
+        sizes = ", ".join(f"{prefix or '/'}: {len(own['docs'])}" for prefix, own in indexes.items())
+        log.info(f"Search: one index per language ({sizes} entries); {added} rule entries carry codes and samples")
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _load(self, rules_dir: Path) -> KnowledgeBase:
         # The engine's cache: parsing and validating a few hundred YAML files is most of a build.
         from .cache import load_cached_knowledge_base
+        from .engine import rule_dirs
 
-        kb = load_cached_knowledge_base([rules_dir])
+        # The same rules the CLI uses: the configured folder, then MAILTRIAGE_RULES folders.
+        kb = load_cached_knowledge_base([rules_dir, *rule_dirs(None, bundled=False)])
         if kb.errors:
             for problem in kb.errors[:MAX_PROBLEMS_SHOWN]:
                 log.error(self._shown(str(problem)))
@@ -246,6 +284,8 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             # The same data as a script, because browsers refuse fetch() on file:// pages.
             f"{ASSET_PREFIX}/rules.js": f"window.MAILTRIAGE_RULES = {data};\n",
             f"{ASSET_PREFIX}/paste.js": (ASSETS_DIR / "paste.js").read_text(encoding="utf-8"),
+            # RE2JS (MIT, github.com/le0pard/re2js), the linear-time engine the page runs rule patterns on.
+            f"{ASSET_PREFIX}/re2js.js": (ASSETS_DIR / "re2js.js").read_text(encoding="utf-8"),
             f"{ASSET_PREFIX}/mailtriage.css": (ASSETS_DIR / "mailtriage.css").read_text(encoding="utf-8"),
             f"{ASSET_PREFIX}/iframe-worker-shim.js": (ASSETS_DIR / "iframe-worker-shim.js").read_text(encoding="utf-8"),
         }
@@ -264,14 +304,17 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         repo = (config.repo_url or "").rstrip("/")
         if not repo:
             return RuleLinks(translation_path=translation)
+        # File names come from pull requests: every path that goes into a URL is percent-encoded
+        # (lint refuses unusual names too, MT014; this holds for rules it never saw).
         edit = f"{repo}/{self.config.repo_edit_uri.strip('/')}/"
         if lang == SOURCE_LANGUAGE:
-            return RuleLinks(edit_url=edit + relative, translation_path=translation)
+            return RuleLinks(edit_url=edit + url_path(relative), translation_path=translation)
         if existing is not None:
-            return RuleLinks(edit_url=edit + translation, translation_path=translation, translation_url=edit + translation)
+            edited = edit + url_path(translation)
+            return RuleLinks(edit_url=edited, translation_path=translation, translation_url=edited)
         folder, _, name = translation.rpartition("/")
-        new = f"{repo}/{self.config.repo_new_uri.strip('/')}/{folder}?filename={name}"
-        return RuleLinks(edit_url=edit + relative, translation_path=translation, translation_url=new)
+        new = f"{repo}/{self.config.repo_new_uri.strip('/')}/{url_path(folder)}?filename={url_query_value(name)}"
+        return RuleLinks(edit_url=edit + url_path(relative), translation_path=translation, translation_url=new)
 
     def _paste_form(self, page: Page, build: _Build) -> str:
         from .facts import vocabulary
@@ -286,7 +329,7 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
         systems = [str(v) for v in (spec.enum if spec and spec.enum else ())]
         options = "".join(f'<option value="{escape_literal(s)}">{escape_literal(system_name(s, build.lang))}</option>' for s in systems)
         return (
-            f'<form id="mt-paste" class="mt-paste" data-lang="{build.lang}" data-site-root="{lang_root}" autocomplete="off">\n'
+            f'<form id="mt-paste" class="mt-paste" data-lang="{html_attribute(build.lang)}" data-site-root="{html_attribute(lang_root)}" autocomplete="off">\n'
             f'<label for="mt-paste-input">{words["label"]}</label>\n'
             f'<textarea id="mt-paste-input" rows="6" spellcheck="false" placeholder="450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedServerName=mail.contoso.com] [LastAttemptedIP=192.0.2.10:25]"></textarea>\n'
             f'<div class="mt-paste-row"><label for="mt-paste-system">{words["system"]}</label>\n'
@@ -295,9 +338,22 @@ class MailtriagePlugin(BasePlugin[_PluginConfig]):  # type: ignore[no-untyped-ca
             f'<p class="mt-paste-privacy">{words["privacy"]}</p>\n'
             "</form>\n"
             '<div id="mt-paste-output" class="mt-paste-output" aria-live="polite"></div>\n'
-            f'<script src="{to_root}{ASSET_PREFIX}/rules.js"></script>\n'
-            f'<script src="{to_root}{ASSET_PREFIX}/paste.js"></script>\n'
+            f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/rules.js"></script>\n'
+            f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/re2js.js"></script>\n'
+            f'<script src="{html_attribute(to_root)}{ASSET_PREFIX}/paste.js"></script>\n'
         )
+
+
+_CONFIG_BASE = re.compile(r'(<script id="__config" type="application/json">[^<]*?"base": ")([^"]*)(")')
+
+
+def _search_base(output: str, prefix: str) -> str:
+    """Point a page's search at its language's index: the theme loads `search/search_index.json`
+    under its `base` and resolves result links against it. Only the search uses `base` here (no
+    instant navigation, no versions)."""
+    if not prefix:
+        return output
+    return _CONFIG_BASE.sub(lambda m: f"{m.group(1)}{m.group(2).rstrip('/')}/{prefix}{m.group(3)}", output, count=1)
 
 
 _HEAD_ALTERNATE = re.compile(r'<link rel="alternate" href="[^"]*" hreflang="[^"]*">\n?')

@@ -20,6 +20,7 @@ from .site_text import (
     SUBJECTS,
     escape_literal,
     family_name,
+    html_attribute,
     md_code,
     md_text,
     plain_title,
@@ -81,7 +82,10 @@ def rule_page(rule: Rule, rules: dict[str, Rule], lang: str, layout: PageLayout,
     here = layout.rule(rule.id)
     title = rule.text("title", lang)
     out: list[str] = [front_matter(title), f"# {md_text(title)}\n"]
-    out.append(_facts_table(rule, lang))
+    # Notes first (a reader must see them before the text they qualify), then the summary as the
+    # page's lead, then the facts table. Search shows the start of a page's first section as its
+    # snippet: the notes and the facts table are left out of the index, so that is the summary
+    # (codes are searchable through the index's own `codes` field, see site_search).
     if rule.status is Status.DEPRECATED and rule.replaced_by and rule.replaced_by in rules:
         replacement = rules[rule.replaced_by]
         body = ui(lang, "deprecated.body", title=md_text(replacement.text("title", lang)), url=link(here, layout.rule(replacement.id)))
@@ -90,6 +94,7 @@ def rule_page(rule: Rule, rules: dict[str, Rule], lang: str, layout: PageLayout,
         missing, stale = rule.translation_state(lang)
         path = md_code(links.translation_path) if links.translation_path else md_code(f"{rule.id}.{lang}.yaml")
         if links.translation_url:
+            # Percent-encoded by the plugin: no `)`, `<` or quote of a file name is left to end the link.
             path = f"[{path}]({links.translation_url})"
         body = ui(
             lang,
@@ -100,7 +105,8 @@ def rule_page(rule: Rule, rules: dict[str, Rule], lang: str, layout: PageLayout,
             path=path,
         )
         out.append(_admonition("info", ui(lang, "untranslated.title"), body, css="mt-untranslated"))
-    out.append(f"## {ui(lang, 'what_it_means')}\n\n{md_text(rule.text('summary', lang))}\n")
+    out.append(f'<p class="mt-lead">{md_text(rule.text("summary", lang))}</p>\n')
+    out.append(_facts_table(rule, lang))
     out.append(_causes(rule, lang))
     out.append(_fixes(rule, lang))
     out.append(_confirm(rule, lang, layout))
@@ -118,7 +124,7 @@ def rule_page(rule: Rule, rules: dict[str, Rule], lang: str, layout: PageLayout,
         out.extend(f"- [{md_text(other.text('title', lang))}]({link(here, layout.rule(other.id))})" for other in see_also)
         out.append("")
     if links.edit_url:
-        out.append(f'<p class="mt-edit"><a href="{links.edit_url}">{escape_literal(ui(lang, "edit"))}</a></p>\n')
+        out.append(f'<p class="mt-edit"><a href="{html_attribute(links.edit_url)}">{escape_literal(ui(lang, "edit"))}</a></p>\n')
     return "\n".join(out)
 
 
@@ -134,15 +140,17 @@ def _facts_table(rule: Rule, lang: str) -> str:
         (ui(lang, "kind"), escape_literal(kind)),
         (ui(lang, "status"), escape_literal(ui(lang, f"status.{rule.status.value}"))),
     ]
-    lines = ['<div class="mt-facts" markdown>', "", "| | |", "|---|---|"]
+    lines = ['<div class="mt-facts" data-search-exclude markdown>', "", "| | |", "|---|---|"]
     lines.extend(f"| {escape_literal(label)} | {value} |" for label, value in rows)
     lines.extend(["", "</div>", ""])
     return "\n".join(lines)
 
 
 def _admonition(kind: str, title: str, body: str, css: str = "") -> str:
-    classes = f"{kind} {css}".strip()
-    return f'!!! {classes} "{escape_literal(title)}"\n\n    {body}\n'
+    """An admonition as Material renders `!!!`, kept out of the search index (a note about the
+    page is not what a search result should show)."""
+    classes = f"admonition {kind} {css}".strip()
+    return f'<div class="{classes}" data-search-exclude markdown>\n<p class="admonition-title">{escape_literal(title)}</p>\n\n{body}\n\n</div>\n'
 
 
 def _causes(rule: Rule, lang: str) -> str:

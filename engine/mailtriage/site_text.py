@@ -8,7 +8,8 @@ text; the only markup it keeps is `code` in backticks, rendered by us, not by Ma
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from html import escape as _html_escape
+from urllib.parse import quote, urlsplit
 
 # Characters that mean something to Markdown, its extensions (attr_list's `{: }`, tables' `|`) or
 # HTML. Each becomes a numeric character reference, which every renderer shows as the character.
@@ -55,6 +56,23 @@ def safe_url(url: str) -> str | None:
     if any(ch in url for ch in " <>\"'`()[]{}\\") or any(ord(ch) < 33 for ch in url):
         return None
     return url
+
+
+def url_path(path: str) -> str:
+    """A repository path (file names come from pull requests) as a URL path: every character
+    other than letters, digits, `-._~` and `/` percent-encoded, so that a name can end neither a
+    Markdown link nor an HTML attribute."""
+    return quote(path, safe="/")
+
+
+def url_query_value(value: str) -> str:
+    """A value for a URL query string, percent-encoded (nothing of it stays syntax)."""
+    return quote(value, safe="")
+
+
+def html_attribute(value: str) -> str:
+    """`value` escaped for a double- or single-quoted HTML attribute."""
+    return _html_escape(value, quote=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,12 +6,15 @@ service, Spark, incident reports) call, so that none of them rebuilds the steps 
   message, MTA log lines) to one `TextDiagnosis` per record.
 - `scan_row(record, engine)`: the contract row of `scan --format jsonl` for one intake record;
   `scan_rows` does the same for a stream of records and skip notes.
+- `diagnosis_document(results, lang)`: the JSON of `diagnose --format json` (and of the HTTP
+  service's `POST /v1/diagnose`).
+- `list_rules(engine, ...)` and `rule_summary(rule)`: `rules list --format json` (and `GET /v1/rules`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from .diagnosis import Diagnosis
     from .engine import Engine
     from .intake import IntakeRecord, SkippedInput
+    from .model import Rule
 
 __all__ = [
     "SCAN_ROW_FIELDS",
@@ -26,6 +30,9 @@ __all__ = [
     "default_engine",
     "diagnose_facts",
     "diagnose_text",
+    "diagnosis_document",
+    "list_rules",
+    "rule_summary",
     "scan_row",
     "scan_rows",
 ]
@@ -83,7 +90,8 @@ def diagnose_text(
     """Read `text` (kind "auto", "reply", "ndr" or "log") and diagnose every record in it.
 
     `facts` are what the caller knows (for example `{"context.system": "exchange-online"}`); they
-    override what was read. An empty list means nothing in the text was recognisable. Raises
+    override what was read and inferred. Each diagnosis lists the context facts inferred from the
+    text (`Diagnosis.inferred`, with their evidence). An empty list means nothing in the text was recognisable. Raises
     InputError for an unknown kind.
     """
     from .intake import parse_input
@@ -92,8 +100,64 @@ def diagnose_text(
     extra = dict(facts or {})
     out = []
     for record in parse_input(text, kind=kind, source=source):
-        out.append(TextDiagnosis(record, engine.diagnose({**record.facts, **extra})))
+        diagnosis = engine.diagnose({**record.facts, **extra})
+        # The reader's facts win: what they stated is not "inferred", whatever the text showed.
+        diagnosis.inferred = [fact for fact in record.inferred if fact.field not in extra]
+        out.append(TextDiagnosis(record, diagnosis))
     return out
+
+
+def diagnosis_document(
+    results: Sequence[tuple[str | None, Diagnosis]], lang: str = "en", sources: Sequence[str | None] = (),
+) -> dict[str, Any]:
+    """One JSON document for the diagnoses of one input: the first record's diagnosis, plus
+    `records` (each with its `recipient` and, when known, the `source` it was read from: an mbox
+    message, a log line) when the input held more than one."""
+    document = results[0][1].to_dict(lang)
+    if len(results) > 1:
+        padded = list(sources) + [None] * (len(results) - len(sources))
+        document["records"] = [
+            {"recipient": recipient, "source": source, **d.to_dict(lang)}
+            for (recipient, d), source in zip(results, padded, strict=False)
+        ]
+    return document
+
+
+def rule_summary(rule: Rule) -> dict[str, Any]:
+    """A rule as `rules list --format json` shows it."""
+    return {
+        "id": rule.id,
+        "codes": list(rule.codes),
+        "status": rule.status.value,
+        "kind": rule.kind.value,
+        "family": rule.family,
+        "systems": list(rule.systems),
+        "title": rule.title,
+        "languages": rule.languages(),
+    }
+
+
+def list_rules(
+    engine: Engine | None = None,
+    *,
+    kind: str | None = None,
+    family: str | None = None,
+    system: str | None = None,
+    code: str | None = None,
+) -> list[Rule]:
+    """The rules, sorted by id, that pass every filter given (code: `4.4.316` or `550`)."""
+    selected = []
+    for rule in sorted((engine or default_engine()).rules.values(), key=lambda r: r.id):
+        if kind and rule.kind.value != kind:
+            continue
+        if family and rule.family != family:
+            continue
+        if system and system not in rule.systems:
+            continue
+        if code and not any(code in c.split() or c.endswith(code) for c in rule.codes):
+            continue
+        selected.append(rule)
+    return selected
 
 
 def _file_of(source: str) -> str:
@@ -119,8 +183,8 @@ def scan_row(record: IntakeRecord, engine: Engine) -> dict[str, Any]:
     except MailtriageError as exc:
         error = str(exc)
     else:
-        if diagnosis.matches:
-            top = diagnosis.matches[0].rule
+        top = diagnosis.top_rule  # the row needs no explanation: none is computed
+        if top is not None:
             rule, category = top.id, top.family
             fallback = not diagnosis.specific
     row: dict[str, Any] = {

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "report": ".report:report",
     "rules": ".rules:rules",
     "scan": ".scan:scan",
+    "serve": ".serve:serve",
     "watch": ".watch:watch",
 }
 
@@ -49,7 +50,8 @@ def cli() -> None:
       mailtriage lint rules/
 
     Exit status: 0 success (diagnose: a specific rule matched), 1 findings (lint errors,
-    diagnose: only generic rules or none matched), 2 bad input or usage.
+    diagnose: only generic rules or none matched), 2 bad input or usage, 3 internal error (a
+    bug: please report it; MAILTRIAGE_DEBUG=1 shows the traceback).
     """
 
 
@@ -63,15 +65,36 @@ def main() -> None:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        import io
+
+        from ..textsafe import visible
+
+        # Messages quote what the user gave: shown with control characters escaped.
+        shown = io.StringIO()
+        exc.show(file=shown)
+        click.echo(visible(shown.getvalue(), keep_lines=True), err=True, nl=False)
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except MailtriageError as exc:
-        click.echo(f"mailtriage: error: {exc}", err=True)
+        from ..textsafe import visible
+
+        click.echo(f"mailtriage: error: {visible(str(exc))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except RecursionError:
+        # Input nested beyond what a parser copes with, and no parser caught it: still no traceback.
+        click.echo("mailtriage: error: input nested too deeply to read", err=True)
+        sys.exit(2)
+    except Exception as exc:  # a bug, not the user's fault: one line, a distinct status
+        import os
+
+        if os.environ.get("MAILTRIAGE_DEBUG"):
+            raise
+        click.echo(f"mailtriage: internal error: {type(exc).__name__}: {exc} (please report it; "
+                   "MAILTRIAGE_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(3)

@@ -100,7 +100,8 @@ def diagnose(
     from ..diagnosis import Diagnosis
     from ..engine import Engine
     from ..errors import InputError
-    from ..triage import diagnose_facts, diagnose_text
+    from ..textsafe import visible
+    from ..triage import diagnose_facts, diagnose_text, diagnosis_document
     from .render import render_diagnosis, to_json
 
     flags: dict[str, Any] = {key.replace("__", "."): value for key, value in symptoms.items() if value is not None}
@@ -113,19 +114,22 @@ def diagnose(
         flags[name.strip()] = value.strip()
 
     engine = Engine.load(rule_dirs, backend=backend)  # type: ignore[arg-type]
+    for problem in engine.kb.warnings:
+        if problem.code == "MT201":  # --rules or MAILTRIAGE_RULES replaced a rule: never silently
+            click.echo(f"mailtriage: note: {problem.location.path} {problem.message}", err=True)
     results: list[tuple[str | None, Diagnosis]] = []
+    sources: list[str | None] = []  # where each result was read (an mbox message, a log line)
     if smtp_reply is not None:
         # A single line of any kind `diagnose INPUT` reads: a reply, or an MTA log line.
         found = diagnose_text(smtp_reply, facts=flags, engine=engine, source="--smtp-reply")
         if not found:
             raise InputError(f"--smtp-reply: no SMTP reply code or MTA log failure found in {smtp_reply!r}")
         results.extend((r.recipient, r.diagnosis) for r in found)
+        sources.extend(r.record.source for r in found)
     if input_text is not None:
-        data, source = _read_input(input_text)
-        found = diagnose_text(data, kind=input_kind, facts=flags, engine=engine, source=source)
-        if not found:
-            raise InputError(f"{source}: nothing recognisable as an SMTP reply, bounce message or MTA log line")
+        found = _diagnose_input(input_text, input_kind, flags, engine)
         results.extend((r.recipient, r.diagnosis) for r in found)
+        sources.extend(r.record.source for r in found)
     if not results:
         if not flags:
             raise click.UsageError("give INPUT, --smtp-reply or at least one symptom option (see --help)")
@@ -141,36 +145,76 @@ def diagnose(
         run_dialogue(Dialogue(engine, dict(results[0][1].facts), lang=lang))
         sys.exit(0)
 
-    first = results[0][1]
     if fmt == "json":
-        data_out = first.to_dict(lang)
-        if len(results) > 1:
-            data_out["records"] = [{"recipient": r, **d.to_dict(lang)} for r, d in results]
-        click.echo(to_json(data_out))
+        click.echo(to_json(diagnosis_document(results, lang, sources)))
     else:
         for index, (recipient, result) in enumerate(results):
             if len(results) > 1:
-                click.echo(("\n" if index else "") + f"== {recipient or f'record {index + 1}'} ==")
+                click.echo(("\n" if index else "") + f"== {visible(recipient or f'record {index + 1}')} ==")
             render_diagnosis(result, fmt, lang)
     sys.exit(0 if all(d.specific for _, d in results) else 1)
 
 
-def _read_input(value: str) -> tuple[bytes | str, str]:
-    """INPUT is `-` (stdin), an existing file, or the text itself."""
+MAX_RECORDS = 1000  # more failures than this in one input: `mailtriage scan` is the tool
+
+
+def _diagnose_input(value: str, kind: str, flags: dict[str, Any], engine: Any) -> list[Any]:
+    """INPUT is `-` (stdin), an existing file, or the text itself. Files and stdin are read the
+    way `scan` reads them (every message of an mbox, logs line by line, each kind capped), and
+    what was cut or could not be read is said on stderr."""
+    from ..errors import InputError
+    from ..intake import IntakeRecord, SkippedInput
+    from ..triage import TextDiagnosis, diagnose_text
+
+    if not value.strip():
+        raise InputError("INPUT is empty: give the text, a file, or - for standard input")
+    items: Any = None
+    source = "<argument>"
+    if value == "-":
+        from ..intake.paths import iter_stream_records
+
+        source = "<stdin>"
+        items = iter_stream_records(sys.stdin.buffer, source, kind)
+    elif "\n" not in value and len(value) < 4096:
+        path = Path(value)
+        try:
+            is_file, is_dir = path.is_file(), path.is_dir()
+        except OSError:
+            is_file = is_dir = False
+        if is_dir:
+            raise InputError(f"{path}: is a folder; use `mailtriage scan` for folders")
+        if is_file:
+            from ..intake.paths import read_file
+
+            source = str(path)
+            items = read_file(path, kind)
+    if items is None:
+        return diagnose_text(value, kind=kind, facts=flags, engine=engine, source=source) or _nothing(source, None)
+    found: list[TextDiagnosis] = []
+    notes: list[str] = []
+    truncated = False
+    for item in items:
+        if isinstance(item, SkippedInput):
+            notes.append(item.reason)
+            continue
+        assert isinstance(item, IntakeRecord)
+        if len(found) >= MAX_RECORDS:
+            click.echo(f"mailtriage: {source}: more than {MAX_RECORDS} failed recipients; only the first "
+                       f"{MAX_RECORDS} are shown (use `mailtriage scan` for bulk)", err=True)
+            break
+        truncated = truncated or bool(item.extra.get("truncated"))
+        found.append(TextDiagnosis(item, engine.diagnose({**item.facts, **flags})))
+    if truncated:
+        click.echo(f"mailtriage: {source}: input cut at its size cap; what follows the cut was not read", err=True)
+    if not found:
+        _nothing(source, notes)
+    for note in notes:
+        click.echo(f"mailtriage: {source}: {note}", err=True)
+    return found
+
+
+def _nothing(source: str, notes: list[str] | None) -> Any:
     from ..errors import InputError
 
-    if value == "-":
-        return sys.stdin.buffer.read(), "<stdin>"
-    path = Path(value)
-    if "\n" not in value and len(value) < 4096:
-        try:
-            if path.is_file():
-                try:
-                    return path.read_bytes(), str(path)
-                except OSError as exc:
-                    raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-            if path.is_dir():
-                raise InputError(f"{path}: is a folder; use `mailtriage scan` for folders")
-        except OSError:
-            pass
-    return value, "<argument>"
+    reason = "; ".join(notes) if notes else "nothing recognisable as an SMTP reply, bounce message or MTA log line"
+    raise InputError(f"{source}: {reason}")

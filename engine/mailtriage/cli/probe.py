@@ -40,10 +40,11 @@ _STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skipped":
 @click.option("--tls-name", metavar="NAME", help="Name the certificate must match (default: the host name; useful when connecting by IP).")
 @click.option("--ca-file", type=click.Path(dir_okay=False), help="Extra trusted CA certificates (PEM), for a private PKI.")
 @click.option("--nameserver", metavar="IP[:PORT]", help="DNS server to ask instead of the system's.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True, help="Seconds each network step may take.")
-@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True, help="Seconds the whole probe may take.")
+@click.option("--timeout", type=click.FloatRange(min=0, max=3600, min_open=True), default=10.0, show_default=True, help="Seconds each network step may take.")
+@click.option("--deadline", type=click.FloatRange(min=0, max=3600, min_open=True), default=30.0, show_default=True, help="Seconds the whole probe may take.")
 @click.option("--rcpt", metavar="ADDRESS", help="Also test MAIL FROM:<> and RCPT TO:<ADDRESS> (then QUIT: no message is ever sent).")
 @click.option("--ehlo", "ehlo_name", metavar="NAME", help="Name to give in EHLO (default: this machine's host name).")
+@click.option("--public-only", is_flag=True, help="Connect only to public addresses (checked after resolution: no loopback, private, link-local, cloud-metadata or reserved address) on ports 25, 465 and 587, as a service probing for others must.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the SMTP transcript of every host.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @lang_option
@@ -61,6 +62,7 @@ def probe(
     deadline: float,
     rcpt: str | None,
     ehlo_name: str | None,
+    public_only: bool,
     verbose: bool,
     fmt: str,
     lang: str,
@@ -75,7 +77,7 @@ def probe(
     host (in MX preference order) that works, or of the first host if none works.
     """
     from ..errors import ProbeError
-    from ..probe import ProbeOptions, run_probe
+    from ..probe import ALLOW_ALL, ProbeOptions, ProbePolicy, run_probe
     from .render import to_json
 
     options = ProbeOptions(
@@ -93,7 +95,7 @@ def probe(
         ehlo_name=ehlo_name,
     )
     try:
-        result = run_probe(options)
+        result = run_probe(options, policy=ProbePolicy.public_only() if public_only else ALLOW_ALL)
     except ProbeError as exc:
         raise click.UsageError(str(exc)) from None
     diagnosis = _diagnose(result, rule_dirs)
@@ -116,7 +118,6 @@ def _diagnose(result: ProbeResult, rule_dirs: tuple[str, ...]) -> Diagnosis:
 
 def _render_text(result: ProbeResult, diagnosis: Diagnosis, verbose: bool, lang: str) -> None:
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from .render import render_diagnosis
@@ -139,11 +140,11 @@ def _render_text(result: ProbeResult, diagnosis: Diagnosis, verbose: bool, lang:
     for column, justify in (("Host", "left"), ("Step", "left"), ("Status", "left"), ("Time", "right"), ("Result", "left")):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for step in result.domain_steps:
-        table.add_row(escape(result.target), step.name, _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
+        table.add_row(escape(result.target), escape(step.name), _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
     for host in result.hosts:
         label = _host_label(host, result.chosen_host)
         for index, step in enumerate(host.steps):
-            table.add_row(label if index == 0 else "", step.name, _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
+            table.add_row(label if index == 0 else "", escape(step.name), _status(step.status.value), f"{step.elapsed_ms:.0f} ms", escape(step.summary))
         table.add_section()
     console.print(table)
 
@@ -160,10 +161,20 @@ def _render_text(result: ProbeResult, diagnosis: Diagnosis, verbose: bool, lang:
     for name, value in result.facts.items():
         if not name.startswith("smtp.enhanced_"):
             why = f" [dim](inferred: {escape(evidence[name])})[/dim]" if name in evidence else ""
-            console.print(f"  {name} = {escape(str(value))}{why}")
+            console.print(f"  {escape(name)} = {escape(value)}{why}")
     console.print()
     sys.stdout.flush()
     render_diagnosis(diagnosis, "text", lang)
+
+
+def escape(value: object) -> str:
+    """A value from the network or the command line as rich markup: control characters shown
+    escaped (a banner may carry ESC sequences), markup characters literal."""
+    from rich.markup import escape as markup_escape
+
+    from ..textsafe import visible
+
+    return markup_escape(visible(str(value)))
 
 
 def _status(value: str) -> str:
@@ -171,12 +182,10 @@ def _status(value: str) -> str:
 
 
 def _host_label(host: HostResult, chosen: str | None) -> str:
-    from rich.markup import escape
-
     parts: list[Any] = [escape(host.name)]
     if host.preference is not None:
         parts.append(f"MX {host.preference}")
     if host.address:
-        parts.append(f"{host.address}:{host.port}")
+        parts.append(escape(f"{host.address}:{host.port}"))
     label = "\n".join(str(p) for p in parts)
     return label + ("\n[bold](diagnosed)[/bold]" if host.name == chosen else "")

@@ -42,7 +42,7 @@ def iter_commands(root: click.Command | None = None, name: str = "mailtriage") -
 
 def _walk(command: click.Command, context: click.Context, path: str) -> Iterator[CommandDoc]:
     is_group = isinstance(command, click.Group)
-    yield CommandDoc(path, command.get_help(context).rstrip() + "\n", is_group)
+    yield CommandDoc(path, wrap_long_lines(command.get_help(context).rstrip(), HELP_WIDTH) + "\n", is_group)
     if not isinstance(command, click.Group):
         return
     for sub_name in command.list_commands(context):
@@ -51,6 +51,30 @@ def _walk(command: click.Command, context: click.Context, path: str) -> Iterator
             continue
         sub_context = click.Context(sub, info_name=sub_name, parent=context, **sub.context_settings)
         yield from _walk(sub, sub_context, f"{path} {sub_name}")
+
+
+def wrap_long_lines(text: str, width: int) -> str:
+    """Click never wraps an option's first column: a `[a|b|c...]` choice list made lines of 210
+    characters, which a phone (and the site's code blocks) scroll sideways. Break such lines after
+    a `|` or a space, continuing under the list's opening bracket (or the line's indent)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = len(line) - len(line.lstrip())
+        bracket = line.find("[", indent)
+        hang = " " * (bracket + 1 if 0 <= bracket < width // 2 else indent + 4)
+        rest = line
+        while len(rest) > width:
+            cut = max(rest.rfind("|", 0, width), rest.rfind(" ", len(hang) + 1, width))
+            if cut <= len(hang):
+                break
+            keep = cut + 1 if rest[cut] == "|" else cut
+            out.append(rest[:keep].rstrip())
+            rest = hang + rest[keep:].lstrip()
+        out.append(rest)
+    return "\n".join(out)
 
 
 def reference_markdown(heading_level: int = 2) -> str:

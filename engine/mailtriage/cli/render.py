@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from typing import Any
 
 from ..diagnosis import Diagnosis
 from ..errors import Problem, Severity
+from ..textsafe import json_text, visible, visible_tree
 
 LABELS = {
     "en": {
         "facts": "Facts used",
+        "inferred": "Inferred",
+        "from": "from",
         "no_match": "No rule matched these facts.",
         "generic_only": "Only generic explanations matched: the code's registry meaning is shown.",
         "why": "Why",
@@ -31,6 +32,8 @@ LABELS = {
     },
     "pt-BR": {
         "facts": "Fatos usados",
+        "inferred": "Inferido",
+        "from": "de",
         "no_match": "Nenhuma regra corresponde a estes fatos.",
         "generic_only": "Só explicações genéricas corresponderam: é mostrado o significado do código no registro.",
         "why": "Por quê",
@@ -50,12 +53,10 @@ LABELS = {
 }
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def safe_text(text: str) -> str:
-    """Text for a terminal: control characters (ESC sequences included) shown escaped, never sent."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Text for a terminal: control characters (ESC sequences included) shown escaped, never sent.
+    The one helper is `textsafe.visible`; this name stays for the callers that import it."""
+    return visible(text, keep_lines=True)
 
 
 def labels(lang: str) -> dict[str, str]:
@@ -63,13 +64,21 @@ def labels(lang: str) -> dict[str, str]:
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
+    return json_text(data)
+
+
+def terminal_dict(diagnosis: Diagnosis, lang: str) -> dict[str, Any]:
+    """The diagnosis as a dict whose strings are safe to print (control characters escaped)."""
+    data: dict[str, Any] = visible_tree(diagnosis.to_dict(lang))
+    return data
 
 
 def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
-    data = diagnosis.to_dict(lang)
+    data = terminal_dict(diagnosis, lang)
     text = labels(lang)
-    lines: list[str] = []
+    lines: list[str] = [f"{text['inferred']}: {line}  " for line in inferred_lines(diagnosis, lang)]
+    if lines:
+        lines.append("")
     if not data["matches"]:
         lines.append(text["no_match"])
     for position, match in enumerate(data["matches"][:3]):
@@ -100,6 +109,13 @@ def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def inferred_lines(diagnosis: Diagnosis, lang: str) -> list[str]:
+    """One line per context fact inferred from the input: `context.system=postfix (from log tag postfix/smtp)`."""
+    from ..intake.context import describe
+
+    return [describe(fact, labels(lang)["from"]) for fact in diagnosis.inferred]
+
+
 def render_diagnosis(diagnosis: Diagnosis, fmt: str = "text", lang: str = "en", file: Any = None) -> None:
     """Print a diagnosis as `text` (rich), `json` or `markdown`."""
     out = file or sys.stdout
@@ -119,10 +135,12 @@ def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
     from rich.text import Text
 
     console = Console(file=out, highlight=False, soft_wrap=False)
-    data = diagnosis.to_dict(lang)
+    data = terminal_dict(diagnosis, lang)
     text = labels(lang)
     facts = ", ".join(f"{k}={v}" for k, v in data["facts"].items() if not k.startswith("smtp.enhanced_"))
     console.print(f"[dim]{text['facts']}: {escape(facts) or '-'}[/dim]")
+    for line in inferred_lines(diagnosis, lang):
+        console.print(f"[dim]{text['inferred']}: {escape(line)}[/dim]")
     if not data["matches"]:
         console.print(f"[yellow]{text['no_match']}[/yellow]")
     elif not data["specific"]:
@@ -147,7 +165,7 @@ def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
             body.append(Text.from_markup(f"\n[bold]{text['refs']}[/bold]"))
             for ref in match["references"]:
                 body.append(Text(f"  {ref['title']}: {ref['url']}"))
-        title = f"[bold]{escape(match['title'])}[/bold]  [dim]{match['rule']} · {', '.join(match['codes'])}[/dim]"
+        title = f"[bold]{escape(match['title'])}[/bold]  [dim]{escape(match['rule'])} · {escape(', '.join(match['codes']))}[/dim]"
         console.print(Panel(Group(*body), title=title, title_align="left", border_style="cyan" if position == 0 else "dim"))
     others = data["matches"][2:] if data["specific"] else data["matches"][3:]
     if others:
@@ -170,4 +188,4 @@ def render_problems(problems: list[Problem], fmt: str, out: Any = None) -> None:
         return
     for problem in problems:
         tag = "error" if problem.severity is Severity.ERROR else "warning"
-        out.write(f"{problem.location}: {problem.code} {tag}: {problem.message}\n")
+        out.write(visible(f"{problem.location}: {problem.code} {tag}: {problem.message}") + "\n")

@@ -52,6 +52,7 @@ def report(paths: tuple[str, ...], fmt: str, output: str | None, now_text: str |
     from ..engine import Engine
     from ..incidents import build_report
     from ..incidents.render import to_html, to_markdown
+    from ..textsafe import visible
     from .render import to_json
 
     now = _parse_now(now_text)
@@ -60,7 +61,7 @@ def report(paths: tuple[str, ...], fmt: str, output: str | None, now_text: str |
     if fmt == "json":
         text = to_json(result.to_dict())
     elif fmt == "markdown":
-        text = to_markdown(result, lang)
+        text = visible(to_markdown(result, lang), keep_lines=True)
     elif fmt == "html":
         text = to_html(result, lang)
     else:
@@ -84,9 +85,11 @@ def _print_table(result: object, lang: str) -> None:
 
     from ..incidents.group import Report
     from ..incidents.render import labels
+    from ..textsafe import visible_tree
 
     assert isinstance(result, Report)
-    data = result.to_dict()
+    # Destinations, replies and reasons come from the inputs: control characters shown escaped.
+    data = visible_tree(result.to_dict())
     t = labels(lang)
     console = Console()
     console.print(f"[bold]{t['title']}[/] - {t['as_of']} {escape(data['as_of'] or '-')}: "

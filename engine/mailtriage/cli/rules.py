@@ -21,6 +21,7 @@ def rules() -> None:
       mailtriage rules list --format json
       mailtriage rules show exo-connector-connection-refused --lang pt-BR
       mailtriage rules translate exo-connector-connection-refused --lang pt-BR
+      mailtriage rules coverage bounces/
     """
 
 
@@ -40,46 +41,28 @@ def _engine_rules(rule_dirs: tuple[str, ...]) -> dict[str, Any]:
 def list_rules(kind: str | None, family: str | None, system: str | None, code: str | None, fmt: str, rule_dirs: tuple[str, ...]) -> None:
     """List rules. `--format json` prints an array of objects with id, codes, status, kind,
     family, title and languages (tags with a complete translation)."""
-    selected = []
-    for rule in sorted(_engine_rules(rule_dirs).values(), key=lambda r: r.id):
-        if kind and rule.kind.value != kind:
-            continue
-        if family and rule.family != family:
-            continue
-        if system and system not in rule.systems:
-            continue
-        if code and not any(code in c.split() or c.endswith(code) for c in rule.codes):
-            continue
-        selected.append(rule)
+    from ..engine import Engine
+    from ..triage import list_rules, rule_summary
+
+    engine = Engine.load(rule_dirs, backend="python")
+    selected = list_rules(engine, kind=kind, family=family, system=system, code=code)
     if fmt == "json":
         from .render import to_json
 
-        click.echo(
-            to_json(
-                [
-                    {
-                        "id": r.id,
-                        "codes": list(r.codes),
-                        "status": r.status.value,
-                        "kind": r.kind.value,
-                        "family": r.family,
-                        "systems": list(r.systems),
-                        "title": r.title,
-                        "languages": r.languages(),
-                    }
-                    for r in selected
-                ]
-            )
-        )
+        click.echo(to_json([rule_summary(r) for r in selected]))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+
+    from ..textsafe import visible
 
     table = Table(show_lines=False, header_style="bold")
     for column in ("id", "codes", "kind", "status", "languages", "title"):
         table.add_column(column, overflow="fold")
     for r in selected:
-        table.add_row(r.id, ", ".join(r.codes), r.kind.value, r.status.value, ", ".join(r.languages()), r.title)
+        cells = (r.id, ", ".join(r.codes), r.kind.value, r.status.value, ", ".join(r.languages()), r.title)
+        table.add_row(*(escape(visible(cell)) for cell in cells))
     console = Console()
     console.print(table)
     console.print(f"{len(selected)} rules", style="dim")
@@ -109,9 +92,13 @@ def show_rule(rule_id: str, lang: str, fmt: str, rule_dirs: tuple[str, ...]) -> 
     from rich.console import Console
     from rich.markup import escape
 
+    from ..textsafe import visible_tree
+
+    # Rules from --rules folders are anyone's text: no raw control character reaches the terminal.
+    data = visible_tree(data)
     console = Console(highlight=False)
     console.print(f"[bold]{escape(data['title'])}[/bold]")
-    console.print(f"[dim]{data['id']} · {', '.join(data['codes'])} · {data['kind']} · {data['status']} · {', '.join(data['systems'])}[/dim]")
+    console.print(f"[dim]{escape(' · '.join([data['id'], ', '.join(data['codes']), data['kind'], data['status'], ', '.join(data['systems'])]))}[/dim]")
     if lang != "en" and not rule.is_translated(lang):
         console.print(f"[yellow]No complete {lang} translation yet; untranslated text is shown in English.[/yellow]")
     console.print(escape(data["summary"]))
@@ -122,13 +109,23 @@ def show_rule(rule_id: str, lang: str, fmt: str, rule_dirs: tuple[str, ...]) -> 
         for number, step in enumerate(fix["steps"], start=1):
             console.print(f"  {number}. {escape(step)}")
     for ref in data["references"]:
-        console.print(f"\n[dim]{escape(ref['title'])}: {ref['url']}[/dim]")
-    console.print(f"\n[dim]{data['source_path']}[/dim]")
+        console.print(f"\n[dim]{escape(ref['title'])}: {escape(ref['url'])}[/dim]")
+    console.print(f"\n[dim]{escape(data['source_path'])}[/dim]")
+
+
+def _language_tag(value: str) -> str:
+    """A tag such as pt-BR: it becomes part of a file name, so nothing else (no `../x`)."""
+    import re
+
+    if not re.fullmatch(r"[a-z]{2}(?:-[A-Z]{2})?", value):
+        raise click.BadParameter(f"{value!r} is not a language tag such as pt-BR", param_hint="--lang")
+    return value
 
 
 @rules.command("translate")
 @click.argument("rule_id")
-@click.option("--lang", default="pt-BR", show_default=True, help="Target language tag.")
+@click.option("--lang", default="pt-BR", show_default=True, callback=lambda _c, _p, v: _language_tag(v),
+              help="Target language tag (ll or ll-CC, such as pt-BR).")
 @click.option("--write", is_flag=True, help="Write the file beside the rule instead of printing it.")
 @rules_option
 def translate_rule(rule_id: str, lang: str, write: bool, rule_dirs: tuple[str, ...]) -> None:
@@ -154,3 +151,50 @@ def translate_rule(rule_id: str, lang: str, write: bool, rule_dirs: tuple[str, .
     target = source.with_name(f"{source.stem}.{lang}.yaml")
     target.write_text(text, encoding="utf-8")
     click.echo(f"wrote {target}", err=True)
+
+
+@rules.command("coverage")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--top", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Groups to list in text output (0: all). JSON always lists all.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@rules_option
+def coverage_command(paths: tuple[str, ...], top: int, fmt: str, rule_dirs: tuple[str, ...]) -> None:
+    """What the rules do not explain yet in some messages or logs: inputs that gave no record,
+    records no rule matched and records only a generic rule explained, grouped by their text with
+    addresses, hosts, IPs and numbers replaced by placeholders, biggest group first.
+
+    \b
+    Examples:
+      mailtriage rules coverage bounces/
+      mailtriage rules coverage /var/log/mail.log --format json
+
+    Exit status: 0 when every input gave a record with a specific rule, 1 otherwise.
+    """
+    from ..coverage import coverage
+    from ..engine import Engine
+
+    report = coverage(paths, Engine.load(rule_dirs or None))
+    if fmt == "json":
+        from .render import to_json
+
+        click.echo(to_json(report.to_dict()))
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+
+        console = Console(highlight=False)
+        console.print(
+            f"{report.records} records: {report.specific} specific ({100 * report.specific_rate:.1f}%), "
+            f"{report.generic} generic only, {report.no_rule} no rule; {report.no_record} inputs with no record"
+        )
+        shown = report.groups if top == 0 else report.groups[:top]
+        for group in shown:
+            console.print(f"[bold]{group.count:>5}[/bold]  {group.outcome.value:<9}  {escape(group.text)}")
+            answered = ", ".join(f"{rule} ({n})" for rule, n in group.rules.items())
+            if answered:
+                console.print(f"{'':>18}[dim]answered by: {escape(answered)}[/dim]")
+            console.print(f"{'':>18}[dim]e.g. {escape(', '.join(group.examples))}[/dim]")
+        if len(shown) < len(report.groups):
+            console.print(f"{len(report.groups) - len(shown)} more groups (--top 0 lists all)", style="dim")
+    sys.exit(0 if report.complete else 1)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..errors import INTERNAL_ERROR
+
 if TYPE_CHECKING:
     from ..engine import Engine
 
 MAX_LISTED_UNMATCHED = 20
+MAX_SKIP_EXAMPLES = 5
+# Each worker holds its own engine (tens of MB): more workers than this only thrash.
+MAX_JOBS = min(32, 4 * (os.cpu_count() or 1))
 FILES_PER_TASK = 8
 
 _worker_engine: Engine | None = None
@@ -38,7 +43,9 @@ def _scan_files(files: list[str]) -> list[dict[str, Any]]:
 
 @dataclass
 class Summary:
-    files: int = 0
+    """Counts of one scan. Every input is accounted for once: `files` = files with records +
+    files read without any + files skipped (not read)."""
+
     records: int = 0
     specific: int = 0
     by_rule: Counter[str] = field(default_factory=Counter)
@@ -46,13 +53,40 @@ class Summary:
     by_domain: Counter[str] = field(default_factory=Counter)
     by_action: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    skipped_examples: dict[str, list[str]] = field(default_factory=dict)
     unmatched: list[dict[str, Any]] = field(default_factory=list)
     unmatched_count: int = 0
+    internal_errors: int = 0
+    # file -> 2 records found, 1 read without a record, 0 not read (the best state wins)
+    _state: dict[str, int] = field(default_factory=dict)
+
+    def _note_file(self, name: str, state: int) -> None:
+        if self._state.get(name, -1) < state:
+            self._state[name] = state
+
+    def _count(self, state: int) -> int:
+        return sum(1 for value in self._state.values() if value == state)
+
+    @property
+    def files(self) -> int:
+        return len(self._state)
+
+    @property
+    def files_read(self) -> int:
+        return self.files - self._count(0)
 
     def add(self, row: dict[str, Any]) -> None:
         if "skipped" in row:
-            self.skipped[row["skipped"]] += 1
+            reason = row["skipped"]
+            self.skipped[reason] += 1
+            examples = self.skipped_examples.setdefault(reason, [])
+            if len(examples) < MAX_SKIP_EXAMPLES:
+                examples.append(row["source"])
+            if reason.startswith(INTERNAL_ERROR):
+                self.internal_errors += 1
+            self._note_file(row["source"], 1 if row.get("read") else 0)
             return
+        self._note_file(row["file"], 2)
         self.records += 1
         self.by_rule[row["rule"] or "(none)"] += 1
         self.by_code[row["status"] or (str(row["reply_code"]) if row["reply_code"] else "(no code)")] += 1
@@ -65,9 +99,21 @@ class Summary:
             if len(self.unmatched) < MAX_LISTED_UNMATCHED:
                 self.unmatched.append({k: row[k] for k in ("source", "recipient", "status", "rule")})
 
+    def exit_status(self) -> int:
+        """3 an input hit an internal error, 2 nothing could be read, 0 every recipient found got
+        a specific diagnosis, 1 otherwise (some did not, or none was found)."""
+        if self.internal_errors:
+            return 3
+        if not self.files_read:
+            return 2
+        return 0 if self.records and self.unmatched_count == 0 else 1
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "files": self.files,
+            "files_with_records": self._count(2),
+            "files_without_records": self._count(1),
+            "files_skipped": self._count(0),
             "records": self.records,
             "specific": self.specific,
             "not_specific": self.unmatched_count,
@@ -76,6 +122,7 @@ class Summary:
             "by_domain": dict(self.by_domain.most_common()),
             "by_action": dict(self.by_action.most_common()),
             "skipped": dict(self.skipped.most_common()),
+            "skipped_examples": {reason: self.skipped_examples[reason] for reason, _ in self.skipped.most_common()},
             "not_specific_examples": self.unmatched,
         }
 
@@ -95,22 +142,47 @@ def _run(files: list[str], jobs: int, rule_dirs: tuple[str, ...]) -> Iterator[tu
         return
     import multiprocessing
 
-    # Each worker loads its own Engine: the durable-rules state must not be shared across a fork.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(jobs, initializer=_init_worker, initargs=(rule_dirs,)) as pool:
+    if sys.platform.startswith("linux"):
+        # Load once, then fork: workers start at once with the engine (and the durable-rules
+        # rulesets built so far) inherited copy-on-write. Tested: durable-rules state survives a
+        # fork and forked workers give the same rows as one process. Freezing the loaded objects
+        # keeps the collector from touching (and so copying) their pages in every worker.
+        import gc
+
+        _init_worker(rule_dirs)
+        assert _worker_engine is not None
+        _worker_engine.prepare()  # built once here rather than once in every worker
+        gc.freeze()
+        pool = multiprocessing.get_context("fork").Pool(jobs)
+    else:  # no safe fork (macOS, Windows): each worker loads its own engine
+        pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_init_worker, initargs=(rule_dirs,))
+    with pool:
         for batch, rows in zip(batches, pool.imap(_scan_files, batches), strict=True):
             yield len(batch), rows
 
 
 def _print_summary(summary: Summary) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
+    from ..textsafe import visible
+
+    def shown(value: object) -> str:
+        # Codes, domains, file names and reasons come from the inputs: no raw control character
+        # (terminal escape) and no rich markup from them.
+        return escape(visible(str(value)))
+
+    console = Console(highlight=False)
+    counts = summary.to_dict()
     console.print(
         f"[bold]{summary.records}[/] failed or delayed recipient(s) in {summary.files} file(s); "
         f"[green]{summary.specific}[/] with a specific diagnosis, "
         f"[yellow]{summary.unmatched_count}[/] without."
+    )
+    console.print(
+        f"Files: {counts['files_with_records']} with records, {counts['files_without_records']} read without any, "
+        f"{counts['files_skipped']} skipped."
     )
     for title, counter in (("Diagnosis rule", summary.by_rule), ("Status code", summary.by_code),
                            ("Destination domain", summary.by_domain)):
@@ -120,28 +192,36 @@ def _print_summary(summary: Summary) -> None:
         table.add_column(title)
         table.add_column("count", justify="right")
         for key, count in counter.most_common(15):
-            table.add_row(key, str(count))
+            table.add_row(shown(key), str(count))
         if len(counter) > 15:
             table.add_row(f"... {len(counter) - 15} more", str(sum(c for _, c in counter.most_common()[15:])))
         console.print(table)
     if summary.unmatched:
         console.print("[bold]Nothing specific matched:[/]")
         for item in summary.unmatched:
-            console.print(f"  {item['source']}  {item['recipient'] or ''}  {item['status'] or '(no code)'}")
+            console.print(f"  {shown(item['source'])}  {shown(item['recipient'] or '')}  {shown(item['status'] or '(no code)')}")
         if summary.unmatched_count > len(summary.unmatched):
             console.print(f"  ... and {summary.unmatched_count - len(summary.unmatched)} more")
     if summary.skipped:
-        console.print("[bold]Skipped inputs:[/]")
-        for reason, count in summary.skipped.most_common():
-            console.print(f"  {count} x {reason}")
+        console.print("[bold]Inputs without records:[/]")
+        for line in _skip_lines(summary):
+            console.print(shown(line))
+
+
+def _skip_lines(summary: Summary) -> Iterator[str]:
+    """One line per reason, with the count and the first file names."""
+    for reason, count in summary.skipped.most_common():
+        names = summary.skipped_examples.get(reason, [])
+        more = f", ... {count - len(names)} more" if count > len(names) else ""
+        yield f"  {count} x {reason}: {', '.join(names)}{more}"
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True,
               help="text: summary tables; json: the summary as one object; jsonl: one object per recipient.")
-@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
-              help="Worker processes (each loads its own engine).")
+@click.option("--jobs", "-j", type=click.IntRange(1, MAX_JOBS), default=1, show_default=True,
+              help=f"Worker processes (on Linux they share the engine loaded once; at most {MAX_JOBS} here, 4 per CPU up to 32).")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Extra rules folder (repeatable).")
 @click.option("--engine", "runner", type=click.Choice(["local", "spark"]), default="local", show_default=True,
@@ -166,20 +246,37 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
 
     jsonl fields: file, source, kind, recipient, status, reply_code, rule, fallback, category,
     action, outer_status, domain, system, time, message_id (when the input says: traces, logs, NDRs).
+    Every input that gave no record has a row too: {"source", "skipped": reason, "read":
+    whether it was read}; hidden files, non-maildir hidden folders, FIFOs, devices and
+    unreadable paths are listed that way, never dropped. Symbolic links to folders are followed
+    once; Maildir++ folders (.Bounces) are read.
 
-    Exit status: 0 every recipient got a specific diagnosis, 1 some did not (or none was found),
-    2 no path could be read.
+    Exit status: 0 every recipient found got a specific diagnosis, 1 some did not (or none was
+    found), 2 nothing could be read (or bad usage), 3 an internal error on some input (a bug:
+    the input is listed, the rest was still scanned).
     """
-    from ..intake.paths import iter_files
+    from ..intake import SkippedInput
+    from ..intake.paths import walk
+    from ..textsafe import json_text, visible
 
     if output and runner != "spark":
         raise click.UsageError("--output needs --engine spark")
-    files = list(iter_files(paths))
-    summary = Summary(files=len(files))
-    readable = False
+    files: list[str] = []
+    skips: list[dict[str, Any]] = []
+    # Spark walks the paths itself (local ones on the driver, URIs through Spark) and notes the skips.
+    for entry in walk(paths) if runner == "local" else ():
+        if isinstance(entry, SkippedInput):
+            skips.append(entry.to_dict())
+        else:
+            files.append(str(entry))
+    summary = Summary()
+    for row in skips:
+        summary.add(row)
+        if fmt == "jsonl":
+            click.echo(json_text(row, indent=None))
     progress = None
     task = None
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and runner == "local":
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -188,32 +285,28 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
         task = progress.add_task("scan", total=len(files))
         progress.start()
     try:
+        steps: Iterator[tuple[int, Iterable[dict[str, Any]]]]
         if runner == "spark":
             from ..spark import scan_paths
 
-            steps: Iterator[tuple[int, list[dict[str, Any]]]] = iter(
-                [(len(files), list(scan_paths(paths, master=master, output=output, rule_dirs=rule_dirs)))])
+            steps = iter([(0, scan_paths(paths, master=master, output=output, rule_dirs=rule_dirs))])
         else:
             steps = _run(files, jobs, rule_dirs)
         for done, rows in steps:
             for row in rows:
                 summary.add(row)
-                if "skipped" not in row or row["skipped"] != "no such file or directory":
-                    readable = True
-                if fmt == "jsonl" and "skipped" not in row:
-                    click.echo(json.dumps(row, ensure_ascii=False))
+                if fmt == "jsonl":
+                    click.echo(json_text(row, indent=None))
             if progress is not None and task is not None:
                 progress.advance(task, done)
     finally:
         if progress is not None:
             progress.stop()
     if fmt == "json":
-        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+        click.echo(json_text(summary.to_dict()))
     elif fmt == "text":
         _print_summary(summary)
     else:
-        for reason, count in summary.skipped.most_common():
-            click.echo(f"mailtriage: skipped {count} input(s): {reason}", err=True)
-    if not readable:
-        sys.exit(2)
-    sys.exit(0 if summary.records and summary.unmatched_count == 0 else 1)
+        for line in _skip_lines(summary):
+            click.echo(f"mailtriage: no records: {visible(line.strip())}", err=True)
+    sys.exit(summary.exit_status())

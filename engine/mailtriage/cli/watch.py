@@ -50,7 +50,9 @@ def watch(paths: tuple[str, ...], state_file: str, webhooks: tuple[str, ...], co
     from ..incidents.watch import Watcher, command_sink, stdout_sink, webhook_sink
 
     def warn(message: str) -> None:
-        click.echo(f"mailtriage watch: {message}", err=True)
+        from ..textsafe import visible
+
+        click.echo(f"mailtriage watch: {visible(message)}", err=True)
 
     sinks = [] if no_stdout else [stdout_sink()]
     sinks += [webhook_sink(url, on_error=warn) for url in webhooks]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import MailtriageError
+from ..textsafe import json_text, visible
 from .group import IncidentGrouper
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ AlertSink = Callable[[Alert], None]
 def stdout_sink(stream: TextIO | None = None) -> AlertSink:
     def send(alert: Alert) -> None:
         out = stream or sys.stdout
-        out.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
+        out.write(json_text(alert.to_dict(), indent=None) + "\n")  # no raw control character
         out.flush()
 
     return send
@@ -208,7 +209,7 @@ class Watcher:
             except FileNotFoundError:
                 continue  # between rotation and the new file: next poll
             except OSError as exc:
-                print(f"mailtriage watch: {name}: {exc.strerror or exc}", file=sys.stderr)
+                print(visible(f"mailtriage watch: {name}: {exc.strerror or exc}"), file=sys.stderr)
 
     # -- alerting -----------------------------------------------------------------------------
 

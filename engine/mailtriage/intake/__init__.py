@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from ..errors import FactError, InputError
-from ..facts import FactValue, FieldSpec, coerce_value, vocabulary
+from ..facts import FactValue, FieldSpec, InferredFact, coerce_value, schema_regex, vocabulary
 
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
 
@@ -22,6 +21,8 @@ _HEADER_LINE = re.compile(rb"^(?:From |[A-Za-z][A-Za-z0-9\-]{1,60}:[ \t]?)")
 _LOG_LINE = re.compile(
     rb"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)"
 )
+# A log line pasted without its syslog prefix: `postfix/smtp[123]: ...`, `sendmail[77]: ...`.
+_BARE_LOG_LINE = re.compile(rb"^(?:postfix(?:-[\w.\-]+)?/[\w/\-]+|sendmail|sm-mta)\[\d+\]: ")
 
 
 @dataclass
@@ -33,6 +34,8 @@ class IntakeRecord:
     source: str = "<input>"
     recipient: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The context facts among `facts` that were worked out from evidence, with that evidence.
+    inferred: list[InferredFact] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,24 +43,22 @@ class IntakeRecord:
             "kind": self.kind,
             "recipient": self.recipient,
             "facts": dict(self.facts),
+            "inferred": [fact.to_dict() for fact in self.inferred],
             "extra": dict(self.extra),
         }
 
 
 @dataclass
 class SkippedInput:
-    """An input that was not read, and why (unreadable, binary, empty, too big...)."""
+    """An input that gave no record, and why: not read at all (unreadable, binary, empty, too
+    big...; `read` false) or read and found to hold nothing to diagnose (`read` true)."""
 
     source: str
     reason: str
+    read: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "skipped": self.reason}
-
-
-@lru_cache(maxsize=64)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+        return {"source": self.source, "skipped": self.reason, "read": self.read}
 
 
 _PYTHON_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool, "number": float}
@@ -70,7 +71,7 @@ def _already_valid(spec: FieldSpec, value: FactValue) -> bool:
     if spec.enum is not None:
         return value in spec.enum
     if spec.pattern is not None:
-        return isinstance(value, str) and _compiled(spec.pattern).search(value) is not None
+        return isinstance(value, str) and schema_regex(spec.pattern).search(value) is not None
     if isinstance(value, int) and not isinstance(value, bool):
         return (spec.minimum is None or value >= spec.minimum) and (spec.maximum is None or value <= spec.maximum)
     return True
@@ -103,7 +104,7 @@ def detect_kind(data: bytes) -> str:
     lines = [line for line in head.replace(b"\r", b"\n").split(b"\n")[:12] if line.strip()]
     if not lines:
         return "reply"
-    log_lines = sum(1 for line in lines[:5] if _LOG_LINE.match(line))
+    log_lines = sum(1 for line in lines[:5] if _LOG_LINE.match(line) or _BARE_LOG_LINE.match(line))
     if log_lines and log_lines >= min(2, len(lines[:5])):
         return "log"
     if log_lines and (b"postfix/" in head or b"status=" in head or b"sendmail[" in head):
@@ -138,15 +139,18 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
 
         text = raw.decode("utf-8", "replace")
         return list(parse_log_lines(text.splitlines(), source=source))
-    from .reply import parse_reply
+    from .reply import read_reply
 
     text = raw.decode("utf-8", "replace")
-    facts = parse_reply(text)
+    facts, inferred = read_reply(text)
     if not facts:
-        return []
+        # No reply code: it may be a log line pasted without its timestamp (Exim's "** addr: ...").
+        from .logs import parse_log_lines
+
+        return list(parse_log_lines(text.splitlines()[:1000], source=source))
     facts.setdefault("input.kind", "reply")
     extra: dict[str, Any] = {}
-    return [IntakeRecord(facts=clean_facts(facts, extra), kind="reply", source=source, extra=extra)]
+    return [IntakeRecord(facts=clean_facts(facts, extra), kind="reply", source=source, extra=extra, inferred=inferred)]
 
 
 def iter_path_records(paths: Iterable[str]) -> Iterator[IntakeRecord | SkippedInput]:

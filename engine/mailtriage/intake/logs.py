@@ -14,16 +14,17 @@ from functools import lru_cache
 
 from ..facts import Facts, FactValue
 from . import IntakeRecord, clean_facts
+from .context import infer_context
 from .reply import clean_text, parse_reply
-from .symptoms import remote_provider
 
 MAX_LINE_CHARS = 8_000
 
-_KV = re.compile(r"(\w+)=(<[^>]*>|[^,]*)")
+# A key starts where a word starts (no rescanning of a long word from each of its letters).
+_KEY = re.compile(r"(?<!\w)(\w++)=")
 _STATUS_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
 _RELAY = re.compile(r"^\[?(?P<host>[^\[\]:\s]+?)\.?\]?(?:\s*\[(?P<ip>[0-9a-fA-F:.]+)\])?(?::(?P<port>\d+))?$")
 _EXIM_LINE = re.compile(
-    r"^(?:\S+ \S+ )?(?:\[\d+\] )?(?:\S+ )?(?P<id>[\w]{6}-[\w]{6,11}-[\w]{2,4}) (?P<flag>\*\*|==) "
+    r"^(?:(?:\S+ \S+ )?(?:\[\d+\] )?(?:\S+ )?(?P<id>[\w]{6}-[\w]{6,11}-[\w]{2,4}) )?(?P<flag>\*\*|==) "
     r"(?P<rcpt>\S+?)(?: <(?P<orig>[^>]*)>)?(?::| (?P<rest>.*?)(?::|$)) ?(?P<text>.*)$"
 )
 _EXIM_HOST = re.compile(r"\bH=(?P<host>[^\s\[]+)(?: \[(?P<ip>[0-9a-fA-F:.]+)\])?")
@@ -31,6 +32,9 @@ _EXIM_ERRNO = re.compile(r"defer \((-?\d+)\)")
 # Linux errno values Exim prints in "defer (111): Connection refused".
 _ERRNO_TCP = {111: "refused", 110: "timeout", 113: "unreachable", 101: "unreachable", 104: "reset"}
 _POSTFIX_ATTEMPT = re.compile(r"postfix(?:/[\w\-]+)*/(?:smtp|lmtp)\[\d+\]: (?:[0-9A-Za-z]+: )?(?P<text>.*)$")
+
+_POSTFIX_TAG = re.compile(r"postfix(?:-[\w.\-]+)?/[\w/\-]+(?=\[\d+\])")
+_SENDMAIL_TAG = re.compile(r"(?:sendmail|sm-mta)(?=\[\d+\])")
 
 _POSTFIX_STATUS_ACTION = {"bounced": "failed", "deferred": "delayed", "expired": "failed", "undeliverable": "failed"}
 
@@ -111,9 +115,11 @@ def _domain(recipient: str | None) -> str | None:
 
 
 def _record(
-    facts: Facts, text: str, recipient: str | None, action: str, system: str, status: str | None,
+    facts: Facts, text: str, recipient: str | None, action: str, tag: str, status: str | None,
     source: str, number: int,
 ) -> IntakeRecord:
+    """`tag` is what names the program that wrote the line (`postfix/smtp`, `sendmail`, Exim's
+    message id and flag): the evidence for who reported the failure."""
     if text:
         for key, value in _parse_text(text):
             facts.setdefault(key, value)
@@ -125,18 +131,14 @@ def _record(
             facts["smtp.enhanced"] = status
     facts["input.kind"] = "log"
     facts["report.action"] = action
-    facts.setdefault("context.system", system)
     domain = _domain(recipient)
     if domain:
         facts["context.recipient_domain"] = domain
-    host = facts.get("smtp.remote_host")
-    if isinstance(host, str) and "context.remote_provider" not in facts:
-        provider = remote_provider(host)
-        if provider:
-            facts["context.remote_provider"] = provider
+    _, inferred = infer_context(facts, {"log-tag": tag, "text": text})
     extra: dict[str, object] = {"line": number, "report_status": status}
     # Every value is typed and checked where it is read (template facts were cleaned once).
-    return IntakeRecord(facts=facts, kind="log", source=f"{source}:{number}", recipient=recipient, extra=extra)
+    return IntakeRecord(facts=facts, kind="log", source=f"{source}:{number}", recipient=recipient, extra=extra,
+                        inferred=inferred)
 
 
 def _after_paren(line: str, start: int) -> str:
@@ -161,7 +163,9 @@ def _postfix(line: str, source: str, number: int) -> IntakeRecord | None:
     text = _after_paren(line, at)
     if status_word == "expired":
         facts["outer.expired"] = True
-    return _record(facts, text, recipient, action, "postfix", _field(head, " dsn=", ",") or None, source, number)
+    tag = _POSTFIX_TAG.search(head)
+    return _record(facts, text, recipient, action, tag.group(0) if tag else f"status={status_word}",
+                   _field(head, " dsn=", ",") or None, source, number)
 
 
 def _field(text: str, start: str, end: str) -> str:
@@ -174,13 +178,38 @@ def _field(text: str, start: str, end: str) -> str:
     return text[at:] if stop < 0 else text[at:stop]
 
 
+def _kv_fields(text: str) -> dict[str, str]:
+    """Sendmail's `key=value, key=<a,b>, ...` as `dict(re.findall(r"(\\w+)=(<[^>]*>|[^,]*)", text))`
+    would read it, in time linear in the text (that regex rescans to the end from every `<`)."""
+    fields: dict[str, str] = {}
+    position = 0
+    no_closing_after = len(text) + 1  # a `>` search that failed from here on fails for all later ones
+    while True:
+        found = _KEY.search(text, position)
+        if found is None:
+            return fields
+        start = found.end()
+        end = -1
+        if text.startswith("<", start) and start < no_closing_after:
+            close = text.find(">", start)
+            if close < 0:
+                no_closing_after = start
+            else:
+                end = close + 1
+        if end < 0:
+            comma = text.find(",", start)
+            end = len(text) if comma < 0 else comma
+        fields[found.group(1)] = text[start:end]
+        position = end
+
+
 def _sendmail(line: str, source: str, number: int) -> IntakeRecord | None:
     at = line.find(" stat=")
     text = line[at + 6 :].strip()
     lower = text.lower()
     if lower.startswith(("sent", "queued")):
         return None
-    fields = dict(_KV.findall(line[:at]))
+    fields = _kv_fields(line[:at])
     dsn = fields.get("dsn", "")
     if dsn.startswith("2"):
         return None
@@ -190,7 +219,8 @@ def _sendmail(line: str, source: str, number: int) -> IntakeRecord | None:
     _relay_facts(fields.get("relay", ""), facts)
     if lower.startswith("deferred:"):
         text = text[9:].strip()
-    return _record(facts, text, recipient, action, "sendmail", dsn or None, source, number)
+    tag = _SENDMAIL_TAG.search(line, 0, at)
+    return _record(facts, text, recipient, action, tag.group(0) if tag else "stat=", dsn or None, source, number)
 
 
 def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
@@ -199,6 +229,8 @@ def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
         return None
     action = "failed" if found.group("flag") == "**" else "delayed"
     recipient = found.group("rcpt").rstrip(":")
+    if found.group("id") is None and "@" not in recipient:
+        return None  # without the message id, only an address makes it an Exim delivery line
     text = found.group("text")
     rest = found.group("rest") or ""
     facts: Facts = {}
@@ -211,11 +243,10 @@ def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
     if errno and int(errno.group(1)) in _ERRNO_TCP:
         facts["tcp.state"] = _ERRNO_TCP[int(errno.group(1))]
         facts["smtp.stage"] = "connect"
-    if "retry time not reached" in line:
-        return None
     if not text and rest:
         text = rest
-    return _record(facts, text, recipient, action, "exim", None, source, number)
+    tag = f"{found.group('id')} {found.group('flag')}"
+    return _record(facts, text, recipient, action, tag, None, source, number)
 
 
 def _postfix_attempt(line: str, source: str, number: int) -> IntakeRecord | None:
@@ -227,7 +258,8 @@ def _postfix_attempt(line: str, source: str, number: int) -> IntakeRecord | None
     if text.startswith(("warning: ", "SSL_connect error", "Untrusted TLS", "Cannot start TLS")):
         text = text.removeprefix("warning: ")
     facts: Facts = {}
-    record = _record(facts, text, None, "delayed", "postfix", None, source, number)
+    tag = _POSTFIX_TAG.search(line)
+    record = _record(facts, text, None, "delayed", tag.group(0) if tag else "postfix", None, source, number)
     interesting = ("tcp.state", "tls.error", "smtp.closed_abruptly", "dns.result", "smtp.reply_code")
     return record if any(key in record.facts for key in interesting) else None
 
@@ -242,7 +274,7 @@ def parse_log_line(line: str, source: str = "<log>", number: int = 1) -> IntakeR
         return _postfix(line, source, number)
     if " stat=" in line:
         return _sendmail(line, source, number)
-    if " ** " in line or " == " in line:
+    if " ** " in line or " == " in line or line.startswith(("** ", "== ")):
         return _exim(line, source, number)
     if "postfix/" in line and (
         "connect to " in line or "lost connection" in line or "TLS" in line or "SSL" in line

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import email
+import json
 import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -19,42 +20,56 @@ from email.message import Message
 from email.policy import compat32
 from typing import Any
 
-from ..facts import Facts
+from ..errors import InputError
+from ..facts import Facts, InferredFact
 from . import IntakeRecord, clean_facts
+from .context import infer_context
 from .reply import clean_text, find_candidates, parse_reply
-from .symptoms import remote_provider
 
 # A bigger message is cut: bounce notices are small, whatever they quote is not needed.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_NOTICE_CHARS = 60_000
 MAX_PART_DEPTH = 12
+MAX_BOUNDARIES = 200
+_BOUNDARY = re.compile(rb"boundary\s*=", re.IGNORECASE)
 
-_ADDRESS = r"[\w.!#$%&'*+/=?^`{|}~\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
+# Linear on any text (a 200 kB header must not take minutes): a match starts only where a run of
+# local-part characters starts (the lookbehind), and the possessive quantifiers never give back
+# what they took ('@' and '.' are outside the classes they follow, so nothing is lost by that).
+_LOCAL = r"\w.!#$%&'*+/=?^`{|}~\-"
+_ADDRESS = rf"(?<![{_LOCAL}])[{_LOCAL}]++@[A-Za-z0-9\-]++(?:\.[A-Za-z0-9\-]++)++(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
 _ADDRESS_RE = re.compile(_ADDRESS)
 # An address at the start of a line, where Postfix, qmail, Exim, Sendmail and Exchange list them.
 _LINE_RECIPIENT = re.compile(
-    rf"^[ \t]*(?:>+[ \t]*|[*\-\u2022][ \t]*)?"
-    r"(?:RCPT To:|Recipient address:|Original-Recipient:|Recipient:|Delivery failed:|Failed:|Address:|To:)?"
-    rf"[ \t]*[<\"']?(?P<addr>{_ADDRESS})[>\"']?",
+    rf"^[ \t]*+(?:>++[ \t]*+|[*\-\u2022]{{1,2}}+[ \t]*+)?+"
+    r"(?:RCPT To:|Recipient address:|Original-Recipient:|Recipient:|Delivery failed:|Failed:|Address:|To:)?+"
+    rf"[ \t]*+[<\"']?(?P<addr>{_ADDRESS})[>\"']?",
     re.M | re.I,
 )
 # An address inside a sentence that names it as the failed recipient.
 _PHRASE_RECIPIENT = re.compile(
     r"(?:rcpt to:|delivered to|delivering your (?:mail|message) to|delivery to|could not be delivered to|"
     r"failed recipient:?|following recipients?:|following addresses:|not be delivered to|"
-    r"unable to deliver (?:your )?message to|recipient|address)\s*(?:<|\")?(?P<addr>" + _ADDRESS + r")",
+    r"unable to deliver (?:your )?message to|recipient|address)\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")",
+    re.I,
+)
+# "Unknown user: a@b", "Could not be delivered to: <a@b>" (IMail, KDDI, MailFoundry and others).
+_COLON_RECIPIENT = re.compile(
+    r"(?:(?:unknown|invalid)[\w ]{0,30}?(?:user|userid|recipient|address)|user unknown|could not be delivered to|unable to deliver (?:your )?(?:message|mail) to|"
+    r"undeliverable to|delivery failed for|failed recipient|invalid recipient|bad recipient)\s*:\s*[<\"]?(?P<addr>"
+    + _ADDRESS + r")",
     re.I,
 )
 _CUT_MARKERS = re.compile(
-    r"^[ \t]*(?:-{2,}|={2,}|_{2,}|\*{2,})?[ \t]*(?:"
+    r"^[ \t]*+(?:-{2,}+|={2,}+|_{2,}+|\*{2,}+)?+[ \t]*+(?:"
     r"below this line is a copy of the message|this is a copy of the message|original message follows|"
     r"original message|returned message|undelivered message|message headers follow|copy of the original|"
     r"original message headers|headers of the original|forwarded message|"
     r"content-type: message/rfc822|content-type: text/rfc822-headers)",
     re.M | re.I,
 )
+_QUOTED_TO = re.compile(r"^[ \t]*To:[ \t]*(.+)$", re.M | re.I)
 _STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
-_TAG = re.compile(r"<[^>]*>")
 
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster", "mail delivery", "mail.delivery", "mdaemon", "bounce",
                    "mailerdaemon", "microsoftexchange", "noreply-dmarc")
@@ -65,6 +80,7 @@ _BOUNCE_SUBJECTS = (
     "message delayed", "delivery report", "rejected", "bounce", "mail system error", "unzustellbar",
     "non remis", "error sending", "returned to sender", "not be delivered", "delivery has failed",
     "undelivered", "failed delivery", "permanent error", "temporary error", "delivery error",
+    "error notification", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
 )
 # Layouts of known bounce generators: without a status code, only these are trusted.
 _LAYOUT_PHRASES = (
@@ -86,6 +102,18 @@ _DELAY_PHRASES = (
     "warning: message", "this is only a warning", "this is a warning message only",
     "delivery status notification (delay)", "temporary problem", "will try again",
     "still being retried", "no action is required on your part",
+)
+# What a notice without a status code says when it reports a failure (checked only on messages that
+# already look like bounces: a bounce sender or subject, a DSN, X-Failed-Recipients).
+_FAILURE_TEXT = re.compile(
+    r"could(?: not|n't) be delivered|unable to deliver|undeliverable|not (?:be )?delivered|"
+    r"delivery (?:has )?failed|failed to deliver|error (?:has )?occurred while (?:attempting|trying) to deliver|"
+    r"(?:had|has) (?:permanent |transient )?delivery (?:problems|errors)|failure reasons|"
+    r"(?:unknown|invalid) (?:user|recipient|address|host|domain)|user unknown|host unknown|"
+    r"no such (?:user|mailbox|address|account|domain)|(?:does|did) not exist|doesn't exist|"
+    r"mailbox (?:is )?full|over quota|quota exceeded|exceeded the (?:local )?limit|no valid recipients|"
+    r"rejected by|account (?:is |has been )?(?:disabled|suspended)|envelope expired|giving up|gave up|no mx record|duplicated message-id|loop detected",
+    re.I,
 )
 _GIVEN_UP = ("given up", "gave up", "permanent", "expired", "could not be delivered", "has failed",
              "failed permanently", "giving up", "not be delivered", "undeliverable")
@@ -200,13 +228,61 @@ def _cut_notice(text: str) -> str:
 
 
 def _html_to_text(html: str) -> str:
-    html = re.sub(r"(?is)<(script|style).*?</\1>", " ", html)
-    html = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</h\d>", "\n", html)
-    text = _TAG.sub(" ", html)
+    html = _drop_elements(html, ("script", "style"))
+    html = re.sub(r"(?i)<br\s*+/?>|</p>|</div>|</tr>|</h\d>", "\n", html)
+    text = _strip_tags(html)
     for entity, char in (("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"), ("&quot;", '"'),
                          ("&#39;", "'")):
         text = text.replace(entity, char)
     return text
+
+
+_ELEMENT_START = re.compile(r"(?i)<(script|style)")
+
+
+def _drop_elements(html: str, names: tuple[str, ...]) -> str:
+    """`html` without its `<script>...</script>` and `<style>...</style>` elements, in one pass
+    (a regex `<(script|style).*?</\\1>` rescans the rest of the text for every unclosed tag)."""
+    lower = html.lower()
+    out: list[str] = []
+    position = 0
+    unclosed: set[str] = set()  # no closing tag after some point means none after any later one
+    for found in _ELEMENT_START.finditer(html):
+        if found.start() < position:
+            continue
+        name = found.group(1).lower()
+        if name in unclosed:
+            continue
+        close = lower.find(f"</{name}>", found.end())
+        if close < 0:
+            unclosed.add(name)
+            if len(unclosed) == len(names):
+                break
+            continue
+        out.append(html[position:found.start()])
+        out.append(" ")
+        position = close + len(name) + 3
+    out.append(html[position:])
+    return "".join(out)
+
+
+def _strip_tags(html: str) -> str:
+    """Every `<...>` replaced by a space, in one pass: a `<` with no `>` after it ends the search
+    (the regex `<[^>]*>` would rescan the rest of the text from each such `<`)."""
+    out: list[str] = []
+    position = 0
+    while True:
+        start = html.find("<", position)
+        if start < 0:
+            break
+        end = html.find(">", start)
+        if end < 0:
+            break
+        out.append(html[position:start])
+        out.append(" ")
+        position = end + 1
+    out.append(html[position:])
+    return "".join(out)
 
 
 class _Report:
@@ -221,6 +297,7 @@ class _Report:
         texts: list[str] = []
         htmls: list[str] = []
         self.report_type = ""
+        self.returned_headers: list[str] = []  # To: of the returned original message, where it is quoted
         for part in _walk(msg):
             ctype = part.get_content_type()
             if ctype == "multipart/report" and not self.report_type:
@@ -237,6 +314,13 @@ class _Report:
                     texts.append(_decode_part(part))
             elif ctype == "text/html":
                 htmls.append(_decode_part(part))
+            elif ctype == "message/rfc822":
+                inner = part.get_payload()
+                if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                    self.returned_headers.append(_header(inner[0], "To"))
+            elif ctype in ("text/rfc822-headers", "message/rfc822-headers"):
+                headers = email.message_from_string(_decode_part(part).lstrip(), policy=compat32)
+                self.returned_headers.append(_header(headers, "To"))
             elif not part.is_multipart() and ctype in ("application/octet-stream",) and not part.get_filename():
                 texts.append(_decode_part(part))
         if not texts and htmls:
@@ -244,6 +328,11 @@ class _Report:
         notice = "\n".join(texts).replace("\r\n", "\n").replace("\r", "\n")
         self.full_text = notice[: MAX_NOTICE_CHARS * 2]
         self.notice = _cut_notice(notice)
+        if len(self.notice) < len(self.full_text):
+            # The original quoted as text after a "returned message" marker: its To: header.
+            quoted = _QUOTED_TO.search(self.full_text, len(self.notice))
+            if quoted:
+                self.returned_headers.append(quoted.group(1))
         if not self.dsn_blocks and "final-recipient:" in self.full_text.lower():
             # A DSN pasted into the text body (broken MIME, forwarded reports).
             start = self.full_text.lower().find("reporting-mta:")
@@ -267,47 +356,38 @@ class _Report:
             return True
         if self.msg.get("X-Failed-Recipients"):
             return True
-        sender = self.from_.lower()
+        sender = self.from_.lower().replace("_", "")
         subject = self.subject.lower()
-        return any(s in sender for s in _BOUNCE_SENDERS) or any(s in subject for s in _BOUNCE_SUBJECTS)
+        if any(s in sender for s in _BOUNCE_SENDERS) or any(s in subject for s in _BOUNCE_SUBJECTS):
+            return True
+        # A null envelope sender (RFC 5321 for notifications) and a notice that states a failure.
+        return str(self.msg.get("Return-Path") or "").strip() == "<>" and _FAILURE_TEXT.search(self.notice) is not None
 
     def is_feedback_or_autoreply(self) -> bool:
         kind = self.report_type.lower()
         return kind in ("feedback-report", "disposition-notification")
 
-    def system(self) -> str | None:
-        """The system that generated the report, when the headers make it clear."""
+    def evidence(self) -> dict[str, str]:
+        """What the report shows about who generated it, by source, for the context step."""
         fields = self.message_fields()
         received = self.msg.get_all("Received") or []
-        first_received = str(received[0]) if received else ""
-        clues = " ".join(
-            (self.from_, fields.get("reporting-mta", ""), first_received, _header(self.msg, "X-Mailer"),
-             _header(self.msg, "Message-ID"), " ".join(k for k in self.msg if k.lower().startswith("x-ms-")),
-             self.notice[:600])
-        ).lower()
-        if "x-ms-exchange" in clues and ("outlook.com" in clues or "office365" in clues):
-            if "hotmail.com" in self.from_.lower() or "outlook.com>" in self.from_.lower():
-                return "outlook-com"
-            return "exchange-online"
-        if ".prod.outlook.com" in clues or "protection.outlook.com" in fields.get("reporting-mta", "").lower():
-            return "exchange-online"
-        if "microsoft exchange" in clues or "x-ms-exchange" in clues or "msexchange" in clues:
-            return "exchange-server"
-        if "googlemail.com" in self.from_.lower() or "mx.google.com" in clues or "gmail.com" in fields.get(
-            "reporting-mta", ""
-        ).lower():
-            return "gmail"
-        if "yahoo" in self.from_.lower() or "yahoo" in fields.get("reporting-mta", "").lower():
-            return "yahoo"
-        if "(postfix)" in clues or "x-postfix" in " ".join(fields).lower() or "this is the mail system at host" in clues:
-            return "postfix"
-        if "qmail-send program" in clues or "(qmail " in clues:
-            return "qmail"
-        if "exim" in clues or (self.msg.get("X-Failed-Recipients") and "mail delivery software" in clues):
-            return "exim"
-        if "sendmail" in clues or re.search(r"\(8\.\d+\.\d+/8\.\d+\.\d+\)", clues):
-            return "sendmail"
-        return None
+        evidence = {
+            "from": self.from_,
+            "reporting-mta": fields.get("reporting-mta", ""),
+            "received-from-mta": fields.get("received-from-mta", ""),
+            "received": " ".join(str(received[0]).split()) if received else "",
+            "x-mailer": _header(self.msg, "X-Mailer"),
+            "message-id": _header(self.msg, "Message-ID"),
+            "headers": " ".join(k for k in self.msg if k.lower().startswith("x-ms-")),
+            "notice": self.notice[:600],
+            "dsn-fields": " ".join(fields),
+        }
+        # Everything at once, for markers that need two clues wherever they are.
+        evidence["clues"] = " ".join(evidence[k] for k in ("from", "reporting-mta", "received", "x-mailer",
+                                                            "message-id", "headers", "notice"))
+        if self.msg.get("X-Failed-Recipients"):
+            evidence["failed-recipients-notice"] = evidence["clues"]
+        return evidence
 
     def delayed(self) -> bool:
         text = (self.subject + "\n" + self.notice[:3000]).lower()
@@ -316,14 +396,17 @@ class _Report:
         return not any(p in text for p in _GIVEN_UP) or "delay" in self.subject.lower()
 
 
-def _text_recipients(report: _Report) -> list[tuple[str, int]]:
-    """Failed recipients named in the notice text, with where each is first named."""
+def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[str, int]]:
+    """Failed recipients named in the notice text, with where each is first named. Without
+    `header_lines`, a "To:" line does not count: it is more often a quoted header than a failure."""
     excluded = {a.lower() for a in _ADDRESS_RE.findall(report.from_ + " " + report.to)}
     found: list[tuple[str, int]] = []
     seen: set[str] = set()
     notice = report.notice
-    matches = [(m.group("addr"), m.start()) for m in _LINE_RECIPIENT.finditer(notice)]
+    matches = [(m.group("addr"), m.start()) for m in _LINE_RECIPIENT.finditer(notice)
+               if header_lines or not m.group(0).lstrip().lower().startswith("to:")]
     matches += [(m.group("addr"), m.start()) for m in _PHRASE_RECIPIENT.finditer(notice)]
+    matches += [(m.group("addr"), m.start()) for m in _COLON_RECIPIENT.finditer(notice)]
     matches.sort(key=lambda item: item[1])
     for addr, pos in matches:
         key = addr.lower().rstrip(".")
@@ -340,6 +423,28 @@ def _text_recipients(report: _Report) -> list[tuple[str, int]]:
                 seen.add(key)
                 found.append((addr, -1))
     return found
+
+
+def _returned_recipients(report: _Report) -> list[tuple[str, int]]:
+    """The returned original's To: addresses, for notices that never name the recipient."""
+    excluded = {a.lower() for a in _ADDRESS_RE.findall(report.from_ + " " + report.to)}
+    found: list[tuple[str, int]] = []
+    for value in report.returned_headers:
+        for addr in _ADDRESS_RE.findall(value):
+            if addr.lower() not in excluded and all(addr.lower() != f.lower() for f, _ in found):
+                found.append((addr, -1))
+    return found[:20]
+
+
+def _trust_without_code(report: _Report) -> str:
+    """How far a notice with no status code can be read: "layout" (a known bounce layout or
+    X-Failed-Recipients), "words" (it only states a failure in words) or "" (not at all)."""
+    if report.msg.get("X-Failed-Recipients"):
+        return "layout"
+    lower = report.notice.lower()
+    if any(p in lower for p in _LAYOUT_PHRASES):
+        return "layout"
+    return "words" if _FAILURE_TEXT.search(report.notice) is not None else ""
 
 
 def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) -> str:
@@ -387,26 +492,20 @@ def _merge_status(facts: Facts, status: str | None) -> None:
         facts["outer.enhanced"] = status
 
 
-def _base_facts(report: _Report, system: str | None, recipient: str | None, action: str) -> Facts:
+def _base_facts(recipient: str | None, action: str) -> Facts:
     facts: Facts = {"input.kind": "ndr", "report.action": action}
-    if system:
-        facts["context.system"] = system
     if recipient and "@" in recipient:
         facts["context.recipient_domain"] = recipient.rsplit("@", 1)[1].lower().rstrip(".>")
     return facts
 
 
-def _finish(facts: Facts, diagnostic: Facts) -> Facts:
+def _finish(facts: Facts, diagnostic: Facts, evidence: dict[str, str], text: str,
+            remote_mta: str = "") -> tuple[Facts, list[InferredFact]]:
+    """The recipient's facts, plus the context the report and this recipient's error text show."""
     for key, value in diagnostic.items():
-        if key == "context.system" and "context.system" in facts:
-            continue
         facts.setdefault(key, value)
-    host = facts.get("smtp.remote_host")
-    if isinstance(host, str) and "context.remote_provider" not in facts:
-        provider = remote_provider(host)
-        if provider:
-            facts["context.remote_provider"] = provider
-    return facts
+    _, inferred = infer_context(facts, {**evidence, "text": " ".join(text.split()), "remote-mta": remote_mta})
+    return facts, inferred
 
 
 def _wrap_attempt(diagnostic: Facts, attempt: Facts) -> None:
@@ -446,7 +545,116 @@ def _drop_returned_message(raw: bytes) -> bytes:
     if found is None or _DSN_PART.search(raw, found.end()):
         return raw
     part_body = raw.find(b"\n\n", found.end())
-    return raw if part_body < 0 else raw[: part_body + 2]
+    if part_body < 0:
+        return raw
+    # Keep the returned message's own headers: its To: names the recipient when the notice does not.
+    headers_end = raw.find(b"\n\n", part_body + 2, part_body + 2 + 65_536)
+    return raw[: headers_end + 2] if headers_end > 0 else raw[: part_body + 2]
+
+
+_SYMPTOM_FIELDS = ("dns.result", "tcp.state", "tls.error", "smtp.closed_abruptly", "smtp.timed_out")
+
+
+def _mark_no_code(diagnostic: Facts, action: str) -> None:
+    """Say the report had no code. Rules dispatch on a code or a transport symptom: when the text
+    gave neither, give the class-only code the report's action implies (RFC 3463's X.0.0)."""
+    diagnostic["report.no_code"] = True
+    if not any(field in diagnostic for field in _SYMPTOM_FIELDS):
+        diagnostic["smtp.enhanced"] = "4.0.0" if action == "delayed" else "5.0.0"
+
+
+_SES_START = re.compile(r'\{\s*"(?:notificationType|eventType)"\s*:')
+
+
+def _ses_notification(text: str) -> dict[str, Any] | None:
+    """An Amazon SES notification (bounce, complaint, delivery) in a message body, as SNS e-mail
+    subscriptions deliver it: a JSON object, sometimes wrapped by the mail system's line breaks."""
+    found = _SES_START.search(text)
+    if found is None:
+        return None
+    body = text[found.start(): found.start() + 200_000]
+    decoder = json.JSONDecoder()
+    for candidate in (body, re.sub(r"!?\n[ \t]?", "", body)):
+        try:
+            value, _ = decoder.raw_decode(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _ses_records(notice: dict[str, Any], source: str) -> list[IntakeRecord]:
+    """One record per bounced recipient of an SES bounce notification."""
+    bounce = notice.get("bounce")
+    if not isinstance(bounce, dict):
+        return []
+    permanent = str(bounce.get("bounceType", "")).lower() == "permanent"
+    reporting = _strip_type(str(bounce.get("reportingMTA", "")))
+    records: list[IntakeRecord] = []
+    recipients = bounce.get("bouncedRecipients")
+    for entry in recipients if isinstance(recipients, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("emailAddress"), str):
+            continue
+        recipient = entry["emailAddress"]
+        diagnostic_text = _strip_type(str(entry.get("diagnosticCode", "")))
+        diagnostic = parse_reply(diagnostic_text) if diagnostic_text else {}
+        status = _status_code(str(entry.get("status", "")))
+        _merge_status(diagnostic, status)
+        action = str(entry.get("action", "")).lower()
+        action = action if action in ("failed", "delayed") else ("failed" if permanent else "delayed")
+        has_code = "smtp.reply_code" in diagnostic or "smtp.enhanced" in diagnostic
+        extra: dict[str, Any] = {"report_status": status or diagnostic.get("smtp.enhanced"), "format": "amazon-ses"}
+        if not has_code:
+            _mark_no_code(diagnostic, action)
+            extra["no_code"] = True
+        if diagnostic_text:
+            diagnostic.setdefault("smtp.text", clean_text(diagnostic_text))
+            extra["diagnostic"] = " ".join(diagnostic_text.split())[:1000]
+        if reporting and "smtp.remote_host" not in diagnostic:
+            diagnostic["smtp.remote_host"] = reporting
+        facts, inferred = _finish({"input.kind": "ndr", "report.action": action,
+                                   "context.recipient_domain": recipient.rsplit("@", 1)[-1].lower()},
+                                  diagnostic, {"reporting-mta": reporting}, diagnostic_text)
+        records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
+                                    recipient=recipient, extra=extra, inferred=inferred))
+    return records
+
+
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"^(?:auto(?:matic)?[ \-]?(?:reply|response|antwort|resposta)|auto:|out of (?:the )?office|"
+    r"(?:on )?vacation|abwesenheit|resposta autom[aá]tica|r[ée]ponse automatique|fuera de la oficina)",
+    re.I,
+)
+
+
+# Feedback loops that send a plain message instead of an ARF report (Hotmail's JMRP, abuse desks).
+_COMPLAINT_SUBJECT = re.compile(r"^(?:complaint about message|abuse report|spam (?:complaint|report)|fbl report)", re.I)
+
+
+def non_failure_kind(data: bytes | str) -> str | None:
+    """"complaint" for a feedback-loop report (ARF, RFC 5965) or an SES complaint notification,
+    "auto-reply" for an automatic reply (RFC 3834: vacation, out-of-office), else None."""
+    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    raw = _drop_returned_message(raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n"))
+    msg = email.message_from_bytes(raw, policy=compat32)
+    report = _Report(msg)
+    if ("feedback-report" in report.report_type.lower() or msg.get("Feedback-Type")
+            or _COMPLAINT_SUBJECT.search(report.subject.strip())):
+        return "complaint"
+    ses = _ses_notification(report.full_text) if '"notificationType"' in report.full_text or (
+        '"eventType"' in report.full_text) else None
+    if ses is not None:
+        kind = str(ses.get("notificationType") or ses.get("eventType") or "").lower()
+        return "complaint" if kind == "complaint" else None
+    if report.looks_like_bounce():
+        return None
+    auto = str(msg.get("Auto-Submitted") or "").strip().lower()
+    if (auto.startswith("auto-replied") or msg.get("X-Autoreply") or msg.get("X-Autorespond")
+            or str(msg.get("Precedence") or "").strip().lower() == "auto_reply"
+            or _AUTO_REPLY_SUBJECT.search(report.subject.strip())):
+        return "auto-reply"
+    return None
 
 
 def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRecord]:
@@ -457,18 +665,30 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
     if raw.startswith(b"From "):
         raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
     raw = _drop_returned_message(raw)
-    msg = email.message_from_bytes(raw, policy=compat32)
+    if len(_BOUNDARY.findall(raw)) > MAX_BOUNDARIES:
+        # The standard parser's cost grows with the square of the nesting; real bounces have a
+        # handful of parts. Refuse before parsing rather than spend seconds on one message.
+        raise InputError(f"MIME structure too complex to read (more than {MAX_BOUNDARIES} boundaries)")
+    try:
+        msg = email.message_from_bytes(raw, policy=compat32)
+    except RecursionError:
+        # The standard parser recurses once per nested multipart; a hostile message nests
+        # a thousand deep. One unreadable message must not end a scan.
+        raise InputError("MIME parts nested too deeply to read") from None
     report = _Report(msg)
+    if '"notificationType"' in report.full_text or '"eventType"' in report.full_text:
+        ses = _ses_notification(report.full_text)
+        if ses is not None:
+            return _ses_records(ses, source)
     if report.is_feedback_or_autoreply() or not report.looks_like_bounce():
         return []
-    system = report.system()
+    evidence = report.evidence()
     delayed_notice = report.delayed()
     records: list[IntakeRecord] = []
     extra_base: dict[str, Any] = {"truncated": True} if truncated else {}
     dsn_recipients = report.recipient_blocks()
     text_recipients = _text_recipients(report)
     if dsn_recipients:
-        message_fields = report.message_fields()
         for block in dsn_recipients:
             recipient = _strip_type(block.get("final-recipient") or block.get("original-recipient", ""))
             action = block.get("action", "").strip().lower().split()[0] if block.get("action", "").strip() else ""
@@ -498,7 +718,7 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                     if addr.lower() == recipient.lower():
                         _wrap_attempt(diagnostic, parse_reply(_recipient_text(report.notice, text_recipients, index)))
                         break
-            facts = _base_facts(report, system, recipient, action)
+            facts = _base_facts(recipient, action)
             _merge_status(diagnostic, status)
             remote = _strip_type(block.get("remote-mta", ""))
             if remote and "smtp.remote_host" not in diagnostic and "smtp.remote_ip" not in diagnostic:
@@ -506,33 +726,40 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                     diagnostic["smtp.remote_ip"] = remote.strip("[]")
                 else:
                     diagnostic["smtp.remote_host"] = remote.rstrip(".")
-            facts = _finish(facts, diagnostic)
-            if system is None and "x-postfix-queue-id" in message_fields:
-                facts["context.system"] = "postfix"
+            facts, inferred = _finish(facts, diagnostic, evidence, diagnostic_text, remote)
             extra = dict(extra_base)
             extra["report_status"] = _report_status(facts)
             if diagnostic_text:
                 extra["diagnostic"] = " ".join(diagnostic_text.split())[:1000]
             records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
-                                        recipient=recipient or None, extra=extra))
+                                        recipient=recipient or None, extra=extra, inferred=inferred))
         if records:
             return records
         if any(b.get("action", "").lower().startswith(("delivered", "relayed", "expanded")) for b in dsn_recipients):
             return []
-    notice_lower = report.notice.lower()
+    trust = _trust_without_code(report)
+    trusted = bool(trust)
+    if trust == "words":
+        text_recipients = _text_recipients(report, header_lines=False)
+    if not text_recipients and trusted:
+        text_recipients = _returned_recipients(report)
     for index, (recipient, _) in enumerate(text_recipients):
         text = _recipient_text(report.notice, text_recipients, index)
         diagnostic = parse_reply(text)
         if "smtp.text" not in diagnostic:
             diagnostic["smtp.text"] = clean_text(text)
         has_code = "smtp.reply_code" in diagnostic or "smtp.enhanced" in diagnostic
-        if not has_code and not any(p in notice_lower for p in _LAYOUT_PHRASES):
+        if not has_code and not trusted:
             continue
         action = "delayed" if delayed_notice else "failed"
-        facts = _finish(_base_facts(report, system, recipient, action), diagnostic)
+        if not has_code:
+            _mark_no_code(diagnostic, action)
+        facts, inferred = _finish(_base_facts(recipient, action), diagnostic, evidence, text)
         extra = dict(extra_base)
-        extra["report_status"] = _report_status(facts)
+        extra["report_status"] = _report_status(facts) if has_code else None
+        if not has_code:
+            extra["no_code"] = True
         extra["diagnostic"] = " ".join(text.split())[:1000]
         records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
-                                    recipient=recipient, extra=extra))
+                                    recipient=recipient, extra=extra, inferred=inferred))
     return records

@@ -7,10 +7,11 @@ attempt is what gets diagnosed: it goes to `smtp.*`, the wrapper to `outer.*`.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
-from ..facts import Facts
+from ..facts import Facts, InferredFact
 from .symptoms import text_symptoms
 
 # Longest text we look at: replies are short, pasted NDR fragments are a few kB at most.
@@ -25,7 +26,9 @@ _CANDIDATE = re.compile(
     r")"
 )  # [0-9], not \d: codes are ASCII digits ("45٣" is not reply 453), as in the page's JavaScript
 _VERSION_BEFORE = re.compile(r"(?:version|release|ver\.?|\bv)\s*$", re.I)
-_BRACKET = re.compile(r"\[(\w+)=([^\]]*)\]")
+# An Exchange `[Field=value]` bracket is read by `_brackets`, in one pass: the regex
+# `\[(\w+)=([^\]]*)\]` rescans the rest of the text from every unclosed `[key=`.
+_BRACKET_START = re.compile(r"\[(\w++)=")
 _EXPIRY = re.compile(
     r"message expired|expired|retry time(?:out)? (?:exceeded|expired)|delivery time expired|"
     r"unable to deliver in \d+ minutes|too long in (?:the )?queue",
@@ -33,7 +36,6 @@ _EXPIRY = re.compile(
 )
 # "<bob@example.net>: ..." / "bob@example.net... " before the actual words.
 _LEADING_ADDRESS = re.compile(r"^<?[^\s<>@]+@[^\s<>]+?>?(?:\.\.\.|:|\s)\s*")
-_EXO_MARKERS = ("lastattemptedservername", "lastattemptedip", "[hostname=", "suspiciousremoteservererror")
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,36 @@ class Candidate:
         return 2 if self.enhanced is not None else 1
 
 
+def _brackets(line: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, key, value) of each `[key=value]`, as `re.finditer(r"\\[(\\w+)=([^\\]]*)\\]")`
+    would give them, in time linear in the line."""
+    found: list[tuple[int, int, str, str]] = []
+    position = 0
+    while True:
+        start = _BRACKET_START.search(line, position)
+        if start is None:
+            return found
+        close = line.find("]", start.end())
+        if close < 0:
+            return found  # no `]` after this one: none after any later `[` either
+        found.append((start.start(), close + 1, start.group(1), line[start.end():close]))
+        position = close + 1
+
+
+def _without_brackets(text: str) -> str:
+    position = 0
+    parts: list[str] = []
+    for start, end, _, _ in _brackets(text):
+        parts.append(text[position:start])
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
 def find_candidates(line: str) -> list[Candidate]:
     """Every reply/enhanced code in order, noting which sit inside an Exchange `[Field=...]` bracket."""
-    spans = [(m.start(), m.end()) for m in _BRACKET.finditer(line)] if "=" in line else []
+    spans = [(a, b) for a, b, _, _ in _brackets(line)] if "=" in line else []
+    starts = [a for a, _ in spans]
     found: list[Candidate] = []
     for match in _CANDIDATE.finditer(line):
         code_text = match.group("code")
@@ -65,7 +94,9 @@ def find_candidates(line: str) -> list[Candidate]:
         start = match.start()
         if code_text is None and _VERSION_BEFORE.search(line, max(0, start - 12), start):
             continue  # "version 5.1.1", "Exim v4.4.1": a software version, not a status
-        inside = any(a < start < b for a, b in spans)
+        # Brackets do not overlap: only the last one opening before `start` can contain it.
+        index = bisect.bisect_left(starts, start) - 1
+        inside = index >= 0 and spans[index][0] < start < spans[index][1]
         found.append(Candidate(start, match.end(), int(code_text) if code_text else None, enhanced, inside))
     return found
 
@@ -86,7 +117,7 @@ def _merge_multiline(cands: list[Candidate], line: str) -> list[Candidate]:
 
 def _clean_text(text: str, cand: Candidate | None) -> str:
     """Reply text without codes, bracket fields and repeated multi-line prefixes."""
-    text = _BRACKET.sub("", text)
+    text = _without_brackets(text)
     if cand is not None and cand.code is not None:
         prefix = rf"\b{cand.code}[ \-]" + (re.escape(cand.enhanced) + " ?" if cand.enhanced else "")
         text = re.sub(prefix, " ", text)
@@ -110,7 +141,7 @@ def _is_expiry(cand: Candidate, following: str) -> bool:
 
 
 def _bracket_facts(line: str, facts: Facts) -> None:
-    for key, value in _BRACKET.findall(line):
+    for _, _, key, value in _brackets(line):
         key_lower = key.lower()
         value = value.strip()
         if key_lower == "message":
@@ -166,7 +197,7 @@ def parse_reply(text: str) -> Facts:
 
     Returns only what was found; an empty dict means the text holds no recognisable error.
     """
-    line = " ".join(text[:MAX_REPLY_CHARS].split())
+    line = reply_line(text)
     if not line:
         return {}
     facts: Facts = {}
@@ -208,10 +239,24 @@ def parse_reply(text: str) -> Facts:
         return {}
     if message:
         facts["smtp.text"] = message
-    lower = line.lower()
-    if any(marker in lower for marker in _EXO_MARKERS) or (
-        facts.get("outer.expired") and "message expired" in lower
-        and str(facts.get("outer.enhanced", facts.get("smtp.enhanced", ""))).startswith("5.4.3")
-    ):
-        facts.setdefault("context.system", "exchange-online")
     return facts
+
+
+def reply_line(text: str) -> str:
+    """The text `parse_reply` reads: capped, on one line. Context inference reads the same."""
+    return " ".join(text[:MAX_REPLY_CHARS].split())
+
+
+def read_reply(text: str, known: Facts | None = None) -> tuple[Facts, list[InferredFact]]:
+    """`parse_reply`, then the context its words show (who reported it, who answered); facts in
+    `known` (what the reader stated) are kept and never inferred over."""
+    from .context import infer_context
+
+    facts = parse_reply(text)
+    if not facts:
+        return facts, []
+    merged: Facts = {**facts, **(known or {})}
+    _, inferred = infer_context(merged, {"text": reply_line(text)})
+    for fact in inferred:
+        facts[fact.field] = fact.value
+    return facts, inferred

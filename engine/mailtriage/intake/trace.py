@@ -65,9 +65,7 @@ _DEFER_EVENTS = {"defer", "deferred", "pending", "delay", "delayed"}
 _FAIL_STATUSES = {"failed", "fail", "expired"}
 _DEFER_STATUSES = {"pending", "deferred", "gettingstatus"}
 
-_LED = re.compile(r"\{LED=(.*?)\};", re.S)
-_FQDN = re.compile(r"\{FQDN=([^};]*)\}")
-_IP = re.compile(r"\{IP=([^};]*)\}")
+_SEMICOLON_OR_BRACE = re.compile(r"[};]")
 _SENT_TO = re.compile(r"(?:to|for) ([A-Za-z0-9.\-]+\.[A-Za-z]{2,}) at ([0-9a-fA-F.:]+)")
 _MAX_TEXT = 20_000
 MAX_TRACE_ROWS = 50_000_000
@@ -157,14 +155,41 @@ def _classify(row: dict[str, str]) -> str | None:
     return None
 
 
+def _led(text: str) -> str | None:
+    """The value of the first `{LED=...};`, as `re.search(r"\\{LED=(.*?)\\};", text, re.S)` reads it,
+    in linear time: no `};` after one `{LED=` means none after any later one either."""
+    start = text.find("{LED=")
+    if start < 0:
+        return None
+    end = text.find("};", start + 5)
+    return None if end < 0 else text[start + 5 : end]
+
+
+def _braced(text: str, key: str) -> str | None:
+    """The value of the first `{KEY=value}` with no `}` or `;` inside, as
+    `re.search(r"\\{KEY=([^};]*)\\}", text)` reads it, in linear time."""
+    opener = "{" + key + "="
+    position = 0
+    while True:
+        start = text.find(opener, position)
+        if start < 0:
+            return None
+        stop = _SEMICOLON_OR_BRACE.search(text, start + len(opener))
+        if stop is None:
+            return None
+        if stop.group() == "}":
+            return text[start + len(opener) : stop.start()]
+        position = stop.end()  # an opener before this `;` would stop at it too
+
+
 def _reply_text(row: dict[str, str]) -> str:
     """The SMTP reply of a detail row: Exchange's `{LED=...}` when present, else the detail text."""
     detail = row.get("detail", "")[:_MAX_TEXT]
     data = row.get("data", "")[:_MAX_TEXT]
     for text in (detail, data):
-        match = _LED.search(text)
-        if match and match.group(1).strip():
-            return match.group(1).strip()
+        led = _led(text)
+        if led and led.strip():
+            return led.strip()
     if not detail and "##" in row.get("recipient_status", ""):
         return row["recipient_status"].split("##", 1)[1][:_MAX_TEXT]  # extended report: addr##reply
     return detail
@@ -173,12 +198,12 @@ def _reply_text(row: dict[str, str]) -> str:
 def _destination(row: dict[str, str]) -> tuple[str | None, str | None]:
     text = row.get("detail", "")[:_MAX_TEXT]
     host = ip = None
-    fqdn = _FQDN.search(text)
-    if fqdn and fqdn.group(1).strip():
-        host = fqdn.group(1).strip()
-    found_ip = _IP.search(text)
-    if found_ip and found_ip.group(1).strip():
-        ip = found_ip.group(1).strip()
+    fqdn = _braced(text, "FQDN")
+    if fqdn and fqdn.strip():
+        host = fqdn.strip()
+    found_ip = _braced(text, "IP")
+    if found_ip and found_ip.strip():
+        ip = found_ip.strip()
     if host is None:
         sent = _SENT_TO.search(text)
         if sent:
@@ -217,6 +242,11 @@ def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -
         facts.setdefault("context.direction", "outbound-connector" if row.get("connector") else "outbound-internet")
     elif direction in ("1", "inbound", "incoming"):
         facts.setdefault("context.direction", "inbound")
+    # Whose server answered, from the reply's own words and the destination's name.
+    from .context import infer_context
+    from .reply import reply_line
+
+    _, inferred = infer_context(facts, {"text": reply_line(text)} if text else {})
     extra: dict[str, Any] = {}
     when = parse_time(row.get("time", ""))
     extra["time"] = when.isoformat().replace("+00:00", "Z") if when else None
@@ -227,7 +257,8 @@ def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -
     if summary_only:
         extra["note"] = "summary row: no reply text (export Get-MessageTraceDetailV2 rows for the reason)"
     cleaned = clean_facts(facts, extra)
-    return IntakeRecord(facts=cleaned, kind="trace", source=source, recipient=recipient, extra=extra)
+    return IntakeRecord(facts=cleaned, kind="trace", source=source, recipient=recipient, extra=extra,
+                        inferred=inferred)
 
 
 def trace_row_record(row: Mapping[str, Any], source: str = "<trace>") -> IntakeRecord | None:

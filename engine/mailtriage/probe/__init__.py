@@ -16,12 +16,16 @@ from .model import (
     TranscriptLine,
     Verdict,
 )
+from .policy import ALLOW_ALL, AddressClass, ProbePolicy
 from .run import choose_host, run_probe
 
 __all__ = [
+    "ALLOW_ALL",
+    "AddressClass",
     "HostResult",
     "InferredFact",
     "ProbeOptions",
+    "ProbePolicy",
     "ProbeResult",
     "Step",
     "StepStatus",

@@ -23,18 +23,36 @@ from . import dns as probe_dns
 from . import smtp, tls
 from .budget import Budget, Cancelled
 from .model import HostResult, ProbeOptions, Step, StepStatus
-from .smtp import ConnectFunction, ConnectionClosed, DialogueError, Reply, ReplyTimeout, SmtpSession
+from .policy import ALLOW_ALL, ProbePolicy
+from .smtp import (
+    ConnectFunction,
+    ConnectionClosed,
+    DialogueError,
+    Reply,
+    ReplyTimeout,
+    SmtpSession,
+    has_control,
+)
 from .target import DEFAULT_PORT, is_ip
 
 _ADDRESS = re.compile(r"^[^\s<>@]+@[^\s<>@]+$")
+_EHLO_NAME = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9\-_.]{0,253}[A-Za-z0-9])?\.?|\[[0-9A-Fa-f:.]+\]|\[IPv6:[0-9A-Fa-f:.]+\])$")
 
 
 def check_address(address: str) -> str:
     """A mailbox for RCPT TO, without angle brackets; raises ProbeError when it is not one."""
     value = address.strip().strip("<>")
-    if not _ADDRESS.match(value) or any(ord(ch) < 32 for ch in value):
+    if not _ADDRESS.match(value) or has_control(value):
         raise ProbeError(f"--rcpt {address!r} is not a mail address (expected local@domain)")
     return value
+
+
+def check_ehlo_name(name: str) -> str:
+    """A name for EHLO/HELO (a domain, or an address literal such as [192.0.2.1]); raises
+    ProbeError for anything else, control characters above all."""
+    if has_control(name) or not _EHLO_NAME.match(name):
+        raise ProbeError(f"--ehlo {name!r} is not a host name or address literal (expected mail.example.com or [192.0.2.1])")
+    return name
 
 
 @dataclass
@@ -47,6 +65,7 @@ class HostContext:
     verify_context: ssl.SSLContext
     ehlo_name: str
     connector: ConnectFunction = smtp.default_connect
+    policy: ProbePolicy = ALLOW_ALL
 
 
 class _Stop(Exception):
@@ -162,6 +181,11 @@ class HostProbe:
         failures: list[tuple[str, str]] = []
         for address in addresses:
             self._start("tcp")
+            # Checked on the resolved address, which is the one connected to: no second lookup.
+            refusal = self.ctx.policy.refusal(address, port)
+            if refusal is not None:
+                self._step("tcp", StepStatus.SKIPPED, f"{address}:{port}: not probed: {refusal}", address=address)
+                continue
             try:
                 sock, _ = smtp.connect(address, port, self.budget, self.ctx.connector)
             except OSError as exc:
@@ -176,6 +200,8 @@ class HostProbe:
             self.facts["tcp.state"] = smtp.CONNECTED
             self._step("tcp", StepStatus.OK, f"connected to {address}:{port}", state=smtp.CONNECTED, address=address)
             return sock
+        if not failures:  # every address was refused by the policy: nothing is known of the server
+            raise _Stop
         # Report the most telling failure: an unreachable IPv6 address says less than a refusal.
         address, state = next(((a, s) for a, s in failures if s != smtp.UNREACHABLE), failures[0])
         self.host.address = address

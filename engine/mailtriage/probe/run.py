@@ -25,24 +25,29 @@ from ..facts import Facts, normalize_facts
 from . import dns as probe_dns
 from . import tls
 from .budget import Budget, Cancelled
-from .host import HostContext, HostProbe, check_address, host_port
+from .host import HostContext, HostProbe, check_address, check_ehlo_name, host_port
 from .model import HostResult, InferredFact, ProbeOptions, ProbeResult, Step, StepStatus, Verdict
+from .policy import ALLOW_ALL, ProbePolicy
 from .smtp import ConnectFunction, default_connect
 from .target import Plan, is_ip, make_plan
 
+MAX_SECONDS = 3600  # a probe that needs longer than an hour is not a probe
 _JOIN_GRACE = 0.5  # seconds allowed past the deadline for threads to notice it and stop
 
 
 def check_options(options: ProbeOptions) -> None:
     """Raise ProbeError for option values that cannot work."""
-    if not options.timeout > 0:
-        raise ProbeError(f"--timeout must be more than 0 seconds (got {options.timeout:g})")
-    if not options.deadline > 0:
-        raise ProbeError(f"--deadline must be more than 0 seconds (got {options.deadline:g})")
+    # `not x > 0` also refuses nan; inf would overflow socket timeouts and thread joins.
+    if not 0 < options.timeout <= MAX_SECONDS:
+        raise ProbeError(f"--timeout must be more than 0 and at most {MAX_SECONDS} seconds (got {options.timeout:g})")
+    if not 0 < options.deadline <= MAX_SECONDS:
+        raise ProbeError(f"--deadline must be more than 0 and at most {MAX_SECONDS} seconds (got {options.deadline:g})")
     if options.port is not None and not 0 < options.port < 65536:
         raise ProbeError(f"--port must be from 1 to 65535 (got {options.port})")
     if options.rcpt is not None:
         options.rcpt = check_address(options.rcpt)
+    if options.ehlo_name is not None:
+        options.ehlo_name = check_ehlo_name(options.ehlo_name)
     if options.tls_name is not None:
         options.tls_name = probe_dns.check_name(options.tls_name, "--tls-name")
     if options.ca_file is not None and not os.path.isfile(options.ca_file):
@@ -137,8 +142,14 @@ def _run_host(probe: HostProbe) -> None:
         probe.host.steps.append(Step("error", StepStatus.FAIL, f"internal error: {type(exc).__name__}: {exc}", 0.0))
 
 
-def run_probe(options: ProbeOptions, connector: ConnectFunction = default_connect) -> ProbeResult:
-    """Probe the target and return what was found; Ctrl-C returns what was collected so far."""
+def run_probe(
+    options: ProbeOptions, connector: ConnectFunction = default_connect, policy: ProbePolicy = ALLOW_ALL
+) -> ProbeResult:
+    """Probe the target and return what was found; Ctrl-C returns what was collected so far.
+
+    `policy` says which resolved addresses and ports may be connected to (default: all, as on
+    the command line); a service probing for others passes `ProbePolicy.public_only()`.
+    """
     check_options(options)
     plan = make_plan(options)
     budget = Budget(options.timeout, options.deadline)
@@ -152,6 +163,7 @@ def run_probe(options: ProbeOptions, connector: ConnectFunction = default_connec
         verify_context=_verify_context(options),
         ehlo_name=options.ehlo_name or socket.gethostname() or "localhost",
         connector=connector,
+        policy=policy,
     )
     base, result.inferred = base_facts(plan, options)
     threads: list[threading.Thread] = []

@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ FORBIDDEN_VERBS = frozenset({"DATA", "BDAT"})
 
 MAX_REPLY_BYTES = 64 * 1024  # a reply longer than this is garbage or an attack
 _ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)")
+_REPLY_CODE = re.compile(r"[2-5][0-5][0-9]\Z")
 
 # tcp.state values
 CONNECTED = "connected"
@@ -106,6 +108,12 @@ class MalformedReply(DialogueError):
 ConnectFunction = Callable[[tuple[str, int], float], socket.socket]
 
 
+def has_control(text: str) -> bool:
+    """Whether `text` has a control or format character (C0, DEL, C1, line/paragraph separators,
+    bidi and zero-width marks): none of them belongs in an SMTP command."""
+    return any(ord(ch) < 32 or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+
+
 def default_connect(address: tuple[str, int], timeout: float) -> socket.socket:
     return socket.create_connection(address, timeout=timeout)
 
@@ -143,13 +151,17 @@ class SmtpSession:
     def note(self, text: str) -> None:
         self._note("==", text)
 
-    def _recv(self, stage: str) -> bytes:
-        timeout = self.budget.limit()
+    def _recv(self, stage: str, until: float) -> bytes:
+        """One chunk, waiting no later than `until` (the step's deadline, monotonic clock): a
+        server trickling a byte a second must not stretch the step past its timeout."""
+        timeout = min(until - time.monotonic(), self.budget.limit())
+        if timeout <= 0:
+            raise ReplyTimeout(stage, self.budget.timeout)
         self.sock.settimeout(timeout)
         try:
             chunk = self.sock.recv(4096)
         except TimeoutError:
-            raise ReplyTimeout(stage, timeout) from None
+            raise ReplyTimeout(stage, self.budget.timeout) from None
         except ConnectionResetError:
             raise ConnectionClosed(stage, reset=True) from None
         except ssl.SSLError:
@@ -166,11 +178,11 @@ class SmtpSession:
             raise ConnectionClosed(stage, reset=False)
         return chunk
 
-    def _readline(self, stage: str) -> str:
+    def _readline(self, stage: str, until: float) -> str:
         while b"\n" not in self._buffer:
             if len(self._buffer) > MAX_REPLY_BYTES:
                 raise MalformedReply(stage, "reply line too long")
-            self._buffer += self._recv(stage)
+            self._buffer += self._recv(stage, until)
         raw, _, self._buffer = self._buffer.partition(b"\n")
         return raw.rstrip(b"\r").decode("utf-8", "replace")
 
@@ -179,13 +191,19 @@ class SmtpSession:
         code: int | None = None
         lines: list[str] = []
         total = 0
+        # The whole reply, every line of it, must arrive within one step timeout.
+        until = time.monotonic() + self.budget.limit()
         while True:
-            line = self._readline(stage)
+            line = self._readline(stage, until)
             self._note("<-", line)
             total += len(line)
             if len(line) < 3 or not line[:3].isdecimal() or (len(line) > 3 and line[3] not in " -"):
                 raise MalformedReply(stage, f"not an SMTP reply: {line[:80]!r}")
             line_code = int(line[:3])
+            if not _REPLY_CODE.match(line[:3]):
+                # RFC 5321 section 4.2: the first digit is 2-5, the second 0-5. 999 or 000 is a
+                # protocol error, not a code to diagnose (nor a fact the vocabulary accepts).
+                raise MalformedReply(stage, f"protocol error: reply code {line[:3]} is outside SMTP's range (2xx-5xx)")
             if code is None:
                 code = line_code
             elif line_code != code:
@@ -201,8 +219,8 @@ class SmtpSession:
         if verb in FORBIDDEN_VERBS:
             # Not an assert: asserts vanish under `python -O`, and this promise must hold.
             raise ProbeError(f"refusing to send {verb}: the probe never sends a message")
-        if "\r" in line or "\n" in line:
-            raise ProbeError(f"refusing to send a command with a line break: {line!r}")
+        if has_control(line):
+            raise ProbeError(f"refusing to send a command with a line break or other control character: {line!r}")
         self._note("->", line)
         self.sock.settimeout(self.budget.limit())
         try:

@@ -1,7 +1,8 @@
 """The same scan on Apache Spark: DataFrames of log lines, raw messages (or any file `scan` reads:
 mbox, trace exports), message-trace rows or any table rows in, a DataFrame of diagnoses out (needs the `[spark]` extra: PySpark 4 and Java 17+).
 
-The output has the columns of `scan --format jsonl` (triage.SCAN_ROW_FIELDS) plus three:
+The output has the columns of `scan --format jsonl` (triage.SCAN_ROW_FIELDS, its optional `error`
+and `truncated`, and its skip notes' `skipped` and `read`):
 
 | column | type | meaning |
 |---|---|---|
@@ -11,7 +12,8 @@ The output has the columns of `scan --format jsonl` (triage.SCAN_ROW_FIELDS) plu
 | fallback | boolean | the top rule is a generic one |
 | error | string | the engine could not diagnose this record (the record's facts are still there) |
 | truncated | boolean | the message was longer than the reader's cap and only its start was read |
-| skipped | string | this row is a note, not a diagnosis: the input gave none, and why (empty, binary, not a bounce, nested too deeply, failed to read: ...); every diagnosis column is null |
+| skipped | string | this row is a note, not a diagnosis: the input gave none, and why (empty, binary, not a bounce, nested too deeply, hidden file, internal error: ...); every diagnosis column is null |
+| read | boolean | on a note: whether the input was read (and held nothing to diagnose) or not read at all |
 
 A bad input never fails the job: it becomes a `skipped` row. The work is one `mapInArrow` per
 input, with no shuffle; each Python worker loads the knowledge base once, from the compiled cache
@@ -27,7 +29,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .worker import OUTPUT_COLUMNS, OUTPUT_TYPES
+from ..triage import SCAN_ROW_FIELDS
+from .worker import OUTPUT_COLUMNS, OUTPUT_TYPES, ShippedKnowledgeBase
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "OUTPUT_COLUMNS",
     "WHOLE_FILE_BYTES",
+    "ShippedKnowledgeBase",
     "diagnose_log_files",
     "diagnose_log_lines",
     "diagnose_messages",
@@ -82,59 +86,88 @@ def local_session(master: str = "local[2]", app_name: str = "mailtriage-scan") -
     return builder.getOrCreate()
 
 
-def ship_knowledge_base(spark: SparkSession, rule_dirs: Sequence[str | Path] = ()) -> str:
-    """Compile the knowledge base on the driver (bundled rules plus `rule_dirs`) and ship its cache
-    file with the job; returns the name the workers load it by. Raises RuleError for broken rules."""
-    from ..cache import cache_file, load_cached_knowledge_base, write_cache_file
+# What this driver process has shipped, by the rules' content key: shipping the same rules again
+# reuses the file and key (Spark never re-fetches a file name it has served, and workers keep it).
+_shipped: dict[str, ShippedKnowledgeBase] = {}
+
+
+def ship_knowledge_base(spark: SparkSession, rule_dirs: Sequence[str | Path] = ()) -> ShippedKnowledgeBase:
+    """Compile the knowledge base on the driver (bundled rules plus `rule_dirs`) and ship it with the
+    job (`SparkContext.addFile`); pass the result as `kb=` to the diagnose functions. Raises
+    RuleError for broken rules.
+
+    The file is sealed like the local cache (a keyed hash checked before anything is unpickled), under
+    a random key of this driver's that travels inside the tasks, as the job's code does, never in the
+    file: a worker unpickles only what this driver wrote. The user's own cache secret never leaves it.
+    """
+    from ..cache import content_key, load_cached_knowledge_base, seal_knowledge_base
     from ..engine import rule_dirs as all_rule_dirs
     from ..errors import RuleError
 
     dirs = all_rule_dirs(rule_dirs, True)
+    content = content_key(dirs)
+    shipped = _shipped.get(content)
+    if shipped is not None:
+        return shipped
     kb = load_cached_knowledge_base(dirs)
     if kb.errors:
         raise RuleError(kb.errors)
-    path = cache_file(dirs)
-    if not path.exists():  # an unwritable cache folder: write this one somewhere else
-        import tempfile
+    import atexit
+    import secrets
+    import shutil
+    import tempfile
 
-        path = Path(tempfile.mkdtemp(prefix="mailtriage-kb-")) / path.name
-        write_cache_file(kb, path)
+    key = secrets.token_bytes(32)
+    folder = Path(tempfile.mkdtemp(prefix="mailtriage-kb-"))  # 0700, removed when the driver exits
+    atexit.register(shutil.rmtree, folder, True)
+    # A name of this driver's own: a worker reused from another application never mistakes its file.
+    path = folder / f"kb-{content}-{secrets.token_hex(8)}.pickle"
+    path.write_bytes(seal_knowledge_base(kb, key))
     spark.sparkContext.addFile(str(path))
-    return path.name
+    shipped = _shipped[content] = ShippedKnowledgeBase(path.name, key)
+    return shipped
 
 
 def diagnose_messages(
-    frame: DataFrame, *, kb: str | None = None, path: str = "path", content: str = "content"
+    frame: DataFrame, *, kb: ShippedKnowledgeBase | None = None, path: str = "path", content: str = "content"
 ) -> DataFrame:
     """Diagnose a DataFrame of whole files (`spark.read.format("binaryFile")`: a path and the bytes):
     each file is read as `scan` reads it (a message, an mbox, log lines or a pasted reply)."""
     from .worker import diagnose_message_batches
 
-    work = functools.partial(diagnose_message_batches, kb_file=kb, path_column=path, content_column=content)
+    work = functools.partial(diagnose_message_batches, kb=kb, path_column=path, content_column=content)
     return frame.select(path, content).mapInArrow(work, output_schema())
 
 
 def diagnose_log_lines(
-    frame: DataFrame, *, kb: str | None = None, file: str = "file", line: str = "line", text: str = "value"
+    frame: DataFrame, *, kb: ShippedKnowledgeBase | None = None, file: str = "file", line: str = "line", text: str = "value"
 ) -> DataFrame:
     """Diagnose a DataFrame of log lines that carries each line's file and line number."""
     from .worker import diagnose_line_batches
 
-    work = functools.partial(diagnose_line_batches, kb_file=kb, starts=None, file_column=file,
+    work = functools.partial(diagnose_line_batches, kb=kb, starts=None, file_column=file,
                              position_column=line, text_column=text)
     return frame.select(file, line, text).mapInArrow(work, output_schema())
 
 
-def diagnose_log_files(spark: SparkSession, paths: Sequence[str], *, kb: str | None = None) -> DataFrame:
+def diagnose_log_files(spark: SparkSession, paths: Sequence[str], *, kb: ShippedKnowledgeBase | None = None) -> DataFrame:
     """Diagnose log files read as lines (`spark.read.text`, split between tasks), numbering lines as
     the single-process scan does.
 
     Line numbers cost a first pass that counts the lines of every input split (no shuffle: the
-    counts come back to the driver, a few numbers per split).
+    counts come back to the driver, a few numbers per split). A file without a failure gives no row
+    (`scan` adds the single-process scan's note for it).
     """
+    return _log_files_frame(spark, paths, kb)[0]
+
+
+def _log_files_frame(
+    spark: SparkSession, paths: Sequence[str], kb: ShippedKnowledgeBase | None
+) -> tuple[DataFrame, dict[str, int]]:
+    """`diagnose_log_files` and the number of lines of each file, by the name its rows carry."""
     from pyspark.sql import functions as F
 
-    from .worker import count_split_lines, diagnose_line_batches
+    from .worker import count_split_lines, diagnose_line_batches, display_path
 
     lines = spark.read.text(list(paths)).select(
         F.col("_metadata.file_path").alias("file"), F.col("_metadata.file_block_start").alias("split"), "value"
@@ -147,27 +180,28 @@ def diagnose_log_files(spark: SparkSession, paths: Sequence[str], *, kb: str | N
         first = next_line.get(row["file"], 1)
         starts[(row["file"], row["split"])] = first
         next_line[row["file"]] = first + row["lines"]
-    work = functools.partial(diagnose_line_batches, kb_file=kb, starts=starts, file_column="file",
+    work = functools.partial(diagnose_line_batches, kb=kb, starts=starts, file_column="file",
                              position_column="split", text_column="value")
-    return lines.mapInArrow(work, output_schema())
+    totals = {display_path(uri): following - 1 for uri, following in next_line.items()}
+    return lines.mapInArrow(work, output_schema()), totals
 
 
 def diagnose_rows(
     frame: DataFrame,
     reader: Callable[[dict[str, Any]], Iterable[IntakeRecord | SkippedInput]],
     *,
-    kb: str | None = None,
+    kb: ShippedKnowledgeBase | None = None,
     file: str = "file",
 ) -> DataFrame:
     """Diagnose any table through `reader`, a picklable function from one row (a dict) to intake
     records or skip notes: the extension point for message-trace rows, whose format is not fixed yet."""
     from .worker import diagnose_row_batches
 
-    work = functools.partial(diagnose_row_batches, kb_file=kb, reader=reader, file_column=file)
+    work = functools.partial(diagnose_row_batches, kb=kb, reader=reader, file_column=file)
     return frame.mapInArrow(work, output_schema())
 
 
-def diagnose_trace_rows(frame: DataFrame, *, kb: str | None = None, source: str | None = None) -> DataFrame:
+def diagnose_trace_rows(frame: DataFrame, *, kb: ShippedKnowledgeBase | None = None, source: str | None = None) -> DataFrame:
     """Diagnose a table of Exchange Online message-trace rows (the columns of the exports read by
     `intake.trace`: Get-MessageTraceDetailV2, the admin centre's reports, Graph), one row at a time;
     `source` names a column that says where each row came from. Give detail rows, or summary rows
@@ -200,13 +234,13 @@ def _hadoop_safe(name: str) -> bool:
     return not any(char in name for char in ":*?[]{}%\\")
 
 
-def _plan_local(paths: Sequence[str], whole_file_bytes: int) -> tuple[list[str], list[str]]:
-    """(files read whole by one task, large log files read as lines) among local paths."""
-    from ..intake.paths import SNIFF_BYTES, iter_files
+def _plan_local(files: Sequence[str], whole_file_bytes: int) -> tuple[list[str], list[str]]:
+    """(files read whole by one task, large log files read as lines) among local files."""
+    from ..intake.paths import SNIFF_BYTES
 
     whole: list[str] = []
     lines: list[str] = []
-    for name in iter_files(paths):
+    for name in files:
         try:
             size = os.path.getsize(name)
             if size > whole_file_bytes and _hadoop_safe(os.path.abspath(name)):
@@ -264,49 +298,75 @@ def scan(
     Local paths are listed on the driver and read by the workers themselves (so they must see the
     same files: a local master, or a shared mount); URIs (`hdfs://`, `s3a://`, `file://`) are read
     through Spark. Large log files are read as lines, split between tasks; every other file whole.
+    A large log file without any failure gives no row here (knowing that takes a second look at
+    the output; `scan_paths` adds the single-process scan's note for it).
     """
+    return _scan(spark, paths, rule_dirs=rule_dirs, whole_file_bytes=whole_file_bytes)[0]
+
+
+def _scan(
+    spark: SparkSession, paths: Sequence[str], *, rule_dirs: Sequence[str | Path], whole_file_bytes: int
+) -> tuple[DataFrame, dict[str, int]]:
+    """`scan`, and the lines of each log file it reads as lines (by file name)."""
     from pyspark.sql.types import StringType, StructField, StructType
 
+    from ..intake import SkippedInput
+    from ..intake.paths import walk
     from .worker import diagnose_local_file_batches, skip_row
 
     kb = ship_knowledge_base(spark, rule_dirs)
     local = [name for name in paths if not _is_uri(name)]
     uris = [name for name in paths if _is_uri(name)]
     parts: list[DataFrame] = []
-    missing = [name for name in local if not os.path.exists(name)]
-    if missing:
-        rows = [skip_row(name, "no such file or directory") for name in missing]
-        parts.append(spark.createDataFrame(rows, output_schema()))
-    local = [name for name in local if name not in missing]
+    files: list[str] = []
+    notes: list[dict[str, Any]] = []
+    # The driver walks local paths as `scan` does: what it does not read (missing, hidden, FIFOs,
+    # devices...) is a note here; the workers read the rest.
+    for entry in walk(local):
+        if isinstance(entry, SkippedInput):
+            notes.append(skip_row(entry.source, entry.reason, read=entry.read))
+        else:
+            files.append(str(entry))
+    if notes:
+        parts.append(spark.createDataFrame(notes, output_schema()))
     log_files: list[str] = []
-    if local:
-        whole, log_lines = _plan_local(local, whole_file_bytes)
+    if files:
+        whole, log_lines = _plan_local(files, whole_file_bytes)
         log_files.extend(f"file://{os.path.abspath(name)}" for name in log_lines)
         if whole:
             slices = max(1, min(len(whole), spark.sparkContext.defaultParallelism * 4))
             names = spark.sparkContext.parallelize([(name,) for name in whole], slices)
             frame = spark.createDataFrame(names, StructType([StructField("path", StringType())]))
-            work = functools.partial(diagnose_local_file_batches, kb_file=kb)
+            work = functools.partial(diagnose_local_file_batches, kb=kb)
             parts.append(frame.mapInArrow(work, output_schema()))
     if uris:
         whole_frame, log_lines = _plan_uris(spark, uris, whole_file_bytes)
         log_files.extend(log_lines)
         parts.append(diagnose_messages(whole_frame, kb=kb))
+    line_logs: dict[str, int] = {}
     if log_files:
-        parts.append(diagnose_log_files(spark, log_files, kb=kb))
+        frame, line_logs = _log_files_frame(spark, log_files, kb)
+        parts.append(frame)
     if not parts:
-        return spark.createDataFrame([], output_schema())
+        return spark.createDataFrame([], output_schema()), {}
     result = parts[0]
     for part in parts[1:]:
         result = result.unionByName(part)
-    return result
+    return result, line_logs
+
+
+def _quiet_log_note(name: str, lines: int) -> dict[str, Any]:
+    """The single-process scan's note for a log without any failure (`paths.iter_log_stream`)."""
+    from .worker import skip_row
+
+    return skip_row(name, f"log read ({lines} line(s)): no failed or delayed delivery", read=True)
 
 
 def contract_row(row: dict[str, Any]) -> dict[str, Any]:
-    """An output row as `scan --format jsonl` prints it (a skip note as `{"source", "skipped"}`)."""
+    """An output row as `scan --format jsonl` prints it (a skip note as `{"source", "skipped", "read"}`)."""
     if row.get("skipped") is not None:
-        return {"source": row["source"], "skipped": row["skipped"]}
-    out = {name: row.get(name) for name in OUTPUT_COLUMNS[: -3]}
+        return {"source": row["source"], "skipped": row["skipped"], "read": bool(row.get("read"))}
+    out = {name: row.get(name) for name in SCAN_ROW_FIELDS}
     if row.get("error"):
         out["error"] = row["error"]
     if row.get("truncated"):
@@ -344,12 +404,29 @@ def scan_paths(
     if running is None:
         spark.sparkContext.setLogLevel("ERROR")  # Spark's warnings are not the scan's findings
     try:
-        frame = scan(spark, paths, rule_dirs=rule_dirs)
+        frame, line_logs = _scan(spark, paths, rule_dirs=rule_dirs, whole_file_bytes=WHOLE_FILE_BYTES)
         if output:
             frame.write.mode("overwrite").parquet(output)
             frame = spark.read.parquet(output)
+            if line_logs:
+                from pyspark.sql import functions as F
+
+                found = frame.where(F.col("skipped").isNull() & F.col("file").isin(list(line_logs)))
+                seen = {row["file"] for row in found.select("file").distinct().collect()}
+                notes = [_quiet_log_note(name, lines) for name, lines in line_logs.items() if name not in seen]
+                if notes:
+                    spark.createDataFrame(notes, output_schema()).write.mode("append").parquet(output)
+                    frame = spark.read.parquet(output)
+                line_logs = {}
+        with_records: set[str] = set()
         for row in frame.toLocalIterator():
-            yield contract_row(row.asDict())
+            values = row.asDict()
+            if line_logs and values["skipped"] is None:
+                with_records.add(values["file"])
+            yield contract_row(values)
+        for name, lines in line_logs.items():
+            if name not in with_records:
+                yield contract_row(_quiet_log_note(name, lines))
     finally:
         if running is None:
             spark.stop()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from ..errors import INTERNAL_ERROR
 from ..triage import SCAN_ROW_FIELDS, scan_row
 
 if TYPE_CHECKING:
@@ -22,36 +24,54 @@ if TYPE_CHECKING:
     from ..intake import IntakeRecord, SkippedInput
 
 # The output columns: the `scan --format jsonl` contract, its two optional fields as columns, and
-# the reason an input gave no diagnosis. Types in OUTPUT_TYPES, in the same order.
-OUTPUT_COLUMNS = (*SCAN_ROW_FIELDS, "error", "truncated", "skipped")
+# its skip notes' two fields (why an input gave no diagnosis, whether it was read). Types in
+# OUTPUT_TYPES, in the same order.
+OUTPUT_COLUMNS = (*SCAN_ROW_FIELDS, "error", "truncated", "skipped", "read")
 OUTPUT_TYPES = {
     "reply_code": "int",
     "fallback": "boolean",
     "truncated": "boolean",
+    "read": "boolean",
 }
 
+@dataclass(frozen=True)
+class ShippedKnowledgeBase:
+    """The compiled knowledge base a driver shipped with a job (`ship_knowledge_base`): the file's
+    name among the job's files and the key its keyed hash was made with."""
+
+    file: str
+    key: bytes = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file}
+
+
 _engine: Engine | None = None
-_engine_key: str | None = None
+_engine_key: ShippedKnowledgeBase | None = None
 _engine_origin = ""
 loads = 0  # how many times this worker process loaded the knowledge base (tests read it)
 
 
-def worker_engine(kb_file: str | None) -> Engine:
-    """This worker's engine: from the shipped cache file when it is usable, else the installed rules.
-    A worker outlives a job; a later job that ships other rules (its cache file is named by their
-    content) gets them."""
+def worker_engine(kb: ShippedKnowledgeBase | None) -> Engine:
+    """This worker's engine: from the shipped knowledge base when its file is there and its keyed
+    hash checks out, else the installed rules. A worker outlives a job; a later job that ships other
+    rules (another file name) gets them."""
     global _engine, _engine_key, _engine_origin, loads
-    if _engine is None or kb_file != _engine_key:
+    if _engine is None or kb != _engine_key:
         from ..engine import Engine
 
-        kb = None
-        if kb_file:
-            from ..cache import read_cache_file
+        loaded = None
+        if kb is not None:
+            from ..cache import unseal_knowledge_base
 
-            kb = read_cache_file(_shipped_path(kb_file))
-        _engine = Engine(kb) if kb is not None else Engine.load()
-        _engine_origin = "shipped" if kb is not None else "installed"
-        _engine_key = kb_file
+            try:
+                with open(_shipped_path(kb.file), "rb") as handle:
+                    loaded = unseal_knowledge_base(handle.read(), kb.key)
+            except OSError:
+                loaded = None
+        _engine = Engine(loaded) if loaded is not None else Engine.load()
+        _engine_origin = "shipped" if loaded is not None else "installed"
+        _engine_key = kb
         loads += 1
     return _engine
 
@@ -77,26 +97,30 @@ def display_path(uri: str) -> str:
     return uri
 
 
-def skip_row(source: str, reason: str, file: str | None = None) -> dict[str, Any]:
+def skip_row(source: str, reason: str, file: str | None = None, read: bool = False) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(OUTPUT_COLUMNS)
     row["file"] = file if file is not None else source
     row["source"] = source
     row["skipped"] = reason
+    row["read"] = read
     return row
 
 
 def _failure(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:300]}"
+    """The reason for an input that raised: as the single-process scan words it (a bug to report;
+    `scan` exits 3)."""
+    return f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"[:300]
 
 
 def _diagnosis_row(record: IntakeRecord, engine: Engine, file: str) -> dict[str, Any]:
     try:
         row = scan_row(record, engine)
     except Exception as exc:  # one bad record must not fail the job
-        return skip_row(record.source, f"diagnosis failed: {_failure(exc)}", file)
+        return skip_row(record.source, _failure(exc), file, read=True)
     row.setdefault("error", None)
     row["truncated"] = bool(row.get("truncated"))
     row["skipped"] = None
+    row["read"] = None
     return row
 
 
@@ -106,7 +130,7 @@ def rows_for_items(items: Iterable[IntakeRecord | SkippedInput], engine: Engine,
     rows = []
     for item in items:
         if isinstance(item, SkippedInput):
-            rows.append(skip_row(item.source, item.reason, file))
+            rows.append(skip_row(item.source, item.reason, file, item.read))
         else:
             rows.append(_diagnosis_row(item, engine, file))
     return rows
@@ -126,13 +150,13 @@ def arrow_schema() -> pa.Schema:
 
 
 def diagnose_message_batches(
-    batches: Iterable[pa.RecordBatch], kb_file: str | None, path_column: str, content_column: str
+    batches: Iterable[pa.RecordBatch], kb: ShippedKnowledgeBase | None, path_column: str, content_column: str
 ) -> Iterator[pa.RecordBatch]:
     """binaryFile rows (a path and the file's bytes) to diagnosis rows, each file read as a scan reads it."""
     from ..intake.paths import iter_bytes_records
 
     schema = arrow_schema()
-    engine = worker_engine(kb_file)
+    engine = worker_engine(kb)
     for batch in batches:
         rows: list[dict[str, Any]] = []
         paths = batch.column(path_column).to_pylist()
@@ -146,7 +170,7 @@ def diagnose_message_batches(
                 # Read the whole file before diagnosing: a failure half-way leaves one reason, not half a file.
                 items = list(iter_bytes_records(bytes(content), name))
             except Exception as exc:  # hostile input: a reason, never a failed job
-                rows.append(skip_row(name, f"failed to read: {_failure(exc)}"))
+                rows.append(skip_row(name, _failure(exc), read=True))
                 continue
             rows.extend(rows_for_items(items, engine, name))
         if rows:
@@ -155,7 +179,7 @@ def diagnose_message_batches(
 
 def diagnose_line_batches(
     batches: Iterable[pa.RecordBatch],
-    kb_file: str | None,
+    kb: ShippedKnowledgeBase | None,
     starts: dict[tuple[str, int], int] | None,
     file_column: str,
     position_column: str,
@@ -170,7 +194,7 @@ def diagnose_line_batches(
     from ..intake.logs import log_time, parse_log_line
 
     schema = arrow_schema()
-    engine = worker_engine(kb_file)
+    engine = worker_engine(kb)
     seen: dict[tuple[str, int], int] = {}
     names: dict[str, str] = {}
     for batch in batches:
@@ -198,7 +222,7 @@ def diagnose_line_batches(
                     if when is not None:
                         record.extra["time"] = when
             except Exception as exc:  # hostile input: a reason, never a failed job
-                rows.append(skip_row(f"{name}:{number}", f"failed to read: {_failure(exc)}", name))
+                rows.append(skip_row(f"{name}:{number}", _failure(exc), name, read=True))
                 continue
             if record is not None:
                 rows.append(_diagnosis_row(record, engine, name))
@@ -222,20 +246,20 @@ def count_split_lines(batches: Iterable[pa.RecordBatch], file_column: str, split
         )
 
 
-def diagnose_local_file_batches(batches: Iterable[pa.RecordBatch], kb_file: str | None) -> Iterator[pa.RecordBatch]:
+def diagnose_local_file_batches(batches: Iterable[pa.RecordBatch], kb: ShippedKnowledgeBase | None) -> Iterator[pa.RecordBatch]:
     """Local file paths to diagnosis rows: each worker reads the files itself, exactly as the
     single-process scan does (the paths must be visible to the workers: local mode or a shared mount)."""
     from ..intake import iter_path_records
 
     schema = arrow_schema()
-    engine = worker_engine(kb_file)
+    engine = worker_engine(kb)
     for batch in batches:
         rows: list[dict[str, Any]] = []
         for name in batch.column("path").to_pylist():
             try:
                 items = list(iter_path_records([str(name)]))
             except Exception as exc:  # hostile input: a reason, never a failed job
-                rows.append(skip_row(str(name), f"failed to read: {_failure(exc)}"))
+                rows.append(skip_row(str(name), _failure(exc), read=True))
                 continue
             rows.extend(rows_for_items(items, engine, str(name)))
         if rows:
@@ -244,14 +268,14 @@ def diagnose_local_file_batches(batches: Iterable[pa.RecordBatch], kb_file: str 
 
 def diagnose_row_batches(
     batches: Iterable[pa.RecordBatch],
-    kb_file: str | None,
+    kb: ShippedKnowledgeBase | None,
     reader: Callable[[dict[str, Any]], Iterable[IntakeRecord | SkippedInput]],
     file_column: str,
 ) -> Iterator[pa.RecordBatch]:
     """Any table rows to diagnosis rows through `reader`, which turns one row into records (the
     extension point for message-trace rows)."""
     schema = arrow_schema()
-    engine = worker_engine(kb_file)
+    engine = worker_engine(kb)
     for batch in batches:
         rows: list[dict[str, Any]] = []
         for item in batch.to_pylist():
@@ -259,7 +283,7 @@ def diagnose_row_batches(
             try:
                 items = list(reader(item))
             except Exception as exc:  # hostile input: a reason, never a failed job
-                rows.append(skip_row(name, f"failed to read: {_failure(exc)}"))
+                rows.append(skip_row(name, _failure(exc), read=True))
                 continue
             rows.extend(rows_for_items(items, engine, name))
         if rows:

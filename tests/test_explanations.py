@@ -1,0 +1,144 @@
+"""Lazy, cached explanations give exactly what an eager, uncached diagnosis gives."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailtriage import Engine
+from mailtriage.engine import CACHE_AFTER_DIAGNOSES
+from mailtriage.facts import normalize_facts
+from mailtriage.lint import example_facts
+from mailtriage.loader import KnowledgeBase
+from mailtriage.model import Kind
+from rulegen import make_rule
+from test_evaluators import TEXTS, condition, fact_sets
+
+EXAMPLES = int(os.environ.get("MAILTRIAGE_HYPOTHESIS_EXAMPLES", "150"))
+
+
+def eager(engine: Engine, facts: dict[str, Any], lang: str = "en") -> str:
+    """Every part read at once, in the order of the contract, as JSON text (key order included)."""
+    return json.dumps(engine.diagnose(facts).to_dict(lang), ensure_ascii=False)
+
+
+def generated_engine(conditions: list[dict[str, Any]], causes: list[dict[str, Any]], cache_size: int) -> Engine:
+    rules = {}
+    for i, match in enumerate(conditions):
+        cause_list = [
+            {"id": f"c{j}", "title": f"cause {j}", "likely_when": c, **({"unlikely_when": causes[-1]} if j == 0 else {})}
+            for j, c in enumerate(causes)
+        ]
+        fixes = [{"id": "f", "title": "fix", "addresses": [c["id"] for c in cause_list[:1]], "steps": ["do it"]}] if cause_list else []
+        rules[f"r{i}"] = make_rule(f"r{i}", match, kind="specific" if i % 2 else "generic",
+                                   **({"generic_level": "detail"} if i % 2 == 0 else {}), causes=cause_list, fixes=fixes)
+    return warm(Engine(KnowledgeBase(rules=rules), explanation_cache_size=cache_size))
+
+
+def warm(engine: Engine) -> Engine:
+    """Cache from the first diagnosis on (an engine normally starts caching after a few)."""
+    engine._uncached_left = 0
+    return engine
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(condition, min_size=1, max_size=8),
+    st.lists(condition, max_size=3),
+    st.lists(fact_sets(), min_size=1, max_size=10),
+    st.integers(1, 4),
+)
+def test_cached_lazy_diagnoses_equal_uncached_eager_ones(
+    conditions: list[dict[str, Any]], causes: list[dict[str, Any]], facts_list: list[dict[str, Any]], cache_size: int
+) -> None:
+    cached = generated_engine(conditions, causes, cache_size)
+    plain = generated_engine(conditions, causes, 0)
+    for facts in facts_list * 2:  # the second round hits the cache (or what the bound left of it)
+        expected = eager(plain, facts)
+        lazy = cached.diagnose(facts)
+        reference = plain.diagnose(facts)
+        # The best rule without any explanation, then the whole result.
+        top = lazy.top_rule
+        assert (top.id if top else None) == (reference.matches[0].rule.id if reference.matches else None)
+        assert lazy.specific == any(m.rule.kind is Kind.SPECIFIC for m in reference.matches)
+        assert json.dumps(lazy.to_dict("en"), ensure_ascii=False) == expected
+        assert len(cached._explanations or {}) <= cache_size
+
+
+def test_the_explanation_cache_is_bounded_and_evicts_the_oldest() -> None:
+    engine = generated_engine([{"field": "smtp.reply_code", "at_least": 400}], [], 3)
+    for code in range(450, 460):
+        assert engine.diagnose({"smtp.reply_code": code}).matches[0].rule.id == "r0"
+    assert engine._explanations is not None and len(engine._explanations) == 3
+    assert [dict(signature[1])["smtp.reply_code"] for signature in engine._explanations] == [457, 458, 459]
+
+
+def test_a_one_shot_command_builds_no_cache(engine: Engine) -> None:
+    fresh = Engine(engine.kb)
+    for _ in range(CACHE_AFTER_DIAGNOSES):
+        fresh.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "smtp.text": "Connection refused"})
+    assert not fresh._explanations and fresh._text_tests is None
+    fresh.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316", "smtp.text": "Connection refused"})
+    assert fresh._explanations is not None and len(fresh._explanations) == 1
+
+
+def test_same_signature_shares_the_explanation_but_quotes_its_own_facts(engine: Engine) -> None:
+    cached = warm(Engine(engine.kb, explanation_cache_size=16))
+    first = cached.diagnose({"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "smtp.text": "User unknown in virtual mailbox table (alice)"})
+    second = cached.diagnose({"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "smtp.text": "User unknown in virtual mailbox table (bob)"})
+    assert first._explanation is second._explanation and len(cached._explanations or {}) == 1
+    assert first.to_dict()["facts"]["smtp.text"].endswith("(alice)")
+    quoted = [w["value"] for m in second.to_dict()["matches"] for w in m["why"] if w["field"] == "smtp.text"]
+    assert quoted and all(value.endswith("(bob)") for value in quoted)
+    # A text whose pattern outcomes differ is a different signature.
+    cached.diagnose({"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "smtp.text": "mailbox full"})
+    assert len(cached._explanations or {}) == 2
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-BR"])
+def test_bundled_examples_give_the_same_json_cached_and_lazy(engine: Engine, lang: str) -> None:
+    cached = warm(Engine(engine.kb, explanation_cache_size=64))
+    plain = Engine(engine.kb, explanation_cache_size=0)
+    queries = [example_facts(e) for rule in engine.kb.rules.values() for e in (*rule.examples_match, *rule.examples_no_match)]
+    queries += [{**q, "smtp.text": text} for q in queries[:60] if "smtp.text" in q for text in TEXTS[:3]]
+    for facts in queries + queries[::-1]:
+        assert json.dumps(cached.diagnose(facts).to_dict(lang), ensure_ascii=False) == eager(plain, facts, lang)
+
+
+def test_normalised_facts_are_not_shared_between_diagnoses(engine: Engine) -> None:
+    cached = warm(Engine(engine.kb, explanation_cache_size=8))
+    first = cached.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316"})
+    first.facts["smtp.reply_code"] = 999
+    again = cached.diagnose({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316"})
+    assert again.facts == normalize_facts({"smtp.reply_code": 450, "smtp.enhanced": "4.4.316"})
+
+
+def _diagnose_in_child(queries: list[dict[str, Any]]) -> list[str]:
+    from mailtriage.triage import default_engine
+
+    return [json.dumps(default_engine().diagnose(q).to_dict()) for q in queries]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX-only")
+def test_an_engine_loaded_before_a_fork_answers_the_same_in_the_children() -> None:
+    """scan --jobs forks after loading: durable-rules rulesets built before the fork, and those a
+    child builds after it, must give the parent's answers."""
+    import multiprocessing
+
+    from mailtriage.triage import default_engine
+
+    engine = default_engine()
+    queries = [example_facts(e) for rule in engine.kb.rules.values() for e in rule.examples_match]
+    before = queries[: len(queries) // 2]
+    expected = [json.dumps(Engine(engine.kb, explanation_cache_size=0).diagnose(q).to_dict()) for q in queries]
+    for query in before:  # builds the rulesets these keys need, in the parent
+        engine.diagnose(query)
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        results = pool.map(_diagnose_in_child, [queries, queries[::-1]])
+    assert results[0] == expected
+    assert results[1] == expected[::-1]
