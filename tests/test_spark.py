@@ -328,3 +328,26 @@ def test_a_shipped_knowledge_base_is_unpickled_only_under_the_drivers_key(tmp_pa
     engine = worker_engine(ShippedKnowledgeBase(str(sealed), b"k" * 32))
     assert engine_state()[2] == "shipped" and set(engine.kb.rules) == set(kb.rules)
     assert "k" * 8 not in repr(ShippedKnowledgeBase(str(sealed), b"k" * 32))
+
+
+def test_a_log_read_as_lines_without_failures_gets_the_single_process_note(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mailtriage.spark as spark_scan
+
+    quiet = tmp_path / "quiet.log"
+    quiet.write_text("".join(
+        f"May  1 10:00:{n % 60:02d} mx postfix/smtp[1]: A{n}: to=<u{n}@example.com>, relay=mx.example.com[192.0.2.1]:25, "
+        f"delay=1, dsn=2.0.0, status=sent (250 ok)\n" for n in range(50)))
+    busy = DATA / "postfix.log"
+    monkeypatch.setattr(spark_scan, "WHOLE_FILE_BYTES", 0)  # every log through the line reader
+    paths = [str(quiet), str(busy)]
+    expected = _single_rows(paths)
+    assert any("no failed or delayed delivery" in str(row) for row in expected)
+    printed = Counter(_normalised(row) for row in spark_scan.scan_paths(paths))
+    assert printed == expected
+    output = tmp_path / "out.parquet"
+    written = Counter(_normalised(row) for row in spark_scan.scan_paths(paths, output=str(output)))
+    assert written == expected
+    notes = spark.read.parquet(str(output)).where("skipped IS NOT NULL").collect()
+    assert [(Path(row["source"]).name, row["read"]) for row in notes] == [("quiet.log", True)]
