@@ -86,9 +86,10 @@ def local_session(master: str = "local[2]", app_name: str = "mailtriage-scan") -
     return builder.getOrCreate()
 
 
-# What this driver process has shipped, by the rules' content key: shipping the same rules again
-# reuses the file and key (Spark never re-fetches a file name it has served, and workers keep it).
-_shipped: dict[str, ShippedKnowledgeBase] = {}
+# What this driver process has shipped, by Spark application and the rules' content key: shipping
+# the same rules again reuses the file and key (Spark never re-fetches a file name it has served,
+# and workers keep the engine they loaded); a new application (a session started again) gets it anew.
+_shipped: dict[tuple[str, str], ShippedKnowledgeBase] = {}
 
 
 def ship_knowledge_base(spark: SparkSession, rule_dirs: Sequence[str | Path] = ()) -> ShippedKnowledgeBase:
@@ -106,7 +107,8 @@ def ship_knowledge_base(spark: SparkSession, rule_dirs: Sequence[str | Path] = (
 
     dirs = all_rule_dirs(rule_dirs, True)
     content = content_key(dirs)
-    shipped = _shipped.get(content)
+    application = str(spark.sparkContext.applicationId)
+    shipped = _shipped.get((application, content))
     if shipped is not None:
         return shipped
     kb = load_cached_knowledge_base(dirs)
@@ -124,7 +126,7 @@ def ship_knowledge_base(spark: SparkSession, rule_dirs: Sequence[str | Path] = (
     path = folder / f"kb-{content}-{secrets.token_hex(8)}.pickle"
     path.write_bytes(seal_knowledge_base(kb, key))
     spark.sparkContext.addFile(str(path))
-    shipped = _shipped[content] = ShippedKnowledgeBase(path.name, key)
+    shipped = _shipped[(application, content)] = ShippedKnowledgeBase(path.name, key)
     return shipped
 
 
