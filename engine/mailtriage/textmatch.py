@@ -336,12 +336,18 @@ _FOLD = str.maketrans({**{chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") 
                        "\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 
 
+def fold_case(text: str) -> str:
+    """The text with every character that `re.IGNORECASE` equates with an ASCII letter replaced by
+    that lower-case letter, length preserved (ASCII text: simply lower()): a lower-case ASCII word
+    `re.search(word, text, re.I)` finds is a substring of it."""
+    return text.lower() if text.isascii() else text.translate(_FOLD)
+
+
 @functools.lru_cache(maxsize=64)
 def folded_text(text: str) -> str:
-    """The text with every character that `re.IGNORECASE` equates with an ASCII letter replaced by
-    that lower-case letter, length preserved (ASCII text: simply lower()). One query tests the same
-    few texts against dozens of patterns, so the folding is done once per text."""
-    return text.lower() if text.isascii() else text.translate(_FOLD)
+    """`fold_case(text)`, memoised: one query tests the same few texts against dozens of patterns,
+    so the folding is done once per text."""
+    return fold_case(text)
 
 
 _MIN_WORD = 3  # shorter necessary words filter too little to be worth the check
