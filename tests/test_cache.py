@@ -99,3 +99,20 @@ def test_added_and_removed_rule_files_change_the_key_but_schema_files_do_not(rul
     assert with_new != before
     added.unlink()
     assert content_key([rules_dir]) == before
+
+
+def test_cached_rules_unpack_their_texts_only_when_read_and_equal_the_parsed_ones(rules_dir: Path, cache_dir: Path) -> None:
+    parsed = load_cached_knowledge_base([rules_dir], use_cache=False)
+    load_cached_knowledge_base([rules_dir])  # writes the cache
+    cached = load_cached_knowledge_base([rules_dir])
+    assert sorted(cached.rules) == sorted(parsed.rules)
+    for rule_id, rule in cached.rules.items():
+        assert "_lazy_blob" in vars(rule) and "raw" not in vars(rule)  # nothing unpacked at load
+        original = parsed.rules[rule_id]
+        assert rule.title == original.title
+        assert rule.text("title", "pt-BR") == original.text("title", "pt-BR")  # unpacks raw and translations
+        assert "_lazy_blob" not in vars(rule)
+        assert (rule.raw, rule.translations) == (original.raw, original.translations)
+        assert rule == original  # compares the examples too
+    with pytest.raises(AttributeError):
+        _ = next(iter(cached.rules.values())).no_such_field
