@@ -39,10 +39,14 @@ def test_the_second_load_reads_the_pickle_and_primes_the_pattern_analyses(
 
     monkeypatch.setattr(cache, "load_knowledge_base", must_not_parse)
     monkeypatch.setattr(textmatch, "_analyses", {})
+    monkeypatch.setattr(textmatch, "_splits", {})
     second = load_cached_knowledge_base([rules_dir])
     assert sorted(second.rules) == sorted(first.rules)
     patterns = {leaf.value for rule in second.rules.values() for leaf in iter_leaves(rule.match) if leaf.op == "matches"}
-    assert patterns and patterns <= set(textmatch._analyses)
+    assert patterns and patterns <= set(textmatch._analyses) and patterns <= set(textmatch._splits)
+    # The alternatives pattern_plan splits a pattern into are analysed already.
+    parts = {part for alternatives in textmatch._splits.values() for part in alternatives or ()}
+    assert parts <= set(textmatch._analyses)
 
 
 def test_a_changed_rule_gets_a_new_key(rules_dir: Path) -> None:

@@ -25,11 +25,11 @@ from pathlib import Path
 from .loader import KnowledgeBase, load_knowledge_base
 from .model import iter_leaves
 from .resources import schema_path
-from .textmatch import WordAnalysis, prime_word_analyses, word_analyses
+from .textmatch import WordAnalysis, plan_alternatives, prime_word_analyses, word_analyses
 
 CACHE_ENV = "MAILTRIAGE_CACHE_DIR"
-_FORMAT = "3"  # 3: keyed-hash header + pickle of (knowledge base, pattern word analyses)
-_MAGIC = b"mailtriage-kb-3\n"
+_FORMAT = "4"  # 4: keyed-hash header + pickle of (knowledge base, pattern word analyses, pattern splits)
+_MAGIC = b"mailtriage-kb-4\n"
 _KEY_FILE = "secret.key"
 _KEY_BYTES = 32
 _MAC_BYTES = 32
@@ -226,11 +226,11 @@ def _read(key: str) -> KnowledgeBase | None:
     if not hmac.compare_digest(data[len(_MAGIC):header], _mac(secret, payload)):
         return None  # not written by us with this secret: never unpickled
     try:
-        kb, analyses = pickle.loads(payload)
+        kb, analyses, splits = pickle.loads(payload)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None  # ours, but from an incompatible version of the code
-    if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict):
-        prime_word_analyses(analyses)
+    if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict) and isinstance(splits, dict):
+        prime_word_analyses(analyses, splits)
         return kb
     return None
 
@@ -244,7 +244,7 @@ def _write(key: str, kb: KnowledgeBase) -> None:
         return
     import tempfile  # only when writing: a warm start never needs it
 
-    payload = pickle.dumps((kb, _pattern_analyses(kb)), protocol=pickle.HIGHEST_PROTOCOL)
+    payload = pickle.dumps((kb, *_pattern_analyses(kb)), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False) as temporary:  # created 0600
             temporary.write(_MAGIC + _mac(secret, payload) + payload)
@@ -253,7 +253,10 @@ def _write(key: str, kb: KnowledgeBase) -> None:
         pass  # a read-only home only costs speed
 
 
-def _pattern_analyses(kb: KnowledgeBase) -> dict[str, WordAnalysis]:
-    """The word analysis of every text pattern in the rules, so a warm start parses none."""
-    patterns = {leaf.value for rule in kb.rules.values() for leaf in iter_leaves(rule.match) if leaf.op == "matches"}
-    return word_analyses(sorted(patterns))
+def _pattern_analyses(kb: KnowledgeBase) -> tuple[dict[str, WordAnalysis], dict[str, list[str] | None]]:
+    """The word analysis of every text pattern in the rules and of its top-level alternatives, and
+    how each is split, so that a warm start (or a scan building its PatternSet) parses none."""
+    patterns = sorted({leaf.value for rule in kb.rules.values() for leaf in iter_leaves(rule.match) if leaf.op == "matches"})
+    splits = {pattern: plan_alternatives(pattern) for pattern in patterns}
+    parts = {part for alternatives in splits.values() for part in alternatives or ()}
+    return word_analyses(sorted(set(patterns) | parts)), splits
