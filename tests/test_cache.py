@@ -120,3 +120,30 @@ def test_cached_rules_unpack_their_texts_only_when_read_and_equal_the_parsed_one
         assert rule == original  # compares the examples too
     with pytest.raises(AttributeError):
         _ = next(iter(cached.rules.values())).no_such_field
+
+
+def test_an_engine_reuses_the_cached_dispatch_index_and_diagnoses_as_one_built_afresh(rules_dir: Path, cache_dir: Path) -> None:
+    from mailtriage.engine import Engine
+    from mailtriage.loader import KnowledgeBase
+
+    load_cached_knowledge_base([rules_dir])  # writes the cache
+    cached = load_cached_knowledge_base([rules_dir])
+    assert cached.dispatch_index is not None
+    parsed = load_cached_knowledge_base([rules_dir], use_cache=False)
+    assert parsed.dispatch_index is None
+    examples = [example for rule in parsed.rules.values() for example in rule.examples_match + rule.examples_no_match]
+    assert examples
+    for backend in ("durable", "python"):
+        reused = Engine(cached, backend=backend)  # type: ignore[arg-type]
+        assert reused.matcher.index is cached.dispatch_index
+        fresh = Engine(parsed, backend=backend)  # type: ignore[arg-type]
+        for example in examples:
+            if example.reply:
+                assert [d.diagnosis.to_dict() for d in reused.diagnose_text(example.reply, example.facts)] == \
+                       [d.diagnosis.to_dict() for d in fresh.diagnose_text(example.reply, example.facts)]
+            else:
+                assert reused.diagnose(example.facts).to_dict() == fresh.diagnose(example.facts).to_dict()
+    # A knowledge base whose rules changed after loading never matches with the old index.
+    first = next(iter(cached.rules))
+    changed = KnowledgeBase(rules={k: v for k, v in cached.rules.items() if k != first}, dispatch_index=cached.dispatch_index)
+    assert Engine(changed).matcher.index is not cached.dispatch_index

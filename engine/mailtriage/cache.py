@@ -152,9 +152,10 @@ def content_key(dirs: list[Path]) -> str:
     each file. Any edit, copy, checkout or `touch` changes the status-change time, which no tool
     can set back, so a changed file is never mistaken for the cached one."""
     digest = hashlib.sha256(f"{_FORMAT}|{sys.version_info[:2]}".encode())
-    from . import model
-
-    stamps = [_stamp(Path(model.__file__)), *(_stamp(schema_path(name)) for name in ("rule", "facts", "translation"))]
+    # The modules whose objects are pickled (rules, the dispatch index, word finders) or shape them.
+    here = Path(__file__).parent
+    stamps = [*(_stamp(here / f"{name}.py") for name in ("model", "loader", "matching", "textmatch", "facts")),
+              *(_stamp(schema_path(name)) for name in ("rule", "facts", "translation"))]
     for group in dirs:
         stamps.append(f"\0group:{group.resolve()}")
         if group.is_file():
@@ -244,6 +245,10 @@ def _write(key: str, kb: KnowledgeBase) -> None:
         return
     import tempfile  # only when writing: a warm start never needs it
 
+    from .matching import DispatchIndex
+    from .model import Status
+
+    kb.dispatch_index = DispatchIndex(r for r in kb.rules.values() if r.status is not Status.DEPRECATED)
     payload = pickle.dumps((kb, *_pattern_analyses(kb)), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False) as temporary:  # created 0600
