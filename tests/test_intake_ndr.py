@@ -335,3 +335,28 @@ def test_recipient_phrase_regexes_match_as_the_plain_case_insensitive_ones(text:
         plain = re.compile("(?:" + "|".join(phrases) + ")" + tail, re.I)
         assert [(m.span(), m.group("addr")) for m in fast.finditer(text)] == \
                [(m.span(), m.group("addr")) for m in plain.finditer(text)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=60),
+                 st.lists(st.sampled_from(["a", "\n ", "\t", "=", "?", "é", " ", "\udcff", "\r\n", "x y", "=?utf-8?q?x?="]),
+                          max_size=12).map("".join)))
+def test_header_decoding_shortcut_gives_what_the_full_decoding_gives(value: str) -> None:
+    """`_header` skips RFC 2047 decoding for a value without `=?`; same result as decoding it."""
+    import email
+    from email.header import decode_header, make_header
+    from email.policy import compat32
+
+    from mailtriage.intake.ndr import _header
+
+    raw = b"Subject: " + value.encode("utf-8", "surrogateescape") + b"\n\nbody\n"
+    msg = email.message_from_bytes(raw, policy=compat32)
+    stored = msg.get("Subject")
+    if stored is None:
+        assert _header(msg, "Subject") == ""
+        return
+    try:
+        expected = str(make_header(decode_header(str(stored))))
+    except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
+        expected = str(stored)
+    assert _header(msg, "Subject") == expected
