@@ -363,9 +363,21 @@ def test_marker_needles_are_in_every_text_the_pattern_finds(marker: Any, data: s
     holds one of them once folded, so a marker never misses evidence because of its needles."""
     import re
 
-    from mailtriage.textmatch import fold_case
+    from mailtriage.intake.context import needle_text
 
     pattern = re.compile(marker.pattern, re.I)
     text = data.draw(st.from_regex(pattern))
     assert pattern.search(text)
-    assert any(needle in fold_case(text) for needle in marker.needles), (marker.pattern, text)
+    assert any(needle in needle_text(text) for needle in marker.needles), (marker.pattern, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aiksINVALIDKS \u0130\u0131\u017f\u212a\u0307é")), max_size=12),
+       st.sampled_from(["invalid", "kisk", "ask", "sk", "i", "k", "s"]))
+def test_needle_text_finds_every_word_re_ignorecase_finds(text: str, word: str) -> None:
+    import re
+
+    from mailtriage.intake.context import needle_text
+
+    if re.search(word, text, re.I):
+        assert word in needle_text(text)

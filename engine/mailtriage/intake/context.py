@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..facts import Facts, InferredFact
-from ..textmatch import fold_case
 
 # Where evidence comes from, in words the report prints ("from log tag postfix/smtp").
 SOURCES: dict[str, str] = {
@@ -151,6 +150,16 @@ DERIVED: tuple[DerivedContext, ...] = (
 )
 
 
+def needle_text(text: str) -> str:
+    """`text` lower-cased so that a lower-case ASCII word `re.search(word, text, re.I)` finds is a
+    substring of it: `lower()`, plus the three characters `re.IGNORECASE` equates with an ASCII
+    letter that `lower()` leaves apart (the Kelvin sign lowers to k). Positions are not kept: only
+    membership is asked. Far faster than a per-character translation of non-ASCII text."""
+    if text.isascii():
+        return text.lower()
+    return text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
+
+
 @lru_cache(maxsize=256)
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.I)
@@ -181,7 +190,7 @@ def _search(marker: ContextMarker, evidence: Mapping[str, str], folded: dict[str
             # Each source is folded once per record; most markers stop at this substring test.
             fold = folded.get(source)
             if fold is None:
-                fold = folded[source] = fold_case(capped)
+                fold = folded[source] = needle_text(capped)
             if not any(needle in fold for needle in marker.needles):
                 continue
         if len(text) <= 100:
