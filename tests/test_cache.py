@@ -39,10 +39,14 @@ def test_the_second_load_reads_the_pickle_and_primes_the_pattern_analyses(
 
     monkeypatch.setattr(cache, "load_knowledge_base", must_not_parse)
     monkeypatch.setattr(textmatch, "_analyses", {})
+    monkeypatch.setattr(textmatch, "_splits", {})
     second = load_cached_knowledge_base([rules_dir])
     assert sorted(second.rules) == sorted(first.rules)
     patterns = {leaf.value for rule in second.rules.values() for leaf in iter_leaves(rule.match) if leaf.op == "matches"}
-    assert patterns and patterns <= set(textmatch._analyses)
+    assert patterns and patterns <= set(textmatch._analyses) and patterns <= set(textmatch._splits)
+    # The alternatives pattern_plan splits a pattern into are analysed already.
+    parts = {part for alternatives in textmatch._splits.values() for part in alternatives or ()}
+    assert parts <= set(textmatch._analyses)
 
 
 def test_a_changed_rule_gets_a_new_key(rules_dir: Path) -> None:
@@ -99,3 +103,47 @@ def test_added_and_removed_rule_files_change_the_key_but_schema_files_do_not(rul
     assert with_new != before
     added.unlink()
     assert content_key([rules_dir]) == before
+
+
+def test_cached_rules_unpack_their_texts_only_when_read_and_equal_the_parsed_ones(rules_dir: Path, cache_dir: Path) -> None:
+    parsed = load_cached_knowledge_base([rules_dir], use_cache=False)
+    load_cached_knowledge_base([rules_dir])  # writes the cache
+    cached = load_cached_knowledge_base([rules_dir])
+    assert sorted(cached.rules) == sorted(parsed.rules)
+    for rule_id, rule in cached.rules.items():
+        assert "_lazy_blob" in vars(rule) and "raw" not in vars(rule)  # nothing unpacked at load
+        original = parsed.rules[rule_id]
+        assert rule.title == original.title
+        assert rule.text("title", "pt-BR") == original.text("title", "pt-BR")  # unpacks raw and translations
+        assert "_lazy_blob" not in vars(rule)
+        assert (rule.raw, rule.translations) == (original.raw, original.translations)
+        assert rule == original  # compares the examples too
+    with pytest.raises(AttributeError):
+        _ = next(iter(cached.rules.values())).no_such_field
+
+
+def test_an_engine_reuses_the_cached_dispatch_index_and_diagnoses_as_one_built_afresh(rules_dir: Path, cache_dir: Path) -> None:
+    from mailtriage.engine import Engine
+    from mailtriage.loader import KnowledgeBase
+
+    load_cached_knowledge_base([rules_dir])  # writes the cache
+    cached = load_cached_knowledge_base([rules_dir])
+    assert cached.dispatch_index is not None
+    parsed = load_cached_knowledge_base([rules_dir], use_cache=False)
+    assert parsed.dispatch_index is None
+    examples = [example for rule in parsed.rules.values() for example in rule.examples_match + rule.examples_no_match]
+    assert examples
+    for backend in ("durable", "python"):
+        reused = Engine(cached, backend=backend)  # type: ignore[arg-type]
+        assert reused.matcher.index is cached.dispatch_index
+        fresh = Engine(parsed, backend=backend)  # type: ignore[arg-type]
+        for example in examples:
+            if example.reply:
+                assert [d.diagnosis.to_dict() for d in reused.diagnose_text(example.reply, example.facts)] == \
+                       [d.diagnosis.to_dict() for d in fresh.diagnose_text(example.reply, example.facts)]
+            else:
+                assert reused.diagnose(example.facts).to_dict() == fresh.diagnose(example.facts).to_dict()
+    # A knowledge base whose rules changed after loading never matches with the old index.
+    first = next(iter(cached.rules))
+    changed = KnowledgeBase(rules={k: v for k, v in cached.rules.items() if k != first}, dispatch_index=cached.dispatch_index)
+    assert Engine(changed).matcher.index is not cached.dispatch_index

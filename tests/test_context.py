@@ -350,3 +350,34 @@ def test_huge_evidence_is_bounded() -> None:
     started = time.monotonic()
     infer({}, {"text": "[A" * 500_000 + ".prod.outlook.com", "notice": "x" * 1_000_000, "log-tag": "postfix/" * 100_000})
     assert time.monotonic() - started < 5.0
+
+
+_NEEDLED = [marker for marker in MARKERS if marker.needles]
+
+
+@pytest.mark.parametrize("marker", _NEEDLED, ids=[f"{m.field}={m.value}:{m.pattern[:30]}" for m in _NEEDLED])
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_marker_needles_are_in_every_text_the_pattern_finds(marker: Any, data: st.DataObject) -> None:
+    """The needles only skip work: any text the marker's pattern finds (re.IGNORECASE, searched)
+    holds one of them once folded, so a marker never misses evidence because of its needles."""
+    import re
+
+    from mailtriage.intake.context import needle_text
+
+    pattern = re.compile(marker.pattern, re.I)
+    text = data.draw(st.from_regex(pattern))
+    assert pattern.search(text)
+    assert any(needle in needle_text(text) for needle in marker.needles), (marker.pattern, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aiksINVALIDKS \u0130\u0131\u017f\u212a\u0307é")), max_size=12),
+       st.sampled_from(["invalid", "kisk", "ask", "sk", "i", "k", "s"]))
+def test_needle_text_finds_every_word_re_ignorecase_finds(text: str, word: str) -> None:
+    import re
+
+    from mailtriage.intake.context import needle_text
+
+    if re.search(word, text, re.I):
+        assert word in needle_text(text)

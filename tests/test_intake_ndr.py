@@ -310,3 +310,53 @@ def test_a_bounce_marked_auto_replied_is_still_a_bounce() -> None:
                     "Auto-Submitted: auto-replied\n")
     assert [r.recipient for r in parse_message(bounce)] == ["kim@example.net"]
     assert non_failure_kind(bounce) is None
+
+
+# --- the recipient phrases, spelt for speed, match as the plain case-insensitive regex does -------
+
+_PHRASE_WORDS = ["rcpt to:", "delivered to", "Delivering your mail to", "delivery to", "COULD NOT BE DELIVERED TO",
+                 "failed recipient", "Following recipients:", "following addresses:", "unable to deliver message to",
+                 "recipient", "Address", "unknown user", "İnvalid recipient", "ınvalid userid", "user unknown",
+                 "Undeliverable to", "delivery failed for", "bad recipient", "ſ", "\u212a"]
+_PHRASE_TEXT = st.lists(st.one_of(st.sampled_from(_PHRASE_WORDS), st.sampled_from([" ", "\n", ": ", " <", ">", '"', "."]),
+                                  st.sampled_from(["a@b.example", "x.y@mail.example.org", "x", "@", "é"]),
+                                  st.text(max_size=4)), max_size=14).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PHRASE_TEXT)
+def test_recipient_phrase_regexes_match_as_the_plain_case_insensitive_ones(text: str) -> None:
+    import re
+
+    from mailtriage.intake import ndr
+
+    for phrases, tail, fast in ((ndr.PHRASE_RECIPIENT_PHRASES, ndr.PHRASE_RECIPIENT_TAIL, ndr._PHRASE_RECIPIENT),
+                                (ndr.COLON_RECIPIENT_PHRASES, ndr.COLON_RECIPIENT_TAIL, ndr._COLON_RECIPIENT)):
+        plain = re.compile("(?:" + "|".join(phrases) + ")" + tail, re.I)
+        assert [(m.span(), m.group("addr")) for m in fast.finditer(text)] == \
+               [(m.span(), m.group("addr")) for m in plain.finditer(text)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=60),
+                 st.lists(st.sampled_from(["a", "\n ", "\t", "=", "?", "é", " ", "\udcff", "\r\n", "x y", "=?utf-8?q?x?="]),
+                          max_size=12).map("".join)))
+def test_header_decoding_shortcut_gives_what_the_full_decoding_gives(value: str) -> None:
+    """`_header` skips RFC 2047 decoding for a value without `=?`; same result as decoding it."""
+    import email
+    from email.header import decode_header, make_header
+    from email.policy import compat32
+
+    from mailtriage.intake.ndr import _header
+
+    raw = b"Subject: " + value.encode("utf-8", "surrogateescape") + b"\n\nbody\n"
+    msg = email.message_from_bytes(raw, policy=compat32)
+    stored = msg.get("Subject")
+    if stored is None:
+        assert _header(msg, "Subject") == ""
+        return
+    try:
+        expected = str(make_header(decode_header(str(stored))))
+    except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
+        expected = str(stored)
+    assert _header(msg, "Subject") == expected

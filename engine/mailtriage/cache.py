@@ -25,11 +25,11 @@ from pathlib import Path
 from .loader import KnowledgeBase, load_knowledge_base
 from .model import iter_leaves
 from .resources import schema_path
-from .textmatch import WordAnalysis, prime_word_analyses, word_analyses
+from .textmatch import WordAnalysis, plan_alternatives, prime_word_analyses, word_analyses
 
 CACHE_ENV = "MAILTRIAGE_CACHE_DIR"
-_FORMAT = "3"  # 3: keyed-hash header + pickle of (knowledge base, pattern word analyses)
-_MAGIC = b"mailtriage-kb-3\n"
+_FORMAT = "4"  # 4: keyed-hash header + pickle of (knowledge base, pattern word analyses, pattern splits)
+_MAGIC = b"mailtriage-kb-4\n"
 _KEY_FILE = "secret.key"
 _KEY_BYTES = 32
 _MAC_BYTES = 32
@@ -152,9 +152,10 @@ def content_key(dirs: list[Path]) -> str:
     each file. Any edit, copy, checkout or `touch` changes the status-change time, which no tool
     can set back, so a changed file is never mistaken for the cached one."""
     digest = hashlib.sha256(f"{_FORMAT}|{sys.version_info[:2]}".encode())
-    from . import model
-
-    stamps = [_stamp(Path(model.__file__)), *(_stamp(schema_path(name)) for name in ("rule", "facts", "translation"))]
+    # The modules whose objects are pickled (rules, the dispatch index, word finders) or shape them.
+    here = Path(__file__).parent
+    stamps = [*(_stamp(here / f"{name}.py") for name in ("model", "loader", "matching", "textmatch", "facts")),
+              *(_stamp(schema_path(name)) for name in ("rule", "facts", "translation"))]
     for group in dirs:
         stamps.append(f"\0group:{group.resolve()}")
         if group.is_file():
@@ -243,7 +244,12 @@ def _write(key: str, kb: KnowledgeBase) -> None:
 def seal_knowledge_base(kb: KnowledgeBase, key: bytes) -> bytes:
     """A cache file's bytes for `kb`: a header with a keyed hash under `key`, then the pickle.
     Also how a Spark job ships the compiled rules to its workers, under a key of its own."""
-    payload = pickle.dumps((kb, _pattern_analyses(kb)), protocol=pickle.HIGHEST_PROTOCOL)
+    from .matching import DispatchIndex
+    from .model import Status
+
+    # The dispatch index of the active rules travels with them (building it was most of Engine()).
+    kb.dispatch_index = DispatchIndex(r for r in kb.rules.values() if r.status is not Status.DEPRECATED)
+    payload = pickle.dumps((kb, *_pattern_analyses(kb)), protocol=pickle.HIGHEST_PROTOCOL)
     return _MAGIC + _mac(key, payload) + payload
 
 
@@ -257,16 +263,19 @@ def unseal_knowledge_base(data: bytes, key: bytes) -> KnowledgeBase | None:
     if not hmac.compare_digest(data[len(_MAGIC):header], _mac(key, payload)):
         return None  # not written by us with this secret: never unpickled
     try:
-        kb, analyses = pickle.loads(payload)
+        kb, analyses, splits = pickle.loads(payload)
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None  # ours, but from an incompatible version of the code
-    if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict):
-        prime_word_analyses(analyses)
+    if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict) and isinstance(splits, dict):
+        prime_word_analyses(analyses, splits)
         return kb
     return None
 
 
-def _pattern_analyses(kb: KnowledgeBase) -> dict[str, WordAnalysis]:
-    """The word analysis of every text pattern in the rules, so a warm start parses none."""
-    patterns = {leaf.value for rule in kb.rules.values() for leaf in iter_leaves(rule.match) if leaf.op == "matches"}
-    return word_analyses(sorted(patterns))
+def _pattern_analyses(kb: KnowledgeBase) -> tuple[dict[str, WordAnalysis], dict[str, list[str] | None]]:
+    """The word analysis of every text pattern in the rules and of its top-level alternatives, and
+    how each is split, so that a warm start (or a scan building its PatternSet) parses none."""
+    patterns = sorted({leaf.value for rule in kb.rules.values() for leaf in iter_leaves(rule.match) if leaf.op == "matches"})
+    splits = {pattern: plan_alternatives(pattern) for pattern in patterns}
+    parts = {part for alternatives in splits.values() for part in alternatives or ()}
+    return word_analyses(sorted(set(patterns) | parts)), splits

@@ -312,8 +312,10 @@ class DurableMatcher:
 
     name = "durable"
 
-    def __init__(self, rules: Iterable[Rule], chunk_size: int = MAX_BRANCHES_PER_RULESET) -> None:
-        self.index = DispatchIndex(rules)
+    def __init__(self, rules: Iterable[Rule], chunk_size: int = MAX_BRANCHES_PER_RULESET, *,
+                 index: DispatchIndex | None = None) -> None:
+        """`index`: the DispatchIndex of exactly these rules, if one is at hand (the cache keeps one)."""
+        self.index = index if index is not None else DispatchIndex(rules)
         self.regexes = _REGEXES
         self.chunk_size = chunk_size
         # Branches are compiled per dispatch key on first use of the key (a one-shot CLI query

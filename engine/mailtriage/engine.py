@@ -70,12 +70,16 @@ class Engine:
         self.rules: dict[str, Rule] = kb.rules
         active = [r for r in kb.rules.values() if r.status is not Status.DEPRECATED]
         self.backend: Backend = backend
+        # The cache keeps the index of the active rules (building it is most of this constructor).
+        index = kb.dispatch_index if isinstance(kb.dispatch_index, DispatchIndex) else None
+        if index is not None and index.rule_ids != {rule.id for rule in active}:
+            index = None  # the rules changed since: never match with another set's index
         if backend == "durable":
             from .durable import DurableMatcher
 
-            self.matcher: Any = DurableMatcher(active)
+            self.matcher: Any = DurableMatcher(active, index=index)
         else:
-            self.matcher = PythonMatcher(active)
+            self.matcher = PythonMatcher(active, index=index)
         # Both matchers file the same branches under the same keys; explanation reuses that index.
         self._index: DispatchIndex = self.matcher.index
         self._specificity = {rule.id: rule.specificity for rule in kb.rules.values()}

@@ -40,6 +40,9 @@ class KnowledgeBase(CollectsProblems):
     rules: dict[str, Rule] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # The matching.DispatchIndex of the active rules, built once when the cache is written and
+    # read back with it (an Engine builds its own when this is None).
+    dispatch_index: Any = field(default=None, compare=False, repr=False)
 
 
 

@@ -132,6 +132,8 @@ class DispatchIndex:
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.by_key: dict[DispatchKey | None, list[Branch]] = {}
         self.words: dict[str, list[str]] = {}  # text field -> the words it is dispatched on
+        rules = list(rules)
+        self.rule_ids = frozenset(rule.id for rule in rules)  # what it was built from
         for rule in rules:
             for branch in split_branches(rule):
                 for key in branch.keys:
@@ -181,8 +183,9 @@ class PythonMatcher:
 
     name = "python"
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
-        self.index = DispatchIndex(rules)
+    def __init__(self, rules: Iterable[Rule], *, index: DispatchIndex | None = None) -> None:
+        """`index`: the DispatchIndex of exactly these rules, if one is at hand (the cache keeps one)."""
+        self.index = index if index is not None else DispatchIndex(rules)
         # Per dispatch key, (rule id, predicate) of its branches; compiled on first use of the key.
         self._compiled: dict[DispatchKey | None, list[tuple[str, Predicate]]] = {}
 

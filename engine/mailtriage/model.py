@@ -214,6 +214,34 @@ class Rule:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _english: dict[str, tuple[str, str]] | None = field(default=None, init=False, compare=False, repr=False)
 
+    # Pickled (the knowledge-base cache, workers) with these fields packed into one bytes blob,
+    # unpacked on first use: a diagnosis reads them for the few rules it shows, never for all ~450,
+    # and unpickling them all was about half of loading the cache at every start.
+    _LAZY_FIELDS = ("raw", "translations", "examples_match", "examples_no_match")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if "_lazy_blob" not in state:
+            import pickle
+
+            packed = {name: state.pop(name) for name in self._LAZY_FIELDS}
+            state["_lazy_blob"] = pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
+        return state
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called when `name` is not set: a lazy field of a rule read from a pickle.
+        blob = self.__dict__.get("_lazy_blob")
+        if name in Rule._LAZY_FIELDS and blob is not None:
+            import pickle
+
+            # The blob came in the same pickle as the rule (the cache checks its keyed hash first).
+            # Two threads may both unpack: each sets the same values, neither fails.
+            for key, value in pickle.loads(blob).items():
+                self.__dict__.setdefault(key, value)
+            self.__dict__.pop("_lazy_blob", None)
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source_path: str = "") -> Rule:
         examples = data.get("examples") or {}

@@ -261,9 +261,18 @@ class WordFinder:
         self._calls = 0
         self._search: Callable[[str], Iterable[re.Match[str]]] | None = None
         self._iter: Callable[[str], Iterable[tuple[int, str]]] | None = None
+        self._built = False
 
     def build(self) -> None:
-        """Compile the trie now (otherwise after BUILD_AFTER_CALLS texts)."""
+        """Compile the automaton (or the trie) now (otherwise after BUILD_AFTER_CALLS texts)."""
+        automaton = _automaton(self.words) if self.use_automaton else None
+        if automaton is not None:
+            self._iter = automaton.iter
+        else:  # the trie regex costs more to compile than the automaton: only without it
+            self._build_trie()
+        self._built = True  # last: another thread may start using it as soon as it is set
+
+    def _build_trie(self) -> None:
         trie: dict[str, Any] = {}
         for word in self.words:
             node = trie
@@ -280,24 +289,20 @@ class WordFinder:
                     found.append(word[:length])
             with_prefixes[word] = tuple(found)
         self._with_prefixes = with_prefixes
-        automaton = _automaton(self.words) if self.use_automaton else None
-        if automaton is not None:
-            self._iter = automaton.iter
-        # Assigned last: another thread may start using it as soon as it is set.
         self._search = re.compile("(?=(" + _trie_pattern(trie) + "))", re.DOTALL).finditer
 
     def find(self, folded: str) -> list[str]:
         """The words that occur in `folded`, in alphabetical order."""
         if not self.words:
             return []
-        if self._search is None:
+        if not self._built:
             self._calls += 1
             if self._calls < self.BUILD_AFTER_CALLS or len(self.words) < self.MIN_WORDS_FOR_TRIE:
                 return [word for word in self.words if word in folded]
             self.build()
-            assert self._search is not None
         if self._iter is not None:
             return sorted({word for _end, word in self._iter(folded)})
+        assert self._search is not None
         found: set[str] = set()
         for match in self._search(folded):
             found.update(self._with_prefixes[match.group(1)])
@@ -336,12 +341,18 @@ _FOLD = str.maketrans({**{chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") 
                        "\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 
 
+def fold_case(text: str) -> str:
+    """The text with every character that `re.IGNORECASE` equates with an ASCII letter replaced by
+    that lower-case letter, length preserved (ASCII text: simply lower()): a lower-case ASCII word
+    `re.search(word, text, re.I)` finds is a substring of it."""
+    return text.lower() if text.isascii() else text.translate(_FOLD)
+
+
 @functools.lru_cache(maxsize=64)
 def folded_text(text: str) -> str:
-    """The text with every character that `re.IGNORECASE` equates with an ASCII letter replaced by
-    that lower-case letter, length preserved (ASCII text: simply lower()). One query tests the same
-    few texts against dozens of patterns, so the folding is done once per text."""
-    return text.lower() if text.isascii() else text.translate(_FOLD)
+    """`fold_case(text)`, memoised: one query tests the same few texts against dozens of patterns,
+    so the folding is done once per text."""
+    return fold_case(text)
 
 
 _MIN_WORD = 3  # shorter necessary words filter too little to be worth the check
@@ -357,8 +368,22 @@ def word_analyses(patterns: Iterable[str]) -> dict[str, WordAnalysis]:
     return {pattern: _required_words(pattern) for pattern in patterns}
 
 
-def prime_word_analyses(analyses: Mapping[str, WordAnalysis]) -> None:
+def prime_word_analyses(analyses: Mapping[str, WordAnalysis], splits: Mapping[str, list[str] | None] | None = None) -> None:
+    """Analyses (and, for `pattern_plan`, top-level alternatives) computed earlier, from the cache."""
     _analyses.update(analyses)
+    if splits:
+        _splits.update(splits)
+
+
+# Pattern -> its top-level alternatives as `pattern_plan` splits it (None: not split). Parsing
+# them was most of what building a PatternSet costs; the knowledge-base cache stores them too.
+_splits: dict[str, list[str] | None] = {}
+
+
+def plan_alternatives(pattern: str) -> list[str] | None:
+    if pattern not in _splits:
+        _splits[pattern] = split_alternatives(pattern, compile_parts=False) if len(_top_level_parts(pattern)) >= 2 else None
+    return _splits[pattern]
 
 
 def _required_words(pattern: str) -> WordAnalysis:
@@ -482,7 +507,7 @@ def _search_either(pattern: str, whole: str | None = None) -> Callable[[str, str
 def pattern_plan(pattern: str) -> PatternPlan:
     """The plan of `pattern`: split into its alternatives when that is safe and they have words,
     else the whole pattern behind its necessary words, else the plain regex."""
-    alternatives = split_alternatives(pattern, compile_parts=False) if len(_top_level_parts(pattern)) >= 2 else None
+    alternatives = plan_alternatives(pattern)
     if alternatives is not None:
         filtered: list[_Alternative] = []
         unfiltered: list[str] = []

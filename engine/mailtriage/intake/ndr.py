@@ -46,20 +46,40 @@ _LINE_RECIPIENT = re.compile(
     rf"[ \t]*+[<\"']?(?P<addr>{_ADDRESS})[>\"']?",
     re.M | re.I,
 )
+
+
+def _phrases_then(phrases: tuple[str, ...], tail: str) -> re.Pattern[str]:
+    """`(?:phrase|phrase...)tail`, case-insensitive, spelt so that the regex engine skips in C to the
+    next letter that starts a phrase: the first letter is matched by a case-sensitive class and each
+    phrase re-checks it with a lookbehind. Same matches as `re.compile("(?:" + "|".join(phrases) +
+    ")" + tail, re.I)` (tests/test_intake_ndr.py), several times faster on a notice: Python's `re`
+    tries every alternative at every position of a case-insensitive alternation. Each phrase starts
+    with an ASCII letter; the class holds every character `re.IGNORECASE` equates with it."""
+    firsts = "".join(sorted({phrase[0].lower() for phrase in phrases}))
+    assert firsts.isalpha() and firsts.isascii(), firsts
+    others = "".join(_OTHER_CASES.get(letter, "") for letter in firsts)
+    alternatives = "|".join(f"(?<={phrase[0]}){phrase[1:]}" for phrase in phrases)
+    return re.compile(f"[{firsts}{firsts.upper()}{others}](?i:(?:{alternatives}){tail})")
+
+
+# Characters besides the two ASCII cases that `re.IGNORECASE` matches with an ASCII letter.
+_OTHER_CASES = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+
+
 # An address inside a sentence that names it as the failed recipient.
-_PHRASE_RECIPIENT = re.compile(
-    r"(?:rcpt to:|delivered to|delivering your (?:mail|message) to|delivery to|could not be delivered to|"
-    r"failed recipient:?|following recipients?:|following addresses:|not be delivered to|"
-    r"unable to deliver (?:your )?message to|recipient|address)\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")",
-    re.I,
-)
+PHRASE_RECIPIENT_PHRASES = (
+    "rcpt to:", "delivered to", "delivering your (?:mail|message) to", "delivery to", "could not be delivered to",
+    "failed recipient:?", "following recipients?:", "following addresses:", "not be delivered to",
+    "unable to deliver (?:your )?message to", "recipient", "address")
+PHRASE_RECIPIENT_TAIL = r"\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")"
+_PHRASE_RECIPIENT = _phrases_then(PHRASE_RECIPIENT_PHRASES, PHRASE_RECIPIENT_TAIL)
 # "Unknown user: a@b", "Could not be delivered to: <a@b>" (IMail, KDDI, MailFoundry and others).
-_COLON_RECIPIENT = re.compile(
-    r"(?:(?:unknown|invalid)[\w ]{0,30}?(?:user|userid|recipient|address)|user unknown|could not be delivered to|unable to deliver (?:your )?(?:message|mail) to|"
-    r"undeliverable to|delivery failed for|failed recipient|invalid recipient|bad recipient)\s*:\s*[<\"]?(?P<addr>"
-    + _ADDRESS + r")",
-    re.I,
-)
+COLON_RECIPIENT_PHRASES = (
+    r"unknown[\w ]{0,30}?(?:user|userid|recipient|address)", r"invalid[\w ]{0,30}?(?:user|userid|recipient|address)",
+    "user unknown", "could not be delivered to", "unable to deliver (?:your )?(?:message|mail) to",
+    "undeliverable to", "delivery failed for", "failed recipient", "invalid recipient", "bad recipient")
+COLON_RECIPIENT_TAIL = r"\s*:\s*[<\"]?(?P<addr>" + _ADDRESS + r")"
+_COLON_RECIPIENT = _phrases_then(COLON_RECIPIENT_PHRASES, COLON_RECIPIENT_TAIL)
 _CUT_MARKERS = RETURNED_MESSAGE  # one list for pasted replies and whole messages
 _QUOTED_TO = re.compile(r"^[ \t]*To:[ \t]*(.+)$", re.M | re.I)
 _STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
@@ -117,8 +137,11 @@ def _header(msg: Message, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
+    text = str(value)
+    if "=?" not in text:
+        return text  # no encoded word: decoding gives it back unchanged (tests/test_intake_ndr.py)
     try:
-        return str(make_header(decode_header(str(value))))
+        return str(make_header(decode_header(text)))
     except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
         return str(value)
 

@@ -48,6 +48,10 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+# Control bytes that text does not hold (tab, newlines, form feed and escape are text).
+_CONTROL_BYTES = bytes(byte for byte in range(32) if byte not in (9, 10, 12, 13, 27))
+
+
 def binary_kind(head: bytes) -> str | None:
     """What binary data `head` is ("zip archive", "binary data"), or None for text."""
     if not head:
@@ -58,7 +62,7 @@ def binary_kind(head: bytes) -> str | None:
     sample = head[:8192]
     if b"\x00" in sample:
         return "binary data"
-    controls = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 12, 13, 27))
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))  # C speed, not a byte loop
     if controls > len(sample) * 0.05:
         return "binary data"
     # Text in a legacy 8-bit encoding has a few invalid UTF-8 bytes; compressed or random data
