@@ -50,6 +50,7 @@ _LINE_RECIPIENT = re.compile(
 _PHRASE_RECIPIENT = re.compile(
     r"(?:rcpt to:|delivered to|delivering your (?:mail|message) to|delivery to|could not be delivered to|"
     r"failed recipient:?|following recipients?:|following addresses:|not be delivered to|"
+    r"duplicated message-id in|"  # a mailing list manager's loop alert names the list
     r"unable to deliver (?:your )?message to|recipient|address)\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")",
     re.I,
 )
@@ -63,6 +64,7 @@ _COLON_RECIPIENT = re.compile(
 _CUT_MARKERS = re.compile(
     r"^[ \t]*+(?:-{2,}+|={2,}+|_{2,}+|\*{2,}+)?+[ \t]*+(?:"
     r"below this line is a copy of the message|this is a copy of the message|original message follows|"
+    r"original (?:mail|message) as follows|"
     r"original message|returned message|undelivered message|message headers follow|copy of the original|"
     r"original message headers|headers of the original|forwarded message|"
     r"content-type: message/rfc822|content-type: text/rfc822-headers)",
@@ -80,7 +82,7 @@ _BOUNCE_SUBJECTS = (
     "message delayed", "delivery report", "rejected", "bounce", "mail system error", "unzustellbar",
     "non remis", "error sending", "returned to sender", "not be delivered", "delivery has failed",
     "undelivered", "failed delivery", "permanent error", "temporary error", "delivery error",
-    "error notification", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
+    "error notification", "loop alert", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
 )
 # Layouts of known bounce generators: without a status code, only these are trusted.
 _LAYOUT_PHRASES = (
@@ -109,7 +111,7 @@ _FAILURE_TEXT = re.compile(
     r"could(?: not|n't) be delivered|unable to deliver|undeliverable|not (?:be )?delivered|"
     r"delivery (?:has )?failed|failed to deliver|error (?:has )?occurred while (?:attempting|trying) to deliver|"
     r"(?:had|has) (?:permanent |transient )?delivery (?:problems|errors)|failure reasons|"
-    r"(?:unknown|invalid) (?:user|recipient|address|host|domain)|user unknown|host unknown|"
+    r"(?:unknown|invalid)(?: \w+){0,3}? (?:user(?:id)?|recipient|address|host|domain)|user unknown|host unknown|"
     r"no such (?:user|mailbox|address|account|domain)|(?:does|did) not exist|doesn't exist|"
     r"mailbox (?:is )?full|over quota|quota exceeded|exceeded the (?:local )?limit|no valid recipients|"
     r"rejected by|account (?:is |has been )?(?:disabled|suspended)|envelope expired|giving up|gave up|no mx record|duplicated message-id|loop detected",
@@ -124,6 +126,16 @@ def _header(msg: Message, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
+    if not isinstance(value, str):
+        # Raw 8-bit header bytes (UTF-8 headers, RFC 6532) come back as an "unknown-8bit" Header.
+        try:
+            return "".join(
+                chunk.decode("utf-8" if charset in (None, "unknown-8bit") else charset, "replace")
+                if isinstance(chunk, bytes) else chunk
+                for chunk, charset in decode_header(value)
+            )
+        except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
+            return str(value)
     try:
         return str(make_header(decode_header(str(value))))
     except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
