@@ -15,7 +15,7 @@ import email
 import json
 import re
 from collections.abc import Iterator
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 from typing import Any
@@ -123,10 +123,10 @@ _GIVEN_UP = ("given up", "gave up", "permanent", "expired", "could not be delive
 
 def _header(msg: Message, name: str) -> str:
     """A header as text, decoding RFC 2047 words and tolerating broken encodings."""
-    value = msg.get(name)
+    value: object = msg.get(name)  # typed str, but compat32 returns a Header for raw 8-bit values
     if value is None:
         return ""
-    if not isinstance(value, str):
+    if isinstance(value, Header):
         # Raw 8-bit header bytes (UTF-8 headers, RFC 6532) come back as an "unknown-8bit" Header.
         try:
             return "".join(
