@@ -4,7 +4,7 @@ that gets a specific rule, and the right one, and what the context step inferred
 
 Usage: PYTHONPATH=engine python benchmarks/eval_context.py [--show-all]
 
-The replies below (151) are written for this script in the layouts those systems use (addresses, hosts
+The replies below (153) are written for this script in the layouts those systems use (addresses, hosts
 and stamps are made up); they are not the shared corpus's texts. Each case names the rule ids that
 are a right answer (an id ending in `*` accepts any rule id with that prefix). This is an
 evaluation, not a test: issue 10's target is 95% specific and right.
@@ -347,6 +347,11 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
      "very low reputation of the sending domain. To\n421-4.7.0 best protect our users from spam, the message has been "
      "blocked.\n421 4.7.0  https://support.google.com/mail/answer/188131 d4si5566778 - gsmtp",
      ("gmail-low-domain-reputation",)),
+    ("gmail", "421-4.7.26 This email has been rate limited because it is unauthenticated. Gmail\n421-4.7.26 requires "
+     "all senders to authenticate with either SPF or DKIM.\n421 4.7.26  "
+     "https://support.google.com/mail/answer/81126#authentication e5si6677889 - gsmtp", ("gmail-unauthenticated-sender",)),
+    ("gmail", "451-4.7.26 Unauthenticated email from example.org is not accepted due to domain's\n451-4.7.26 DMARC policy, "
+     "but temporary DNS failures prevented authentication. f6si7788990 - gsmtp", ("gmail-dmarc-temp-dns-failure",)),
     # --- more Outlook.com -----------------------------------------------------------------------
     ("outlook-com", "550 5.5.0 Requested action not taken: mailbox unavailable (S2017062302). [AM4PEPF00025F9A.EURPRD83."
      "prod.outlook.com 2024-03-02T08:11:42.123Z 08DC3A4B5C6D7E8F]", ("outlook-com-5-5-0-mailbox-unavailable",)),
