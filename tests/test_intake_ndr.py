@@ -227,6 +227,15 @@ def _plain(sender: str, subject: str, body: str, extra_headers: str = "") -> byt
                 "The following mail could not be delivered.\n"
                 "Reason:  Unable to deliver message to <ana@example.jp> (and other recipients in the same domain).\n"),
          "ana@example.jp", "unable to deliver"),
+        # A reason with words between "invalid" and "userid", nothing else that says failure.
+        (_plain('"Postmaster" <postmaster@example.net>', "Undeliverable Mail",
+                "Invalid final delivery userid: kim@example.net\n\n\nOriginal message follows.\n\nTo: kim@example.net\n"),
+         "kim@example.net", "invalid final delivery userid"),
+        # A mailing list manager's loop alert names the list; the quoted original is not read.
+        (_plain("list-admin@example.org", "Loop Alert: Duplicated Message-ID (team ML)",
+                "Duplicated Message-ID in <team@example.org>.\n\n\nOriginal mail as follows:\n\n"
+                "   To: <someone@example.net>\n   Subject: hi\n"),
+         "team@example.org", "duplicated message-id"),
     ],
 )
 def test_bounces_without_a_code_say_so(message: bytes, recipient: str, words: str) -> None:
@@ -238,6 +247,16 @@ def test_bounces_without_a_code_say_so(message: bytes, recipient: str, words: st
     expected = None if "dns.result" in record.facts else "5.0.0"
     assert record.facts.get("smtp.enhanced") == expected and record.extra["report_status"] is None
     assert words in str(record.facts["smtp.text"]).lower()
+
+
+def test_raw_utf8_subject_is_read() -> None:
+    # RFC 6532 headers in raw UTF-8 (a carrier's "mail error notice" subject in Japanese).
+    message = ("From: no-reply@mail.example.jp\nTo: sam@example.org\nSubject: \u30e1\u30fc\u30eb\u30a8\u30e9\u30fc\u901a\u77e5\n"
+               "Content-Type: text/plain; charset=utf-8\n\nYour mail sent on: Thu, 29 Apr 2013 23:45:22 +0900\n"
+               "     Could not be delivered to: <kim@mobile.example.jp>\n     As their mailbox is full.\n").encode()
+    records = parse_message(message)
+    assert [r.recipient for r in records] == ["kim@mobile.example.jp"]
+    assert "mailbox is full" in str(records[0].facts["smtp.text"]).lower()
 
 
 def test_a_letter_that_mentions_a_failure_is_not_a_bounce() -> None:

@@ -77,6 +77,20 @@ EXO_TLS = (
          {"smtp.closed_abruptly": True, "smtp.stage": "banner"}),
         ("451 4.4.0 Primary target IP address responded with: 421 Service not available",
          {"smtp.reply_code": 451, "smtp.enhanced": "4.4.0"}),
+        # Gmail's own delay notice states a timeout in its bracket.
+        ("The recipient server did not accept our requests to connect. [mx.example.jp 192.0.2.9: timed out]",
+         {"tcp.state": "timeout"}),
+        # Without one, it does not say how the connection failed.
+        ("The recipient server did not accept our requests to connect. [mx.example.jp 192.0.2.9: socket error]",
+         {"tcp.state": None}),
+        ("421 Host not reachable", {"tcp.state": "unreachable"}),
+        ("500 Remote server does not support TLS (state 6).", {"tls.error": "required-not-offered"}),
+        ("DNS Error: 1234 DNS type 'mx' lookup of gone.example responded with code NOERROR 1234 DNS type 'mx' "
+         "lookup of gone.example had no relevant answers. 1234 DNS type 'a' lookup of gone.example responded with "
+         "code NOERROR 1234 DNS type 'a' lookup of gone.example had no relevant answers.",
+         {"dns.result": "no-address", "dns.query_name": "gone.example"}),
+        ("DNS Error: 1234 DNS type 'mx' lookup of web.example responded with code NOERROR 1234 DNS type 'mx' "
+         "lookup of web.example had no relevant answers.", {"dns.result": "no-mx"}),
     ],
 )
 def test_reply_facts(text: str, expected: dict[str, object]) -> None:

@@ -15,7 +15,7 @@ import email
 import json
 import re
 from collections.abc import Iterator
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 from typing import Any
@@ -70,7 +70,8 @@ _OTHER_CASES = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 PHRASE_RECIPIENT_PHRASES = (
     "rcpt to:", "delivered to", "delivering your (?:mail|message) to", "delivery to", "could not be delivered to",
     "failed recipient:?", "following recipients?:", "following addresses:", "not be delivered to",
-    "unable to deliver (?:your )?message to", "recipient", "address")
+    "unable to deliver (?:your )?message to", "recipient", "address",
+    "duplicated message-id in")  # a mailing list manager's loop alert names the list
 PHRASE_RECIPIENT_TAIL = r"\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")"
 _PHRASE_RECIPIENT = _phrases_then(PHRASE_RECIPIENT_PHRASES, PHRASE_RECIPIENT_TAIL)
 # "Unknown user: a@b", "Could not be delivered to: <a@b>" (IMail, KDDI, MailFoundry and others).
@@ -93,7 +94,7 @@ _BOUNCE_SUBJECTS = (
     "message delayed", "delivery report", "rejected", "bounce", "mail system error", "unzustellbar",
     "non remis", "error sending", "returned to sender", "not be delivered", "delivery has failed",
     "undelivered", "failed delivery", "permanent error", "temporary error", "delivery error",
-    "error notification", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
+    "error notification", "loop alert", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
 )
 # Layouts of known bounce generators: without a status code, only these are trusted.
 _LAYOUT_PHRASES = (
@@ -122,7 +123,7 @@ _FAILURE_TEXT = re.compile(
     r"could(?: not|n't) be delivered|unable to deliver|undeliverable|not (?:be )?delivered|"
     r"delivery (?:has )?failed|failed to deliver|error (?:has )?occurred while (?:attempting|trying) to deliver|"
     r"(?:had|has) (?:permanent |transient )?delivery (?:problems|errors)|failure reasons|"
-    r"(?:unknown|invalid) (?:user|recipient|address|host|domain)|user unknown|host unknown|"
+    r"(?:unknown|invalid)(?: \w+){0,3}? (?:user(?:id)?|recipient|address|host|domain)|user unknown|host unknown|"
     r"no such (?:user|mailbox|address|account|domain)|(?:does|did) not exist|doesn't exist|"
     r"mailbox (?:is )?full|over quota|quota exceeded|exceeded the (?:local )?limit|no valid recipients|"
     r"rejected by|account (?:is |has been )?(?:disabled|suspended)|envelope expired|giving up|gave up|no mx record|duplicated message-id|loop detected",
@@ -134,9 +135,19 @@ _GIVEN_UP = ("given up", "gave up", "permanent", "expired", "could not be delive
 
 def _header(msg: Message, name: str) -> str:
     """A header as text, decoding RFC 2047 words and tolerating broken encodings."""
-    value = msg.get(name)
+    value: object = msg.get(name)  # typed str, but compat32 returns a Header for raw 8-bit values
     if value is None:
         return ""
+    if isinstance(value, Header):
+        # Raw 8-bit header bytes (UTF-8 headers, RFC 6532) come back as an "unknown-8bit" Header.
+        try:
+            return "".join(
+                chunk.decode("utf-8" if charset in (None, "unknown-8bit") else charset, "replace")
+                if isinstance(chunk, bytes) else chunk
+                for chunk, charset in decode_header(value)
+            )
+        except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
+            return str(value)
     text = str(value)
     if "=?" not in text:
         return text  # no encoded word: decoding gives it back unchanged (tests/test_intake_ndr.py)

@@ -112,9 +112,11 @@ def tcp_state(lower: str, socket_code: int | None) -> str | None:
         or "sockete" in lower  # "SocketError: TimedOut"
         or "timed out while connecting" in lower
         or "connection timeout" in lower
+        # Gmail's own report: "did not accept our requests to connect ... [host ip: timed out]".
+        or ("requests to connect" in lower and "timed out" in lower)
     ):
         return "timeout"
-    if "unreachable" in lower or "no route to host" in lower:
+    if "unreachable" in lower or "no route to host" in lower or "host not reachable" in lower:
         return "unreachable"
     if "connection reset" in lower or "connectionreset" in lower:
         return "reset"
@@ -157,7 +159,7 @@ def tls_error(lower: str) -> str | None:
         return "cipher-mismatch"
     if (
         ("starttls" in lower or "tls" in lower)
-        and ("required" in lower or "not offered" in lower or "not supported" in lower or "not-supported" in lower)
+        and ("required" in lower or "not offered" in lower or "not support" in lower or "not-supported" in lower)
         and ("not offer" in lower or "not support" in lower or "is required" in lower or "must issue" in lower)
     ):
         return "required-not-offered"
@@ -213,6 +215,11 @@ def dns_facts(text: str, lower: str, facts: Facts) -> None:
                 facts["dns.result"] = _RCODE_RESULT[rcode]
             elif rcode == "noerror" and found.group("type").lower() == "mx" and "no mx" in lower:
                 facts["dns.result"] = "no-mx"
+            elif rcode == "noerror" and "had no relevant answers" in lower:
+                # Gmail lists each lookup: no MX and no address record either means no mail host at all.
+                empty = set(re.findall(r"dns type '(\w+)' lookup of [\w.\-]+ had no relevant answers", lower))
+                if "mx" in empty:
+                    facts["dns.result"] = "no-address" if "a" in empty else "no-mx"
     if "nullmx" in lower or "null mx" in lower or "indicated no smtp service" in lower:
         facts["dns.result"] = "null-mx"
     elif "point to non-existent hosts" in lower or "couldn't find a mail exchanger or ip" in lower:
