@@ -146,12 +146,33 @@ class Cause:
     unlikely_when: Condition | None = None
 
 
+class Audience(enum.Enum):
+    """Who carries out a fix; rule pages split fixes by it."""
+
+    SENDER = "sender"
+    ADMIN = "admin"
+    RECIPIENT_ADMIN = "recipient-admin"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command an admin runs for a fix: code, never translated, shown copyable."""
+
+    shell: str  # powershell or sh
+    run: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"shell": self.shell, "run": self.run}
+
+
 @dataclass
 class Fix:
     id: str
     title: str
     steps: list[str]
     addresses: list[str] = field(default_factory=list)
+    audience: Audience | None = None
+    commands: list[Command] = field(default_factory=list)
 
 
 @dataclass
@@ -238,7 +259,14 @@ class Rule:
                 for c in data.get("causes") or []
             ],
             fixes=[
-                Fix(id=f["id"], title=f["title"], steps=list(f["steps"]), addresses=list(f.get("addresses") or []))
+                Fix(
+                    id=f["id"],
+                    title=f["title"],
+                    steps=list(f["steps"]),
+                    addresses=list(f.get("addresses") or []),
+                    audience=Audience(f["audience"]) if "audience" in f else None,
+                    commands=[Command(c["shell"], c["run"]) for c in f.get("commands") or []],
+                )
                 for f in data.get("fixes") or []
             ],
             references=[Reference(r["title"], r["url"]) for r in data.get("references") or []],
@@ -277,8 +305,8 @@ class Rule:
             "references": [{"title": r.title, "url": r.url} for r in self.references],
             "see_also": list(self.see_also),
             "examples": {
-                "match": [e.to_dict() for e in self.examples_match],
-                "no_match": [e.to_dict() for e in self.examples_no_match],
+                kind: [self.example_dict(kind, index, e, lang) for index, e in enumerate(examples)]
+                for kind, examples in (("match", self.examples_match), ("no_match", self.examples_no_match))
             },
             "languages": self.languages(),
             "source_path": self.source_path,
@@ -290,7 +318,20 @@ class Rule:
             "title": self.text(f"fixes.{fix.id}.title", lang),
             "addresses": list(fix.addresses),
             "steps": [self.text(f"fixes.{fix.id}.steps.{i}", lang) for i in range(len(fix.steps))],
+            "audience": fix.audience.value if fix.audience else None,
+            "commands": [command.to_dict() for command in fix.commands],
         }
+
+    def example_dict(self, kind: str, index: int, example: Example, lang: str) -> dict[str, Any]:
+        """An example in its YAML shape, its caption in `lang` where a current translation exists."""
+        data = example.to_dict()
+        if example.note:
+            data["note"] = self.note(kind, index, lang)
+        return data
+
+    def note(self, kind: str, index: int, lang: str = SOURCE_LANGUAGE) -> str:
+        """The caption of example `index` of `kind` (match / no_match) in `lang`."""
+        return self.text(f"examples.{kind}.{index}.note", lang)
 
     # -- translations -------------------------------------------------------------------------
 
