@@ -58,23 +58,24 @@ class Leaf:
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, self.op: list(self.value) if self.op == "one_of" else self.value}
 
-    def describe(self) -> str:
-        words = {
-            "equals": "is",
-            "one_of": "is one of",
-            "matches": "matches",
-            "less_than": "<",
-            "at_most": "<=",
-            "greater_than": ">",
-            "at_least": ">=",
-        }
+    def describe(self, lang: str = SOURCE_LANGUAGE) -> str:
+        """The test in words, in `lang` (English, or Brazilian Portuguese): the "why" lines."""
+        words = _LEAF_WORDS.get(lang, _LEAF_WORDS[SOURCE_LANGUAGE])
         if self.op == "exists":
-            return f"{self.field} is {'known' if self.value else 'unknown'}"
+            return f"{self.field} {words['known' if self.value else 'unknown']}"
         if self.op == "one_of":
-            return f"{self.field} is one of {', '.join(str(v) for v in self.value)}"
+            return f"{self.field} {words['one_of']} {', '.join(str(v) for v in self.value)}"
         if self.op == "matches":
-            return f"{self.field} matches /{self.value}/"
+            return f"{self.field} {words['matches']} /{self.value}/"
         return f"{self.field} {words[self.op]} {self.value}"
+
+
+_LEAF_WORDS = {
+    "en": {"equals": "is", "one_of": "is one of", "matches": "matches", "less_than": "<", "at_most": "<=",
+           "greater_than": ">", "at_least": ">=", "known": "is known", "unknown": "is unknown"},
+    "pt-BR": {"equals": "é", "one_of": "é um de", "matches": "corresponde a", "less_than": "<", "at_most": "<=",
+              "greater_than": ">", "at_least": ">=", "known": "é conhecido", "unknown": "é desconhecido"},
+}
 
 
 @dataclass(frozen=True)
