@@ -100,11 +100,19 @@ def diagnose_text(
     extra = dict(facts or {})
     out = []
     for record in parse_input(text, kind=kind, source=source):
-        diagnosis = engine.diagnose({**record.facts, **extra})
-        # The reader's facts win: what they stated is not "inferred", whatever the text showed.
-        diagnosis.inferred = [fact for fact in record.inferred if fact.field not in extra]
-        out.append(TextDiagnosis(record, diagnosis))
+        out.append(diagnose_record(record, extra, engine))
     return out
+
+
+def diagnose_record(record: IntakeRecord, facts: Mapping[str, Any] | None = None,
+                    engine: Engine | None = None) -> TextDiagnosis:
+    """Diagnose one intake record; `facts` (the caller's) override what was read and inferred."""
+    engine = engine or default_engine()
+    extra = dict(facts or {})
+    diagnosis = engine.diagnose({**record.facts, **extra})
+    # The reader's facts win: what they stated is not "inferred", whatever the text showed.
+    diagnosis.inferred = [fact for fact in record.inferred if fact.field not in extra]
+    return TextDiagnosis(record, diagnosis)
 
 
 def diagnosis_document(

@@ -81,7 +81,7 @@ MARKERS: tuple[ContextMarker, ...] = (
     # --- who reported it: MTA log tags -------------------------------------------------------
     ContextMarker("context.system", "postfix", r"^postfix(?:-[\w.-]+)?/|^status=(?:deferred|bounced|expired)", ("log-tag",)),
     ContextMarker("context.system", "sendmail", r"^sendmail\b|^sm-mta\b|^stat=", ("log-tag",)),
-    ContextMarker("context.system", "exim", r"^exim\b|^\w{6}-\w{6,11}-\w{2,4} (?:\*\*|==)", ("log-tag",)),
+    ContextMarker("context.system", "exim", r"^exim\b|^\w{6}-\w{6,11}-\w{2,4} (?:\*\*|==)|^(?:\*\*|==) [RT]=\w", ("log-tag",)),
     ContextMarker("context.system", "qmail", r"^qmail", ("log-tag",)),
     # --- who reported it: the bounce message's headers and layout ----------------------------
     ContextMarker("context.system", "outlook-com", r"x-ms-exchange", ("headers",),

@@ -245,7 +245,11 @@ def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
         facts["smtp.stage"] = "connect"
     if not text and rest:
         text = rest
-    tag = f"{found.group('id')} {found.group('flag')}"
+    if found.group("id") is not None:
+        tag = f"{found.group('id')} {found.group('flag')}"
+    else:  # pasted without timestamp and id: Exim's router or transport (R=dnslookup) names it
+        router = (rest.split() or [""])[0].rstrip(":")
+        tag = f"{found.group('flag')} {router}" if router[:2] in ("R=", "T=") else found.group("flag")
     return _record(facts, text, recipient, action, tag, None, source, number)
 
 
