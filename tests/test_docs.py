@@ -99,3 +99,13 @@ def test_nav_names_every_hand_written_and_index_page() -> None:
 def _page(name: str, lang: str) -> str:
     path = SITE / (f"{name}.md" if lang == "en" else f"{name}.{lang}.md")
     return path.read_text(encoding="utf-8")
+
+
+def test_every_lint_code_the_code_emits_is_in_contributings_table() -> None:
+    # A new lint code (MT107: an Exchange Online rule without PowerShell) is useless to a
+    # contributor who cannot look it up.
+    source = "".join(path.read_text(encoding="utf-8") for path in (REPO / "engine" / "mailtriage").rglob("*.py"))
+    codes = set(re.findall(r'"(MT\d{3})"', source))
+    assert {"MT001", "MT106", "MT107"} <= codes
+    contributing = (REPO / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert not sorted(code for code in codes if f"| {code} |" not in contributing)

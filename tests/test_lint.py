@@ -128,3 +128,21 @@ def test_the_glossary_is_not_read_as_a_rule() -> None:
     assert glossary_violations("pt-BR", "Abra o Relay Interno") == [("Relay Interno", "Retransmissão Interna")]
     assert glossary_violations("pt-BR", "Envie um email") == []
     assert glossary_violations("en", "Send an e-mail") == []
+
+
+def test_exchange_online_rule_without_a_powershell_command_is_flagged(tmp_path: Path) -> None:
+    source = (LINT / "valid" / "relay-denied.yaml").read_text(encoding="utf-8")
+    exo = source.replace("systems: [postfix]", "systems: [exchange-online]")
+    assert exo != source
+    (tmp_path / "rule.yaml").write_text(exo, encoding="utf-8")
+    exit_code, output = run_lint(str(tmp_path))
+    assert exit_code == 0, output
+    assert re.search(r"rule\.yaml:\d+:\d+: MT107 warning: exchange-online rule without a PowerShell command", output), output
+    # A command in the admin's shell answers it; a Unix one does not.
+    steps = "    steps: [Configure SMTP AUTH on the client.]\n"
+    assert steps in exo
+    for shell, flagged in (("sh", True), ("powershell", False)):
+        fixed = exo.replace(steps, steps + f'    commands: [{{shell: {shell}, run: "Get-TransportConfig | Format-List SmtpClientAuthenticationDisabled"}}]\n')
+        (tmp_path / "rule.yaml").write_text(fixed, encoding="utf-8")
+        exit_code, output = run_lint(str(tmp_path))
+        assert ("MT107" in output) is flagged, output

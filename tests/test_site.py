@@ -214,6 +214,46 @@ def test_rule_page_shows_codes_causes_numbered_fixes_conditions_and_edit_link(si
     assert {r.url for r in rule.references} <= references
 
 
+@pytest.mark.parametrize(("lang", "sender", "admin"), [("en", "What the sender can do", "What the admin can do"),
+                                                      ("pt-BR", "O que o remetente pode fazer", "O que o administrador pode fazer")])
+def test_rule_page_splits_fixes_by_audience_renders_commands_and_collapses_conditions(site: BuiltSite, lang: str, sender: str, admin: str) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    html = site.html(lang, f"rules/{rule.id}/")
+    page = parse(html)
+    text = " ".join(" ".join(page.text).split())
+    raw = "".join(page.text)
+    assert sender in text and admin in text
+    ids = {attrs.get("id") for _, attrs in page.tags}
+    split_links = [attrs["href"] for tag, attrs in page.tags if tag == "a" and attrs.get("href", "").startswith("#fix-")]
+    assert {f"#fix-{fix.id}" for fix in rule.fixes if fix.audience} <= set(split_links)
+    assert all(href[1:] in ids for href in split_links)
+    # Commands are highlighted code blocks (PowerShell and shell), exactly as the rule gives them.
+    classes = " ".join(attrs.get("class", "") for _, attrs in page.tags)
+    assert "language-powershell" in classes and "language-sh" in classes
+    for fix in rule.fixes:
+        for command in fix.commands:
+            assert command.run in raw
+    # How to confirm: checks to run, then the matching conditions in a closed <details>.
+    assert "Test-NetConnection mail.fabrikam.example -Port 25" in raw
+    assert "openssl s_client -starttls smtp" in raw and "mailtriage probe fabrikam.example" in raw
+    details = [attrs for tag, attrs in page.tags if tag == "details" and "mt-conditions" in attrs.get("class", "")]
+    assert len(details) == 1 and "open" not in details[0]
+    conditions = html[html.index('class="mt-conditions"'):]
+    assert "smtp.enhanced" in conditions[: conditions.index("</details>")]
+
+
+def test_portuguese_rule_page_shows_translated_captions(site: BuiltSite) -> None:
+    rule = site.rules["exo-connector-connection-refused"]
+    text = " ".join(" ".join(parse(site.html("pt-BR", f"rules/{rule.id}/")).text).split())
+    captions = [(i, e) for i, e in enumerate(rule.examples_match) if e.note]
+    assert captions
+    for index, example in captions:
+        portuguese = rule.note("match", index, "pt-BR")
+        assert portuguese != example.note
+        assert " ".join(portuguese.split()) in text
+        assert example.note not in text
+
+
 @pytest.mark.parametrize("lang", list(LANGS))
 def test_untranslated_rule_pages_say_so_and_translated_ones_do_not(site: BuiltSite, lang: str) -> None:
     for rule in site.rules.values():
@@ -716,6 +756,25 @@ def test_paste_page_in_browser_links_the_matching_rule(browser: Any, served: str
     page.wait_for_load_state()
     assert page.url == f"{served}{LANGS[lang]}rules/{rule.id}/"
     _screenshot(page, f"rule-{lang}")
+    assert not errors
+    page.close()
+
+
+@pytest.mark.parametrize("lang", list(LANGS))
+def test_rule_page_in_browser_has_a_copy_button_on_every_command_block(browser: Any, served: str, lang: str) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{served}{LANGS[lang]}rules/exo-connector-connection-refused/")
+    blocks = page.locator(".language-powershell pre, .language-sh pre")
+    blocks.first.wait_for(timeout=5000)
+    # Material's copy button (content.code.copy): one per block, aimed at that block's code.
+    copy = page.locator('button.md-code__button[data-md-type="copy"]')
+    copy.first.wait_for(state="attached", timeout=5000)
+    assert copy.count() == blocks.count() >= 5
+    assert all(copy.nth(i).get_attribute("data-clipboard-target", timeout=1000) for i in range(copy.count()))
+    # The conditions stay folded until asked for.
+    assert not page.locator("details.mt-conditions").evaluate("element => element.open")
     assert not errors
     page.close()
 

@@ -85,8 +85,9 @@ class Match:
                 for cause_id, title, detail, likelihood, because in template.causes
             ],
             "fixes": [
-                {"id": fix_id, "title": title, "addresses": list(addresses), "steps": list(steps)}
-                for fix_id, title, addresses, steps in template.fixes
+                {"id": fix_id, "title": title, "addresses": list(addresses), "steps": list(steps), "audience": audience,
+                 "commands": [{"shell": shell, "run": run} for shell, run in commands]}
+                for fix_id, title, addresses, steps, audience, commands in template.fixes
             ],
             "references": [{"title": title, "url": url} for title, url in template.references],
             "language": template.language,
@@ -99,19 +100,20 @@ class Match:
         return _MatchTemplate(
             (rule.id, tuple(rule.codes), head["title"], head["summary"], head["kind"], head["generic_level"],
              head["family"], head["status"]),
-            tuple((leaf.field, leaf.describe()) for leaf in self.why),
+            tuple((leaf.field, leaf.describe(lang)) for leaf in self.why),
             tuple(
                 (
                     c.cause.id,
                     static.causes[c.cause.id]["title"],
                     static.causes[c.cause.id]["detail"],
                     c.likelihood.value,
-                    tuple((leaf.field, leaf.describe()) for leaf in c.because),
+                    tuple((leaf.field, leaf.describe(lang)) for leaf in c.because),
                 )
                 for c in self.causes
             ),
             tuple(
-                (fix.id, static.fixes[fix.id]["title"], tuple(fix.addresses), tuple(static.fixes[fix.id]["steps"]))
+                (fix.id, static.fixes[fix.id]["title"], tuple(fix.addresses), tuple(static.fixes[fix.id]["steps"]),
+                 fix.audience.value if fix.audience else None, tuple((c.shell, c.run) for c in fix.commands))
                 for fix in self.fixes
             ),
             tuple((r.title, r.url) for r in rule.references),
@@ -124,7 +126,7 @@ class _MatchTemplate:
     head: tuple[Any, ...]
     why: tuple[tuple[str, str], ...]
     causes: tuple[tuple[str, str, str, str, tuple[tuple[str, str], ...]], ...]
-    fixes: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...]
+    fixes: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str | None, tuple[tuple[str, str], ...]], ...]
     references: tuple[tuple[str, str], ...]
     language: str
 
@@ -223,7 +225,7 @@ class Diagnosis:
             "matches": [m.to_dict(self.facts, lang) for m in self.matches],
             "next_checks": [c.to_dict(lang) for c in self.next_checks],
             "near_misses": [
-                {"rule": n.rule.id, "title": _rendered(n.rule, lang).head["title"], "failed": _leaf_reason(n.failed, self.facts)}
+                {"rule": n.rule.id, "title": _rendered(n.rule, lang).head["title"], "failed": _leaf_reason(n.failed, self.facts, lang)}
                 for n in self.near_misses
             ],
         }
@@ -282,5 +284,5 @@ def _rendered(rule: Rule, lang: str) -> _RenderedRule:
     return entry
 
 
-def _leaf_reason(leaf: Leaf, facts: dict[str, FactValue]) -> dict[str, Any]:
-    return {"field": leaf.field, "condition": leaf.describe(), "value": facts.get(leaf.field)}
+def _leaf_reason(leaf: Leaf, facts: dict[str, FactValue], lang: str = SOURCE_LANGUAGE) -> dict[str, Any]:
+    return {"field": leaf.field, "condition": leaf.describe(lang), "value": facts.get(leaf.field)}

@@ -4,7 +4,7 @@ English is the source. A translation file (`<rule-file>.<lang>.yaml` beside the 
 translatable key to `{text, source}`, where `source` is the hash of the English text it was made
 from; when the English changes, the hash no longer matches and the linter reports it stale.
 Keys: `title`, `summary`, `causes.<id>.title`, `causes.<id>.detail`, `fixes.<id>.title`,
-`fixes.<id>.steps.<n>`.
+`fixes.<id>.steps.<n>`, `examples.match.<n>.note`, `examples.no_match.<n>.note` (the captions).
 """
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ def translatable_strings(rule: Mapping[str, Any]) -> dict[str, str]:
         for index, step in enumerate(fix.get("steps") or []):
             if isinstance(step, str):
                 strings[f"fixes.{fix['id']}.steps.{index}"] = step
+    examples = rule.get("examples")
+    for kind in ("match", "no_match"):
+        listed = examples.get(kind) if isinstance(examples, Mapping) else None
+        for index, example in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(example, Mapping) and isinstance(example.get("note"), str):
+                strings[f"examples.{kind}.{index}.note"] = example["note"]
     return strings
 
 

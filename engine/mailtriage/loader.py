@@ -239,6 +239,7 @@ def _build_rule(document: YamlDocument, data: dict[str, Any], problems: list[Pro
         problems.append(Problem(document.location(("id",)), "MT103", "rule has no references", Severity.WARNING))
     if data["kind"] == "specific":
         _check_keying(document, data["match"], problems)
+        _check_admin_commands(document, data, problems)
     if any(p.severity is Severity.ERROR for p in problems[before:]):
         return None
     normalised = _normalise_values(data)
@@ -312,6 +313,26 @@ def _check_keying(document: YamlDocument, match: dict[str, Any], problems: list[
                     Severity.WARNING,
                 )
             )
+
+
+# The shell an admin of each reporting system runs its fixes in; a rule of that system alone
+# must give at least one command in it (issue: fixes an admin can execute). Postfix and Exim
+# rules are held to the same by a test on the bundled rules, not by lint: a contributor's
+# Postfix rule may fairly explain a failure whose fix is someone else's.
+_ADMIN_SHELL = {"exchange-online": "powershell"}
+
+
+def _check_admin_commands(document: YamlDocument, data: dict[str, Any], problems: list[Problem]) -> None:
+    """Warn when an Exchange Online rule has no fix with an Exchange Online PowerShell command:
+    the admin would have to work out the cmdlet themselves."""
+    systems = data.get("systems") or []
+    if len(systems) != 1 or systems[0] not in _ADMIN_SHELL or data.get("status") == "deprecated":
+        return
+    shell = _ADMIN_SHELL[systems[0]]
+    if any(command.get("shell") == shell for fix in data.get("fixes") or [] for command in fix.get("commands") or []):
+        return
+    where = document.location(("fixes",)) if data.get("fixes") else document.location(("id",))
+    problems.append(Problem(where, "MT107", f"{systems[0]} rule without a PowerShell command in any fix (add `commands:` with shell: {shell})", Severity.WARNING))
 
 
 def _normalise_values(data: dict[str, Any]) -> dict[str, Any]:

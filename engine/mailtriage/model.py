@@ -58,23 +58,24 @@ class Leaf:
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, self.op: list(self.value) if self.op == "one_of" else self.value}
 
-    def describe(self) -> str:
-        words = {
-            "equals": "is",
-            "one_of": "is one of",
-            "matches": "matches",
-            "less_than": "<",
-            "at_most": "<=",
-            "greater_than": ">",
-            "at_least": ">=",
-        }
+    def describe(self, lang: str = SOURCE_LANGUAGE) -> str:
+        """The test in words, in `lang` (English, or Brazilian Portuguese): the "why" lines."""
+        words = _LEAF_WORDS.get(lang, _LEAF_WORDS[SOURCE_LANGUAGE])
         if self.op == "exists":
-            return f"{self.field} is {'known' if self.value else 'unknown'}"
+            return f"{self.field} {words['known' if self.value else 'unknown']}"
         if self.op == "one_of":
-            return f"{self.field} is one of {', '.join(str(v) for v in self.value)}"
+            return f"{self.field} {words['one_of']} {', '.join(str(v) for v in self.value)}"
         if self.op == "matches":
-            return f"{self.field} matches /{self.value}/"
+            return f"{self.field} {words['matches']} /{self.value}/"
         return f"{self.field} {words[self.op]} {self.value}"
+
+
+_LEAF_WORDS = {
+    "en": {"equals": "is", "one_of": "is one of", "matches": "matches", "less_than": "<", "at_most": "<=",
+           "greater_than": ">", "at_least": ">=", "known": "is known", "unknown": "is unknown"},
+    "pt-BR": {"equals": "é", "one_of": "é um de", "matches": "corresponde a", "less_than": "<", "at_most": "<=",
+              "greater_than": ">", "at_least": ">=", "known": "é conhecido", "unknown": "é desconhecido"},
+}
 
 
 @dataclass(frozen=True)
@@ -146,12 +147,33 @@ class Cause:
     unlikely_when: Condition | None = None
 
 
+class Audience(enum.Enum):
+    """Who carries out a fix; rule pages split fixes by it."""
+
+    SENDER = "sender"
+    ADMIN = "admin"
+    RECIPIENT_ADMIN = "recipient-admin"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command an admin runs for a fix: code, never translated, shown copyable."""
+
+    shell: str  # powershell or sh
+    run: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"shell": self.shell, "run": self.run}
+
+
 @dataclass
 class Fix:
     id: str
     title: str
     steps: list[str]
     addresses: list[str] = field(default_factory=list)
+    audience: Audience | None = None
+    commands: list[Command] = field(default_factory=list)
 
 
 @dataclass
@@ -266,7 +288,14 @@ class Rule:
                 for c in data.get("causes") or []
             ],
             fixes=[
-                Fix(id=f["id"], title=f["title"], steps=list(f["steps"]), addresses=list(f.get("addresses") or []))
+                Fix(
+                    id=f["id"],
+                    title=f["title"],
+                    steps=list(f["steps"]),
+                    addresses=list(f.get("addresses") or []),
+                    audience=Audience(f["audience"]) if "audience" in f else None,
+                    commands=[Command(c["shell"], c["run"]) for c in f.get("commands") or []],
+                )
                 for f in data.get("fixes") or []
             ],
             references=[Reference(r["title"], r["url"]) for r in data.get("references") or []],
@@ -305,8 +334,8 @@ class Rule:
             "references": [{"title": r.title, "url": r.url} for r in self.references],
             "see_also": list(self.see_also),
             "examples": {
-                "match": [e.to_dict() for e in self.examples_match],
-                "no_match": [e.to_dict() for e in self.examples_no_match],
+                kind: [self.example_dict(kind, index, e, lang) for index, e in enumerate(examples)]
+                for kind, examples in (("match", self.examples_match), ("no_match", self.examples_no_match))
             },
             "languages": self.languages(),
             "source_path": self.source_path,
@@ -318,7 +347,20 @@ class Rule:
             "title": self.text(f"fixes.{fix.id}.title", lang),
             "addresses": list(fix.addresses),
             "steps": [self.text(f"fixes.{fix.id}.steps.{i}", lang) for i in range(len(fix.steps))],
+            "audience": fix.audience.value if fix.audience else None,
+            "commands": [command.to_dict() for command in fix.commands],
         }
+
+    def example_dict(self, kind: str, index: int, example: Example, lang: str) -> dict[str, Any]:
+        """An example in its YAML shape, its caption in `lang` where a current translation exists."""
+        data = example.to_dict()
+        if example.note:
+            data["note"] = self.note(kind, index, lang)
+        return data
+
+    def note(self, kind: str, index: int, lang: str = SOURCE_LANGUAGE) -> str:
+        """The caption of example `index` of `kind` (match / no_match) in `lang`."""
+        return self.text(f"examples.{kind}.{index}.note", lang)
 
     # -- translations -------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .i18n import SOURCE_LANGUAGE
 from .lint import example_facts
-from .model import All, AnyOf, Condition, Example, Kind, Leaf, Not, Rule, Status
+from .model import All, AnyOf, Audience, Command, Condition, Example, Kind, Leaf, Not, Rule, Status
 from .site_text import (
     SUBJECTS,
     escape_literal,
@@ -170,15 +170,68 @@ def _fixes(rule: Rule, lang: str) -> str:
     out = [f"## {ui(lang, 'fixes')}\n"]
     if not rule.fixes:
         out.append(ui(lang, "fix.none") + "\n")
+    out.append(_audience_split(rule, lang))
     cause_titles = {c.id: rule.text(f"causes.{c.id}.title", lang) for c in rule.causes}
     for number, fix in enumerate(rule.fixes, start=1):
-        out.append(f"### {number}. {md_text(rule.text(f'fixes.{fix.id}.title', lang))}\n")
+        # An explicit id: the split above links here, whatever the (translated) title's slug.
+        out.append(f"### {number}. {md_text(rule.text(f'fixes.{fix.id}.title', lang))} {{#fix-{fix.id}}}\n")
         out.extend(f"{step}. {md_text(rule.text(f'fixes.{fix.id}.steps.{index}', lang))}" for step, index in ((i + 1, i) for i in range(len(fix.steps))))
         out.append("")
+        out.extend(command_blocks(fix.commands))
         addressed = [cause_titles[a] for a in fix.addresses if a in cause_titles]
         if addressed:
             out.append(f'<p class="mt-addresses">{escape_literal(ui(lang, "fix_addresses"))}: {"; ".join(md_text(t) for t in addressed)}</p>\n')
     return "\n".join(out)
+
+
+def _audience_split(rule: Rule, lang: str) -> str:
+    """'What the sender can do / what the admin can do': the fixes by audience, linked, kept out of
+    the search index (the fixes themselves are indexed below). Empty when no fix has an audience."""
+    if not any(fix.audience for fix in rule.fixes):
+        return ""
+    here = "#fix-"
+    sender = [f for f in rule.fixes if f.audience is Audience.SENDER]
+    admin = [f for f in rule.fixes if f.audience in (Audience.ADMIN, Audience.RECIPIENT_ADMIN)]
+    lines = ['<div class="mt-audience" data-search-exclude markdown>', ""]
+    for key, fixes in (("who.sender", sender), ("who.admin", admin)):
+        lines.append(f'<div class="mt-audience-{key.split(".")[1]}" markdown>')
+        lines.append("")
+        lines.append(f"**{escape_literal(ui(lang, key))}**")
+        lines.append("")
+        if not fixes and key == "who.sender":
+            lines.append(f"- {escape_literal(ui(lang, 'who.sender.none'))}")
+        for fix in fixes:
+            item = f"- [{md_text(rule.text(f'fixes.{fix.id}.title', lang))}]({here}{fix.id})"
+            if fix.audience is Audience.RECIPIENT_ADMIN:
+                item += f" ({escape_literal(ui(lang, 'who.recipient-admin'))})"
+            lines.append(item)
+        lines.extend(["", "</div>", ""])
+    lines.extend(["</div>", ""])
+    return "\n".join(lines)
+
+
+_HIGHLIGHT = {"powershell": "powershell", "sh": "sh"}
+
+
+def command_blocks(commands: Iterable[Command]) -> list[str]:
+    """Fenced code blocks (one per run of commands in the same shell), which Material renders with
+    PowerShell or shell highlighting and a copy button. Commands are code: never escaped, never
+    parsed as Markdown; the fence is longer than any backtick run inside, so none can close it."""
+    out: list[str] = []
+    groups: list[tuple[str, list[str]]] = []
+    for command in commands:
+        if groups and groups[-1][0] == command.shell:
+            groups[-1][1].append(command.run)
+        else:
+            groups.append((command.shell, [command.run]))
+    for shell, runs in groups:
+        longest = max((len(m) for run in runs for m in re.findall(r"`+|~+", run)), default=0)
+        fence = "`" * max(3, longest + 1)
+        out.append(f"{fence} {_HIGHLIGHT.get(shell, 'text')}")
+        out.extend(" ".join(run.split()) for run in runs)
+        out.append(fence)
+        out.append("")
+    return out
 
 
 def describe_leaf(leaf: Leaf, lang: str) -> str:
@@ -213,7 +266,12 @@ def condition_lines(condition: Condition, lang: str, depth: int = 0) -> list[str
 
 
 def _confirm(rule: Rule, lang: str, layout: PageLayout) -> str:
-    out = [f"## {ui(lang, 'confirm')}\n"]
+    out = [f"## {ui(lang, 'confirm')}\n", ui(lang, "confirm.checks") + "\n"]
+    for key, commands in confirm_checks(rule):
+        out.append(f"- {escape_literal(ui(lang, key))}\n")
+        out.extend("    " + line if line else "" for line in command_blocks(commands))
+    # The matching conditions are for contributors and the curious: collapsed, out of the index.
+    out.append(f'<details class="mt-conditions" data-search-exclude markdown>\n<summary>{escape_literal(ui(lang, "confirm.conditions"))}</summary>\n')
     match = rule.match
     if isinstance(match, AnyOf):
         out.append(ui(lang, "confirm.any") + "\n")
@@ -228,21 +286,73 @@ def _confirm(rule: Rule, lang: str, layout: PageLayout) -> str:
         out.extend(condition_lines(child, lang))
     out.append("")
     out.append(ui(lang, "confirm.note", reading=link(layout.rule(rule.id), layout.reading_page)) + "\n")
+    out.append("</details>\n")
     return "\n".join(out)
+
+
+def _fields(condition: Condition) -> set[str]:
+    if isinstance(condition, Leaf):
+        return {condition.field}
+    if isinstance(condition, Not):
+        return _fields(condition.child)
+    return {name for child in condition.children for name in _fields(child)}
+
+
+def _ps(run: str) -> Command:
+    return Command("powershell", run)
+
+
+def _sh(run: str) -> Command:
+    return Command("sh", run)
+
+
+def confirm_checks(rule: Rule) -> list[tuple[str, list[Command]]]:
+    """What an admin runs to confirm this diagnosis, derived from what the rule tests (its fact
+    fields, family and reporting system): (ui key of the sentence, commands). The example names are
+    the documentation ones (contoso.com, fabrikam.example)."""
+    fields = _fields(rule.match)
+    prefixes = {name.split(".")[0] for name in fields}
+    systems = set(rule.systems)
+    checks: list[tuple[str, list[Command]]] = []
+    if "exchange-online" in systems:
+        checks.append(("check.trace", [
+            _ps("Get-MessageTraceV2 -RecipientAddress user@fabrikam.example -StartDate (Get-Date).AddDays(-2) -EndDate (Get-Date)"),
+            _ps("Get-MessageTraceDetailV2 -MessageTraceId <MessageTraceId> -RecipientAddress user@fabrikam.example"),
+        ]))
+    network = rule.family in ("connector", "tcp", "dns", "tls") or prefixes & {"tcp", "dns", "tls"}
+    if "dns" in prefixes or rule.family == "dns":
+        checks.append(("check.dns", [_sh("dig MX fabrikam.example +short"), _ps("Resolve-DnsName -Name fabrikam.example -Type MX")]))
+    if "tcp" in prefixes or rule.family in ("tcp", "connector"):
+        checks.append(("check.tcp", [_ps("Test-NetConnection mail.fabrikam.example -Port 25"), _sh("nc -vz mail.fabrikam.example 25")]))
+    if "tls" in prefixes or rule.family in ("tls", "connector") or "smtp.starttls_offered" in fields:
+        checks.append(("check.tls", [_sh("openssl s_client -starttls smtp -connect mail.fabrikam.example:25 -servername mail.fabrikam.example")]))
+    if network:
+        checks.append(("check.probe", [_sh("mailtriage probe fabrikam.example")]))
+    if "postfix" in systems:
+        checks.append(("check.postfix", [_sh("postqueue -p"), _sh("grep 'status=deferred' /var/log/mail.log | tail -n 20")]))
+    if "exim" in systems:
+        checks.append(("check.exim", [_sh("exim -bp"), _sh("exim -bt user@fabrikam.example")]))
+    example = next((ex for ex in rule.examples_match if ex.reply), None)
+    if example is not None and example.reply is not None:
+        quoted = " ".join(example.reply.split()).replace("'", "'\\''")
+        system = example.facts.get("context.system")
+        where = f" --system {system}" if isinstance(system, str) and re.fullmatch(r"[a-z0-9-]+", system) else ""
+        checks.append(("check.diagnose", [_sh(f"mailtriage diagnose --smtp-reply '{quoted}'{where}")]))
+    return checks
 
 
 def _examples(rule: Rule, lang: str) -> str:
     out = [f"## {ui(lang, 'examples')}\n"]
-    for key, examples in (("examples.match", rule.examples_match), ("examples.no_match", rule.examples_no_match)):
+    for kind, examples in (("match", rule.examples_match), ("no_match", rule.examples_no_match)):
         if not examples:
             continue
-        out.append(ui(lang, key) + "\n")
-        for example in examples:
-            out.append(_example(example, lang))
+        out.append(ui(lang, f"examples.{kind}") + "\n")
+        for index, example in enumerate(examples):
+            out.append(_example(example, rule.note(kind, index, lang) if example.note else None, lang))
     return "\n".join(out)
 
 
-def _example(example: Example, lang: str) -> str:
+def _example(example: Example, note: str | None, lang: str) -> str:
     parts = []
     if example.reply is not None:
         parts.append(md_code(" ".join(example.reply.split())))
@@ -250,8 +360,8 @@ def _example(example: Example, lang: str) -> str:
         facts = ", ".join(md_code(f"{k} = {_value_text(v)}") for k, v in example.facts.items())
         parts.append(f"{ui(lang, 'examples.facts')} {facts}" if example.reply is not None else facts)
     line = "- " + " ".join(parts)
-    if example.note:
-        line += f"<br>\n  <em>{md_text(example.note)}</em>"
+    if note:
+        line += f"<br>\n  <em>{md_text(note)}</em>"
     return line + "\n"
 
 

@@ -103,6 +103,10 @@ def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
                 lines.append("")
                 lines.extend(f"{n}. {step}" for n, step in enumerate(fix["steps"], start=1))
                 lines.append("")
+                for command in fix.get("commands") or []:
+                    lines.append(f"    {command['run']}")
+                if fix.get("commands"):
+                    lines.append("")
     if data["next_checks"]:
         lines.append(f"## {text['next']}")
         lines.extend(f"- {c['question']} {text['how']}: {c['how']}" for c in data["next_checks"])
@@ -161,6 +165,8 @@ def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
                 body.append(Text.from_markup(f"  [bold]{escape(fix['title'])}[/bold]"))
                 for number, step in enumerate(fix["steps"], start=1):
                     body.append(Text(f"    {number}. {step}"))
+                for command in fix.get("commands") or []:
+                    body.append(Text(f"       {command['run']}", style="green"))
         if match["references"] and position == 0:
             body.append(Text.from_markup(f"\n[bold]{text['refs']}[/bold]"))
             for ref in match["references"]:
