@@ -374,6 +374,10 @@ def test_header_decoding_shortcut_gives_what_the_full_decoding_gives(value: str)
     if stored is None:
         assert _header(msg, "Subject") == ""
         return
+    if not isinstance(stored, str):
+        # Raw 8-bit bytes come back as a Header and are read as UTF-8 (RFC 6532), not by the
+        # RFC 2047 path this shortcut belongs to; the UTF-8 subject tests cover them.
+        return
     try:
         expected = str(make_header(decode_header(str(stored))))
     except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
