@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import anyio
 import anyio.to_thread
@@ -35,8 +35,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ..errors import MailtriageError
-from .config import ServiceConfig, token_matches
-from .observe import DIAGNOSES, LATENCY, PROBES, REQUESTS, metrics_payload
+from .config import Limits, ServiceConfig, token_matches
+from .encoding import json_bytes
+from .observe import PROBES, count_diagnosis, count_request, metrics_payload
 from .problems import (
     PROBLEM_RESPONSES,
     BodyTimeout,
@@ -206,19 +207,12 @@ class ServiceState:
         return self.engine
 
 
-def _state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.service
-    return state
-
-
-def _json(data: Any) -> bytes:
-    return json.dumps(data, ensure_ascii=False).encode("utf-8")
+_json = json_bytes
 
 
 def _count_diagnoses(results: list[tuple[str | None, Any]]) -> None:
     for _recipient, diagnosis in results:
-        top = diagnosis.matches[0].rule.id if diagnosis.matches else "none"
-        DIAGNOSES.labels(top).inc()
+        count_diagnosis(diagnosis.matches[0].rule.id if diagnosis.matches else "none")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -267,6 +261,11 @@ def create_app(config: ServiceConfig | None = None) -> ASGIApp:
                 state.load_error = str(exc)
                 log.error("cannot load the rules", extra={"fields": {"event": "load-failed", "error": str(exc)}})
                 return
+            except Exception as exc:  # e.g. a dependency missing: readyz must say failed, not starting forever
+                state.load_error = f"{type(exc).__name__}: {exc}"
+                log.error("cannot load the rules", exc_info=exc,
+                          extra={"fields": {"event": "load-failed", "error": state.load_error}})
+                return
             state.engine = engine
             state.ready = True
             log.info("ready", extra={"fields": {"event": "ready", "rules": len(engine.rules),
@@ -299,6 +298,18 @@ def create_app(config: ServiceConfig | None = None) -> ASGIApp:
     _install_error_handlers(app)
     _add_routes(app, state)
     return ServiceMiddleware(app, state)
+
+
+def serve_app() -> ASGIApp:
+    """The app as `mailtriage serve` runs it, in each worker process: `create_app` in a process
+    that logs only through the service's JSON lines, which use no caller, thread or process
+    fields; the logging HOWTO's "Optimization" section gives these switches to skip collecting
+    them for every record (one request line per request)."""
+    logging._srcfile = None  # no caller lookup: a walk up the stack per record
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    return create_app()
 
 
 def _version() -> str:
@@ -405,37 +416,9 @@ def _add_routes(app: FastAPI, state: ServiceState) -> None:
         lang: Annotated[Lang, Query(description="Language of the explanation.")] = "en",
         kind: Annotated[TextKind, Query(description="What the text is (for text/plain and message bodies).")] = "auto",
     ) -> Response:
-        engine = state.engine_or_busy()
-        text, facts, text_kind, language = await _diagnose_input(request, kind, lang)
-        if text is not None and text.count(b"\n") + 1 > limits.max_lines:
-            raise BodyTooLarge(f"the text has more than {limits.max_lines} lines; use /v1/scan for bulk input")
-
-        def work() -> bytes:
-            from ..triage import diagnose_facts, diagnose_text, diagnosis_document
-
-            results: list[tuple[str | None, Any]] = []
-            if text is not None:
-                found = diagnose_text(text, kind=text_kind, facts=facts, engine=engine, source="<request>")
-                if not found:
-                    from ..errors import InputError
-
-                    raise InputError("nothing recognisable as an SMTP reply, bounce message or MTA log line", _request_location())
-                if len(found) > limits.max_records:
-                    raise TooManyRecords(
-                        f"the text holds {len(found)} records, more than {limits.max_records}; use /v1/scan for bulk input"
-                    )
-                results.extend((r.recipient, r.diagnosis) for r in found)
-            else:
-                results.append((None, diagnose_facts({"input.kind": "flags", **(facts or {})}, engine)))
-            _count_diagnoses(results)
-            return _json(diagnosis_document(results, language))
-
-        assert state.engine_limiter is not None
-        if text is None or len(text) <= INLINE_MAX_BYTES:
-            body = work()  # a short reply: see INLINE_MAX_BYTES
-        else:
-            body = await anyio.to_thread.run_sync(work, limiter=state.engine_limiter)
-        return Response(body, media_type="application/json")
+        # ServiceMiddleware answers POST /v1/diagnose itself (DiagnoseRoute); this route is what
+        # the OpenAPI document describes, and answers the same way for an app mounted without it.
+        return await respond_diagnose(state, request, kind, lang)
 
     @app.post(
         "/v1/scan",
@@ -567,6 +550,82 @@ def _diagnose_request_schema() -> dict[str, Any]:
     }
 
 
+async def respond_diagnose(state: ServiceState, request: Request, kind: str, lang: str) -> Response:
+    """POST /v1/diagnose once its query is valid: the body in any of its formats, diagnosed."""
+    limits = state.config.limits
+    engine = state.engine_or_busy()
+    text, facts, text_kind, language = await _diagnose_input(request, limits, kind, lang)
+    if text is not None and text.count(b"\n") + 1 > limits.max_lines:
+        raise BodyTooLarge(f"the text has more than {limits.max_lines} lines; use /v1/scan for bulk input")
+
+    def work() -> bytes:
+        from ..triage import diagnose_facts, diagnose_text, diagnosis_document
+
+        results: list[tuple[str | None, Any]] = []
+        if text is not None:
+            found = diagnose_text(text, kind=text_kind, facts=facts, engine=engine, source="<request>")
+            if not found:
+                from ..errors import InputError
+
+                raise InputError("nothing recognisable as an SMTP reply, bounce message or MTA log line", _request_location())
+            if len(found) > limits.max_records:
+                raise TooManyRecords(
+                    f"the text holds {len(found)} records, more than {limits.max_records}; use /v1/scan for bulk input"
+                )
+            results.extend((r.recipient, r.diagnosis) for r in found)
+        else:
+            results.append((None, diagnose_facts({"input.kind": "flags", **(facts or {})}, engine)))
+        _count_diagnoses(results)
+        return _json(diagnosis_document(results, language))
+
+    assert state.engine_limiter is not None
+    if text is None or len(text) <= INLINE_MAX_BYTES:
+        body = work()  # a short reply: see INLINE_MAX_BYTES
+    else:
+        body = await anyio.to_thread.run_sync(work, limiter=state.engine_limiter)
+    return Response(body, media_type="application/json")
+
+
+_LANGS = frozenset(get_args(Lang))
+_TEXT_KINDS = frozenset(get_args(TextKind))
+
+
+def _query_choice(request: Request, name: str, choices: frozenset[str], default: str) -> str:
+    """A query parameter with FastAPI's semantics for a Literal (the last value given wins) and
+    its 422 problem when the value is not one of `choices`."""
+    if not request.scope.get("query_string"):
+        return default
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if value not in choices:
+        allowed = " or ".join(f"'{c}'" for c in sorted(choices))
+        raise ProblemError(422, "invalid-request", "Invalid request", "the request does not fit the API's schema",
+                           extra={"errors": [{"loc": ["query", name], "msg": f"Input should be {allowed}",
+                                              "type": "literal_error"}]})
+    return value
+
+
+class DiagnoseRoute:
+    """POST /v1/diagnose as a plain ASGI app, called by ServiceMiddleware without going through
+    FastAPI's routing, dependency solving and exception middlewares: for a short reply those
+    cost about as much as the diagnosis itself (benchmarks/bench_service.py). Same code
+    (`respond_diagnose`), same answers and problems as the documented route."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            kind = _query_choice(request, "kind", _TEXT_KINDS, "auto")
+            lang = _query_choice(request, "lang", _LANGS, "en")
+            response = await respond_diagnose(self.state, request, kind, lang)
+        except Exception as exc:
+            response = problem_response(problem_for_exception(exc, scope["path"], scope["state"].get("request_id")))
+        await response(scope, receive, send)
+
+
 def _request_location() -> Any:
     from ..errors import Location
 
@@ -574,11 +633,9 @@ def _request_location() -> Any:
 
 
 async def _diagnose_input(
-    request: Request, kind: str, lang: str
+    request: Request, limits: Limits, kind: str, lang: str
 ) -> tuple[bytes | None, dict[str, Any] | None, str, str]:
     """(text, facts, kind, lang) from whichever body format the client sent."""
-    state = _state(request)
-    limits = state.config.limits
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=8, max_part_size=limits.max_body_bytes)
@@ -777,6 +834,7 @@ class ServiceMiddleware:
     def __init__(self, app: FastAPI, state: ServiceState) -> None:
         self.app = app
         self.state = state
+        self.diagnose = DiagnoseRoute(state)
 
     def _body_limit(self, route: str) -> int:
         limits = self.state.config.limits
@@ -791,13 +849,22 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        request_id = headers.get("x-request-id", "")
+        request_id = authorization = ""
+        length: str | None = None
+        for key, value in scope.get("headers", ()):
+            name = key.lower()
+            if name == b"x-request-id":
+                request_id = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
         if not (0 < len(request_id) <= 100 and set(request_id) <= _REQUEST_ID_CHARS):
             request_id = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         path = scope.get("path", "")
         route = route_of(path)
+        method = scope.get("method", "")
         outcome = {"status": 500, "started": False, "bytes": 0}
 
         async def send_with_id(message: Message) -> None:
@@ -815,7 +882,7 @@ class ServiceMiddleware:
 
         try:
             if self.state.tokens and route not in _OPEN_ROUTES:
-                token = _bearer(headers.get("authorization", ""))
+                token = _bearer(authorization)
                 if token is None or not token_matches(token, self.state.tokens):
                     await refuse(ProblemError(401, "unauthorized", "Unauthorized",
                                               "send `Authorization: Bearer TOKEN` with a token this service accepts",
@@ -825,16 +892,16 @@ class ServiceMiddleware:
 
                 scope["state"]["token_id"] = hashlib.sha256(token).hexdigest()[:16]
             limit = self._body_limit(route)
-            length = headers.get("content-length")
             if length is not None and (not length.isdecimal() or int(length) > limit):
                 await refuse(BodyTooLarge(f"the request body is larger than {limit} bytes"))
                 return
             limits = self.state.config.limits
             timeout = limits.scan_timeout + limits.body_idle_timeout if route == "/v1/scan" else limits.request_timeout
             limited = _LimitedReceive(receive, limit, limits.body_idle_timeout)
+            app = self.diagnose if route == "/v1/diagnose" and method == "POST" else self.app
             try:
                 async with asyncio.timeout(timeout):
-                    await self.app(scope, limited, send_with_id)
+                    await app(scope, limited, send_with_id)
             except TimeoutError:
                 if not outcome["started"]:
                     if not limited.body_done:  # a client trickling its body (slowloris)
@@ -845,12 +912,11 @@ class ServiceMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             status = int(outcome["status"])
-            REQUESTS.labels(scope.get("method", ""), route, str(status)).inc()
-            LATENCY.labels(route).observe(elapsed)
+            count_request(method, route, status, elapsed)
             if route not in ("/healthz", "/readyz", "/metrics") or status >= 400:
                 client = scope.get("client")
                 log.info("request", extra={"fields": {
-                    "event": "request", "request_id": request_id, "method": scope.get("method"), "path": path,
+                    "event": "request", "request_id": request_id, "method": method, "path": path,
                     "route": route, "status": status, "duration_ms": round(elapsed * 1000, 3),
                     "response_bytes": outcome["bytes"], "client": client[0] if client else None,
                 }})
