@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -379,6 +380,7 @@ def main() -> None:
     server = ServerProcess(args.workers, tmp / "server.log", [])
     try:
         library_pass(replies[:500])  # warm the library (caches, first-call imports)
+        gc.freeze()  # as `mailtriage serve` does once its rules are loaded (service/app.py)
         base_a = library_pass(replies[: args.sequential])
         sequential(server, replies[:500], "warm-")
         round_trips = sequential(server, replies[: args.sequential], "seq-")
