@@ -75,7 +75,7 @@ def test_paste_page_has_the_form_placeholder(lang: str) -> None:
     assert PASTE_FORM_MARKER in _page("paste", lang)
 
 
-@pytest.mark.parametrize("name", ["index", "paste", "reading-errors", "cli", "cli-reference", "contributing"])
+@pytest.mark.parametrize("name", ["index", "paste", "reading-errors", "cli", "cli-reference", "contributing", "spark"])
 def test_hand_written_pages_exist_in_both_languages(name: str) -> None:
     english, portuguese = _page(name, "en"), _page(name, "pt-BR")
     assert english.startswith("# ") and portuguese.startswith("# ")

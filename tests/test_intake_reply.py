@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from mailtriage.errors import InputError
 from mailtriage.facts import vocabulary
 from mailtriage.intake import detect_kind, parse_input
-from mailtriage.intake.reply import parse_reply
+from mailtriage.intake.reply import parse_reply, read_reply
 
 EXO_REFUSED = (
     "550 5.4.316 Message expired, connection refused(Socket error code 10061); 450 4.4.316 Connection refused "
@@ -80,7 +80,7 @@ EXO_TLS = (
     ],
 )
 def test_reply_facts(text: str, expected: dict[str, object]) -> None:
-    facts = parse_reply(text)
+    facts, _ = read_reply(text)  # the context its words show included
     assert {key: facts.get(key) for key in expected} == expected
 
 
@@ -95,8 +95,8 @@ def test_socket_error_numbers(code: int, state: str) -> None:
 
 
 def test_no_exchange_context_without_exchange_markers() -> None:
-    assert "context.system" not in parse_reply("550 5.1.1 User unknown")
-    assert "context.system" not in parse_reply("450 4.4.316 Connection refused")
+    assert "context.system" not in read_reply("550 5.1.1 User unknown")[0]
+    assert "context.system" not in read_reply("450 4.4.316 Connection refused")[0]
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,10 @@ def top(engine: Engine, facts: dict[str, Any]) -> Any:
     return diagnosis.matches[0]
 
 
-def expired(code: str) -> str:
-    return "5." + code.split(".", 1)[1] if code != "4.7.320" else "5.7.320"
+def expired(code: str) -> str | None:
+    """The expiry NDR's outer code around a 4.4.3xx attempt. Nobody documents or observes one for
+    4.7.320 (a 5.7.320 or 5.4.320 form is not in the rules' codes)."""
+    return "5." + code.split(".", 1)[1] if code != "4.7.320" else None
 
 
 @pytest.mark.parametrize("code", sorted(SIX))
@@ -64,9 +66,10 @@ def test_expiry_ndr_is_diagnosed_by_its_inner_attempt(engine: Engine, code: str)
         **parse_reply(f"450 {code} {TEXT[code]}"),
         **EXO,
         "outer.expired": True,
-        "outer.enhanced": expired(code),
         "outer.reply_code": 550,
     }
+    if expired(code):
+        facts["outer.enhanced"] = expired(code)
     diagnosis = engine.diagnose(facts)
     ids = [m.rule.id for m in diagnosis.matches]
     assert ids[0] == SIX[code]
@@ -76,10 +79,10 @@ def test_expiry_ndr_is_diagnosed_by_its_inner_attempt(engine: Engine, code: str)
 
 @pytest.mark.parametrize("code", sorted(SIX))
 def test_expired_form_pasted_on_its_own(engine: Engine, code: str) -> None:
-    if code == "4.7.320":
-        reply = "550 5.7.320 Message expired, certificate validation failed"
-    else:
-        reply = f"550 {expired(code)} Message expired, {TEXT[code].lower()}"
+    outer = expired(code)
+    if outer is None:
+        pytest.skip("no documented expiry form for 4.7.320")
+    reply = f"550 {outer} Message expired, {TEXT[code].lower()}"
     ids = [m.rule.id for m in engine.diagnose({**parse_reply(reply), **EXO}).matches]
     assert ids[0] == SIX[code]
     assert "exo-message-expired" not in ids

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from mailtriage.engine import Engine
 from mailtriage.facts import normalize_facts
 from mailtriage.i18n import source_hash, translatable_strings
-from mailtriage.intake.reply import parse_reply
+from mailtriage.intake.reply import parse_reply, read_reply
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 OWN_DIRS = ("iana", "gmail", "outlook-com", "yahoo")
@@ -89,7 +89,7 @@ def branches(match: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def example_facts(example: Mapping[str, Any]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     if "reply" in example:
-        raw.update(parse_reply(example["reply"]))
+        raw.update(read_reply(example["reply"], known=dict(example.get("facts", {})))[0])
     raw.update(example.get("facts", {}))
     return dict(normalize_facts(raw))
 
@@ -250,7 +250,7 @@ def test_provider_rule_is_the_top_answer_for_its_examples(engine: Engine, path: 
 def test_provider_codes_do_not_leak_into_registry_meanings(
     engine: Engine, reply: str, facts: dict[str, Any], expected: str
 ) -> None:
-    diagnosis = engine.diagnose({**parse_reply(reply), **facts})
+    diagnosis = engine.diagnose({**read_reply(reply, known=facts)[0], **facts})
     assert diagnosis.matches[0].rule.id == expected
 
 

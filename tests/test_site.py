@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 from mailtriage.cli.reference import iter_commands, wrap_long_lines
 from mailtriage.engine import Engine
 from mailtriage.facts import coerce_value, vocabulary
-from mailtriage.intake.reply import parse_reply
+from mailtriage.intake.context import export_markers
+from mailtriage.intake.reply import parse_reply, read_reply
 from mailtriage.loader import load_knowledge_base
 from mailtriage.model import Rule, Status
 from mailtriage.site_export import UnsupportedPattern, export_pattern
@@ -309,7 +310,8 @@ def test_rules_json_has_every_active_rule_with_titles_urls_and_match(site: Built
 
 def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
     assert NODE is not None
-    request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases, "parse_only": parse_only}
+    request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases,
+               "parse_only": parse_only, "context": None if rules_json else export_markers()}
     result = subprocess.run([NODE, str(DATA / "node_harness.js")], input=json.dumps(request), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     answer: dict[str, Any] = json.loads(result.stdout)
@@ -337,7 +339,7 @@ def assert_page_agrees_with_engine(site: BuiltSite, rules_dir: Path) -> int:
     assert answer["broken"] == []
     disagreements = []
     for (label, reply, extra), result in zip(cases, answer["results"], strict=True):
-        facts = {**parse_reply(reply), **extra}
+        facts = {**read_reply(reply, known=extra)[0], **extra}
         expected = sorted(m.rule.id for m in engine.diagnose(facts).matches)
         if sorted(result["matches"]) != expected:
             disagreements.append(f"{label}: {reply!r} page={result['matches']} engine={expected}")
@@ -385,11 +387,53 @@ REPLY_SAMPLES = [
 ]
 
 
+def assert_same_reading(page: dict[str, Any], text: str) -> None:
+    """The page's readReply gives read_reply's facts and inferred context, evidence included."""
+    facts, inferred = read_reply(text)
+    assert page["facts"] == facts, repr(text)
+    assert page["inferred"] == [fact.to_dict() for fact in inferred], repr(text)
+
+
+# Replies as they really appear, one per kind of evidence the context step reads from a pasted text.
+INFERENCE_CASES = [
+    "postfix/smtp[123]: ABC: to=<a@b.example>, relay=none, delay=30, status=deferred (connect to mx.b.example[192.0.2.1]:25: Connection refused)",
+    "sendmail[77]: x05A0: to=<b@c.example>, dsn=4.0.0, stat=Deferred: Connection refused by mx.c.example.",
+    "connect to mx.b.example[192.0.2.1]:25: Connection refused [LastAttemptedServerName=mx.b.example]",
+    "550 5.7.520 Access denied, Your organization does not allow external forwarding. AS(7555) "
+    "[BN8NAM12FT054.eop-nam12.prod.protection.outlook.com 2024-05-01T10:00:00.000Z 08DC6A1B2C3D4E5F]",
+    "550-5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC policy. - gsmtp",
+    "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes",
+    "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent (S3150). http://mail.live.com/mail/troubleshooting.aspx#errors "
+    "[AM4PEPF00025F9A.EURPRD83.prod.outlook.com 2024-05-01T10:00:00.000Z]",
+    "host gmail-smtp-in.l.google.com[192.0.2.3] said: 452 4.2.2 The recipient's inbox is out of storage space.",
+    "host mta7.am0.yahoodns.net[192.0.2.4] said: 554 5.7.9 Message not accepted for policy reasons",
+    "host hotmail-com.olc.protection.outlook.com[192.0.2.5] said: 550 5.5.0 Requested action not taken: mailbox unavailable",
+    "host contoso-com.mail.protection.outlook.com[192.0.2.6] said: 550 5.7.606 Access denied, banned sending IP",
+    "550 5.4.316 Message expired, connection refused(Socket error code 10061)",
+    "450 4.4.316 Connection refused [Message=Socket error code 10061] [LastAttemptedIP=192.0.2.10:25]",
+    "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com 550 5.1.10 RESOLVER.ADR.RecipientNotFound",
+    "451 4.4.0 DNS query failed for the outbound connector contoso-to-partner",
+    "530 5.7.57 Client not authenticated to send mail. \x1b[31m smtp.office365.com",
+]
+
+
+@needs_node
+def test_paste_page_and_diagnose_agree_on_every_inference_case() -> None:
+    answer = run_node([{"text": t} for t in INFERENCE_CASES], None, parse_only=True)
+    inferred_fields = set()
+    for text, result in zip(INFERENCE_CASES, answer["results"], strict=True):
+        assert_same_reading(result["read"], text)
+        inferred_fields.update(f["field"] for f in result["read"]["inferred"])
+    # The table exercises every context field the pasted text can show.
+    assert inferred_fields == {"context.system", "context.remote_provider", "context.direction", "context.destination"}
+
+
 @needs_node
 def test_paste_page_parser_matches_parse_reply_on_samples() -> None:
     answer = run_node([{"text": t} for t in REPLY_SAMPLES], None, parse_only=True)
     for text, result in zip(REPLY_SAMPLES, answer["results"], strict=True):
         assert result["facts"] == parse_reply(text), text
+        assert_same_reading(result["read"], text)
 
 
 # Text close to real replies: codes, brackets, separators, phrases the symptom reader looks for, odd
@@ -405,7 +449,11 @@ _PIECES = st.sampled_from(
      "host mx.example.com[192.0.2.7]:25", "said:", "remote server at mx.example.net (192.0.2.9)", "version", "Exim v",
      "in reply to RCPT TO command", "after end of data", "refused to talk to me", "after initial connection", "SMTP timeout", "while sending MAIL FROM", "TLS", "certificate expired",
      "self-signed", "STARTTLS is required", "(#5.5.0)", "bob@example.net", "<bob@example.net>:", " - gsmtp",
-     "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain"]
+     "support.google.com/mail", "mail.protection.outlook.com", "SuspiciousRemoteServerError", "null MX", "nxdomain",
+     "[BN8NAM12FT054.eop-nam12.prod.protection.outlook.com 2024-05-01T10:00:00.000Z]", "gsmtp", "(AS3130)",
+     "AS(1430)", "postmaster.yahoo", "yahoodns.net", "mail.live.com/mail/troubleshooting", "hotmail.com",
+     "host gmail-smtp-in.l.google.com[192.0.2.3]", "host mx.hotmail.com[192.0.2.4]", "outbound connector",
+     "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com", "[LastAttemptedServerName=mx.example]"]
 )
 _CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
 _TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet=_CHARS, max_size=4)), max_size=16).map("".join)
@@ -420,6 +468,7 @@ def test_paste_page_parser_matches_parse_reply_fuzzed(texts: list[str]) -> None:
     answer = run_node([{"text": t} for t in texts], None, parse_only=True)
     for text, result in zip(texts, answer["results"], strict=True):
         assert result["facts"] == parse_reply(text), repr(text)
+        assert_same_reading(result["read"], text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,6 +673,22 @@ def test_paste_page_in_browser_links_the_matching_rule(browser: Any, served: str
     page.wait_for_load_state()
     assert page.url == f"{served}{LANGS[lang]}rules/{rule.id}/"
     _screenshot(page, f"rule-{lang}")
+    assert not errors
+    page.close()
+
+
+def test_paste_page_in_browser_shows_what_it_inferred_and_from_what(browser: Any, served: str) -> None:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{served}paste/")
+    page.fill("#mt-paste-input", INFERENCE_CASES[0])
+    page.click("#mt-paste button[type=submit]")
+    item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
+    item.wait_for(timeout=5000)
+    assert item.inner_text() == "context.system=postfix (from error text postfix/smtp[123]:)"
+    # The page reads the log line's text like `diagnose` and names the Postfix rule.
+    page.locator('a[data-rule-id^="postfix-"]').first.wait_for(timeout=5000)
     assert not errors
     page.close()
 

@@ -219,20 +219,7 @@ def _read(key: str) -> KnowledgeBase | None:
             data = handle.read()
     except OSError:
         return None
-    header = len(_MAGIC) + _MAC_BYTES
-    if not data.startswith(_MAGIC) or len(data) <= header:
-        return None
-    payload = data[header:]
-    if not hmac.compare_digest(data[len(_MAGIC):header], _mac(secret, payload)):
-        return None  # not written by us with this secret: never unpickled
-    try:
-        kb, analyses = pickle.loads(payload)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-        return None  # ours, but from an incompatible version of the code
-    if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict):
-        prime_word_analyses(analyses)
-        return kb
-    return None
+    return unseal_knowledge_base(data, secret)
 
 
 def _write(key: str, kb: KnowledgeBase) -> None:
@@ -244,13 +231,39 @@ def _write(key: str, kb: KnowledgeBase) -> None:
         return
     import tempfile  # only when writing: a warm start never needs it
 
-    payload = pickle.dumps((kb, _pattern_analyses(kb)), protocol=pickle.HIGHEST_PROTOCOL)
+    data = seal_knowledge_base(kb, secret)
     try:
         with tempfile.NamedTemporaryFile("wb", dir=folder, delete=False) as temporary:  # created 0600
-            temporary.write(_MAGIC + _mac(secret, payload) + payload)
+            temporary.write(data)
         os.replace(temporary.name, folder / f"kb-{key}.pickle")
     except OSError:
         pass  # a read-only home only costs speed
+
+
+def seal_knowledge_base(kb: KnowledgeBase, key: bytes) -> bytes:
+    """A cache file's bytes for `kb`: a header with a keyed hash under `key`, then the pickle.
+    Also how a Spark job ships the compiled rules to its workers, under a key of its own."""
+    payload = pickle.dumps((kb, _pattern_analyses(kb)), protocol=pickle.HIGHEST_PROTOCOL)
+    return _MAGIC + _mac(key, payload) + payload
+
+
+def unseal_knowledge_base(data: bytes, key: bytes) -> KnowledgeBase | None:
+    """The knowledge base in `seal_knowledge_base` bytes (priming the pattern analyses), or None;
+    nothing is unpickled unless the keyed hash under `key` checks out."""
+    header = len(_MAGIC) + _MAC_BYTES
+    if not data.startswith(_MAGIC) or len(data) <= header:
+        return None
+    payload = data[header:]
+    if not hmac.compare_digest(data[len(_MAGIC):header], _mac(key, payload)):
+        return None  # not written by us with this secret: never unpickled
+    try:
+        kb, analyses = pickle.loads(payload)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        return None  # ours, but from an incompatible version of the code
+    if isinstance(kb, KnowledgeBase) and isinstance(analyses, dict):
+        prime_word_analyses(analyses)
+        return kb
+    return None
 
 
 def _pattern_analyses(kb: KnowledgeBase) -> dict[str, WordAnalysis]:

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .facts import FactValue
+from .facts import FactValue, InferredFact
 from .i18n import SOURCE_LANGUAGE
 from .model import Cause, Fix, Kind, Leaf, Rule
 
@@ -157,6 +157,7 @@ class Diagnosis:
         near_misses: list[NearMiss] | None = None,
         *,
         explanation: Explanation | None = None,
+        inferred: list[InferredFact] | None = None,
     ) -> None:
         if explanation is None and matches is None:
             matches = []
@@ -166,6 +167,8 @@ class Diagnosis:
         self._next_checks = next_checks if next_checks is not None or explanation is not None else []
         self._near_misses = near_misses if near_misses is not None or explanation is not None else []
         self._specific: bool | None = None
+        # Context facts worked out from the input (not stated by the reader), with their evidence.
+        self.inferred: list[InferredFact] = inferred if inferred is not None else []
 
     @property
     def matches(self) -> list[Match]:
@@ -215,6 +218,7 @@ class Diagnosis:
     def to_dict(self, lang: str = SOURCE_LANGUAGE) -> dict[str, Any]:
         return {
             "facts": dict(self.facts),
+            "inferred": [fact.to_dict() for fact in self.inferred],
             "specific": self.specific,
             "matches": [m.to_dict(self.facts, lang) for m in self.matches],
             "next_checks": [c.to_dict(lang) for c in self.next_checks],

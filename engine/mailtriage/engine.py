@@ -276,30 +276,55 @@ class Engine:
         return not isinstance(conjunct, Not) and len(result.failed) == 1 and result.failed[0].field in _reportable_fields()
 
     def _next_checks(self, facts: dict[str, Any], matches: list[Match], candidates: list[Branch], assessor: _Assessor) -> list[NextCheck]:
-        """Unknown facts that decide causes of the best matches or candidates that almost matched."""
+        """Unknown facts whose answer changes what is on screen: the order of the best matches'
+        causes, or which rule comes out on top. A question whose every answer leaves both as they
+        are is not asked (a Gmail DMARC rejection asks nothing about connectors, TCP or TLS).
+
+        Who reported the error and which way the mail was going come first: they decide which
+        rules apply at all, the other questions refine the causes within one."""
         fields = vocabulary()
-        scores: dict[str, list[str]] = {}
+        subjects: dict[str, list[str]] = {}
+        changes: dict[str, int] = {}
+
+        def askable(field: str) -> bool:
+            spec = fields.get(field)
+            return spec is not None and spec.question is not None and field not in facts
 
         def note(field: str, subject: str) -> None:
-            spec = fields.get(field)
-            if spec is None or spec.question is None or field in facts:
-                return
-            subjects = scores.setdefault(field, [])
-            if subject not in subjects:
-                subjects.append(subject)
+            found = subjects.setdefault(field, [])
+            if subject not in found:
+                found.append(subject)
 
         top = self._specificity[matches[0].rule.id] if matches else 0
-        best = [m for m in matches if self._specificity[m.rule.id] == top]
-        for match in best[:3]:
+        best = [m for m in matches if self._specificity[m.rule.id] == top][:3]
+        deciding: dict[str, list[Leaf]] = {}
+        for match in best:
             for assessed in match.causes:
                 for condition in (assessed.cause.likely_when, assessed.cause.unlikely_when):
                     if condition is None:
                         continue
                     for leaf in assessor.assess(condition).unknown:
-                        note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
+                        if askable(leaf.field):
+                            deciding.setdefault(leaf.field, []).append(leaf)
+                            note(leaf.field, f"{match.rule.id}/{assessed.cause.id}")
+        top_changes: dict[str, int] = {}  # how many different orders of the first match's causes
+        if deciding:
+            baseline = _cause_orders(best)
+            for name, leaves in deciding.items():
+                outcomes = {baseline}
+                first = {baseline[:1]}
+                for value in _trial_values(fields[name], leaves):
+                    trial = _Assessor({**facts, name: value})
+                    orders = _cause_orders([self._explain(m.rule, trial) for m in best])
+                    outcomes.add(orders)
+                    first.add(orders[:1])
+                if len(outcomes) > 1:
+                    changes[name] = changes.get(name, 0) + len(outcomes) - 1
+                    top_changes[name] = len(first) - 1
         matched = {m.rule.id for m in matches}
         for branch in candidates:
-            if branch.rule_id in matched:
+            # A rule that would rank below the best one would not change what is read first.
+            if branch.rule_id in matched or (matches and self._specificity[branch.rule_id] < top):
                 continue
             # Only an unknown fact with a question can be noted: a branch testing none that is
             # missing here has nothing to ask, whatever its value.
@@ -311,24 +336,67 @@ class Engine:
             # Conjunct by conjunct (memoised, shared with near misses): most candidates fail on
             # one conjunct, and then the rest need not be assessed.
             unknown: list[Leaf] = []
-            held = False
+            held = 0
             for conjunct in branch.conjuncts:
                 result = assessor.assess(conjunct)
                 if result.value is False:
                     break
-                held = held or bool(result.held)
+                held += len(result.held)
                 unknown.extend(result.unknown)
             else:
-                if unknown and held:
-                    for leaf in unknown:
-                        note(leaf.field, branch.rule_id)
-        ranked = sorted(scores.items(), key=lambda item: (-len(item[1]), item[0]))[:MAX_NEXT_CHECKS]
+                if unknown and held and all(askable(leaf.field) for leaf in unknown) and (
+                    not matches or self._would_lead(branch.rule_id, held + len(unknown), matches[0])
+                ):
+                    for name in dict.fromkeys(leaf.field for leaf in unknown):
+                        note(name, branch.rule_id)
+                        changes[name] = changes.get(name, 0) + 1
+                        top_changes[name] = top_changes.get(name, 0) + 1  # it would lead
+        ranked = sorted(
+            changes,
+            key=lambda name: (name not in _ASKED_FIRST, _ASKED_FIRST.index(name) if name in _ASKED_FIRST else 0,
+                              -top_changes.get(name, 0), -changes[name], -len(subjects.get(name, ())), name),
+        )[:MAX_NEXT_CHECKS]
         checks = []
-        for name, subjects in ranked:
+        for name in ranked:
             spec = fields[name]
             assert spec.question is not None and spec.how is not None
-            checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects))
+            checks.append(NextCheck(name, dict(spec.question), dict(spec.how), subjects.get(name, [])))
         return checks
+
+    def _would_lead(self, rule_id: str, conditions: int, best: Match) -> bool:
+        """Whether `rule_id`, matching on `conditions` facts, would sort above the best match
+        (the order of `diagnose`: specificity, stable before experimental, more reasons first)."""
+        # A tie, settled only by the rule ids' alphabetical order, is not a reason to ask.
+        rule = self.rules[rule_id]
+        key = (-self._specificity[rule_id], rule.status is Status.EXPERIMENTAL, -conditions)
+        top = (-self._specificity[best.rule.id], best.rule.status is Status.EXPERIMENTAL, -len(best.why))
+        return key < top
+
+
+# Who reported the error and which way the mail went decide which rules apply at all.
+_ASKED_FIRST = ("context.system", "context.direction")
+
+
+def _cause_orders(matches: list[Match]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(c.cause.id for c in m.causes) for m in matches)
+
+
+def _trial_values(spec: Any, leaves: list[Leaf]) -> list[Any]:
+    """Answers worth trying for a field: its allowed values, or the values its conditions test."""
+    if spec.type == "boolean":
+        return [True, False]
+    if spec.enum is not None:
+        return list(spec.enum)
+    values: list[Any] = []
+    for leaf in leaves:
+        if leaf.op == "equals":
+            values.append(leaf.value)
+        elif leaf.op == "one_of":
+            values.extend(leaf.value)
+        elif leaf.op in ("less_than", "at_most", "greater_than", "at_least") and spec.type in ("integer", "number"):
+            limit = leaf.value
+            values.extend([limit - 1, limit, limit + 1])
+    return list(dict.fromkeys(values))
 
 
 @functools.cache

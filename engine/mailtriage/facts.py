@@ -186,3 +186,18 @@ def normalize_facts(raw: Mapping[str, Any]) -> Facts:
         if found:
             facts["smtp.enhanced"] = ".".join(str(int(part)) for part in found.groups())
     return derive(facts)
+
+
+@dataclass(frozen=True)
+class InferredFact:
+    """A context fact worked out from the input rather than stated: which value, the text that
+    showed it (`evidence`) and where that text was (`source`: the error text, a log tag, a DSN
+    field, a header...)."""
+
+    field: str
+    value: FactValue
+    evidence: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value, "evidence": self.evidence, "source": self.source}

@@ -44,12 +44,14 @@ def file_name_problems(paths: Iterable[Path], display_root: Path | None = None) 
 
 
 def example_facts(example: Example) -> dict[str, object]:
-    """The facts an example stands for: its reply line parsed, then its explicit facts on top."""
-    from .intake.reply import parse_reply
+    """The facts an example stands for: its reply line read as `diagnose` reads it (the context
+    its words show included), with its explicit facts on top and never inferred over."""
+    from .intake.reply import read_reply
 
     facts: dict[str, object] = {}
     if example.reply is not None:
-        facts.update(parse_reply(example.reply))
+        parsed, _ = read_reply(example.reply, known=dict(example.facts))
+        facts.update(parsed)
     facts.update(example.facts)
     return facts
 

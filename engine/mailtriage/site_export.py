@@ -88,5 +88,10 @@ def export_rules(rules: Iterable[Rule], languages: Iterable[str], url_of: Callab
                 "match": match,
             }
         )
-    document = {"version": EXPORT_VERSION, "languages": languages, "rules": exported, "skipped": sorted(skipped)}
+    from .intake.context import export_markers
+
+    # The context markers go with the rules, so the page infers who reported an error from the
+    # same table as `diagnose`.
+    document = {"version": EXPORT_VERSION, "languages": languages, "rules": exported, "skipped": sorted(skipped),
+                "context": export_markers()}
     return Export(document, skipped)

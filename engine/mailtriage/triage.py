@@ -90,7 +90,8 @@ def diagnose_text(
     """Read `text` (kind "auto", "reply", "ndr" or "log") and diagnose every record in it.
 
     `facts` are what the caller knows (for example `{"context.system": "exchange-online"}`); they
-    override what was read. An empty list means nothing in the text was recognisable. Raises
+    override what was read and inferred. Each diagnosis lists the context facts inferred from the
+    text (`Diagnosis.inferred`, with their evidence). An empty list means nothing in the text was recognisable. Raises
     InputError for an unknown kind.
     """
     from .intake import parse_input
@@ -99,8 +100,19 @@ def diagnose_text(
     extra = dict(facts or {})
     out = []
     for record in parse_input(text, kind=kind, source=source):
-        out.append(TextDiagnosis(record, engine.diagnose({**record.facts, **extra})))
+        out.append(diagnose_record(record, extra, engine))
     return out
+
+
+def diagnose_record(record: IntakeRecord, facts: Mapping[str, Any] | None = None,
+                    engine: Engine | None = None) -> TextDiagnosis:
+    """Diagnose one intake record; `facts` (the caller's) override what was read and inferred."""
+    engine = engine or default_engine()
+    extra = dict(facts or {})
+    diagnosis = engine.diagnose({**record.facts, **extra})
+    # The reader's facts win: what they stated is not "inferred", whatever the text showed.
+    diagnosis.inferred = [fact for fact in record.inferred if fact.field not in extra]
+    return TextDiagnosis(record, diagnosis)
 
 
 def diagnosis_document(

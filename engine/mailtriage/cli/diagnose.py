@@ -164,7 +164,7 @@ def _diagnose_input(value: str, kind: str, flags: dict[str, Any], engine: Any) -
     what was cut or could not be read is said on stderr."""
     from ..errors import InputError
     from ..intake import IntakeRecord, SkippedInput
-    from ..triage import TextDiagnosis, diagnose_text
+    from ..triage import TextDiagnosis, diagnose_record, diagnose_text
 
     if not value.strip():
         raise InputError("INPUT is empty: give the text, a file, or - for standard input")
@@ -203,7 +203,7 @@ def _diagnose_input(value: str, kind: str, flags: dict[str, Any], engine: Any) -
                        f"{MAX_RECORDS} are shown (use `mailtriage scan` for bulk)", err=True)
             break
         truncated = truncated or bool(item.extra.get("truncated"))
-        found.append(TextDiagnosis(item, engine.diagnose({**item.facts, **flags})))
+        found.append(diagnose_record(item, flags, engine))
     if truncated:
         click.echo(f"mailtriage: {source}: input cut at its size cap; what follows the cut was not read", err=True)
     if not found:

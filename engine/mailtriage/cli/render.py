@@ -12,6 +12,8 @@ from ..textsafe import json_text, visible, visible_tree
 LABELS = {
     "en": {
         "facts": "Facts used",
+        "inferred": "Inferred",
+        "from": "from",
         "no_match": "No rule matched these facts.",
         "generic_only": "Only generic explanations matched: the code's registry meaning is shown.",
         "why": "Why",
@@ -30,6 +32,8 @@ LABELS = {
     },
     "pt-BR": {
         "facts": "Fatos usados",
+        "inferred": "Inferido",
+        "from": "de",
         "no_match": "Nenhuma regra corresponde a estes fatos.",
         "generic_only": "Só explicações genéricas corresponderam: é mostrado o significado do código no registro.",
         "why": "Por quê",
@@ -72,7 +76,9 @@ def terminal_dict(diagnosis: Diagnosis, lang: str) -> dict[str, Any]:
 def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
     data = terminal_dict(diagnosis, lang)
     text = labels(lang)
-    lines: list[str] = []
+    lines: list[str] = [f"{text['inferred']}: {line}  " for line in inferred_lines(diagnosis, lang)]
+    if lines:
+        lines.append("")
     if not data["matches"]:
         lines.append(text["no_match"])
     for position, match in enumerate(data["matches"][:3]):
@@ -103,6 +109,13 @@ def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def inferred_lines(diagnosis: Diagnosis, lang: str) -> list[str]:
+    """One line per context fact inferred from the input: `context.system=postfix (from log tag postfix/smtp)`."""
+    from ..intake.context import describe
+
+    return [describe(fact, labels(lang)["from"]) for fact in diagnosis.inferred]
+
+
 def render_diagnosis(diagnosis: Diagnosis, fmt: str = "text", lang: str = "en", file: Any = None) -> None:
     """Print a diagnosis as `text` (rich), `json` or `markdown`."""
     out = file or sys.stdout
@@ -126,6 +139,8 @@ def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
     text = labels(lang)
     facts = ", ".join(f"{k}={v}" for k, v in data["facts"].items() if not k.startswith("smtp.enhanced_"))
     console.print(f"[dim]{text['facts']}: {escape(facts) or '-'}[/dim]")
+    for line in inferred_lines(diagnosis, lang):
+        console.print(f"[dim]{text['inferred']}: {escape(line)}[/dim]")
     if not data["matches"]:
         console.print(f"[yellow]{text['no_match']}[/yellow]")
     elif not data["specific"]:

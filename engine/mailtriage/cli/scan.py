@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -224,7 +224,15 @@ def _skip_lines(summary: Summary) -> Iterator[str]:
               help=f"Worker processes (on Linux they share the engine loaded once; at most {MAX_JOBS} here, 4 per CPU up to 32).")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Extra rules folder (repeatable).")
-def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]) -> None:
+@click.option("--engine", "runner", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: this machine's processes (--jobs); spark: an Apache Spark job (needs the [spark] extra "
+                   "and Java 17); PATHS may then be hdfs://, s3a:// or file:// URIs.")
+@click.option("--master", default="local[2]", show_default=True,
+              help="With --engine spark: the Spark master URL (local[N], spark://host:7077, yarn...).")
+@click.option("--output", type=click.Path(dir_okay=True), default=None,
+              help="With --engine spark: also write every row (and skipped input) as Parquet to this path.")
+def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...], runner: str, master: str,
+         output: str | None) -> None:
     """Diagnose every failed recipient found in bounce messages (.eml, mbox, maildir) and MTA logs
     (Postfix, Exim, Sendmail) under PATHS, and summarise.
 
@@ -234,6 +242,7 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
       mailtriage scan ~/Maildir/.Bounces /var/log/mail.log --jobs 4
       mailtriage scan bounces/ --format jsonl > diagnoses.jsonl
       mailtriage scan bounces/ --format json | jq .by_rule
+      mailtriage scan --engine spark --output diagnoses.parquet /var/log/mail/
 
     jsonl fields: file, source, kind, recipient, status, reply_code, rule, fallback, category,
     action, outer_status, domain, system, time, message_id (when the input says: traces, logs, NDRs).
@@ -250,9 +259,12 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
     from ..intake.paths import walk
     from ..textsafe import json_text, visible
 
+    if output and runner != "spark":
+        raise click.UsageError("--output needs --engine spark")
     files: list[str] = []
     skips: list[dict[str, Any]] = []
-    for entry in walk(paths):
+    # Spark walks the paths itself (local ones on the driver, URIs through Spark) and notes the skips.
+    for entry in walk(paths) if runner == "local" else ():
         if isinstance(entry, SkippedInput):
             skips.append(entry.to_dict())
         else:
@@ -264,7 +276,7 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
             click.echo(json_text(row, indent=None))
     progress = None
     task = None
-    if sys.stderr.isatty():
+    if sys.stderr.isatty() and runner == "local":
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -273,7 +285,14 @@ def scan(paths: tuple[str, ...], fmt: str, jobs: int, rule_dirs: tuple[str, ...]
         task = progress.add_task("scan", total=len(files))
         progress.start()
     try:
-        for done, rows in _run(files, jobs, rule_dirs):
+        steps: Iterator[tuple[int, Iterable[dict[str, Any]]]]
+        if runner == "spark":
+            from ..spark import scan_paths
+
+            steps = iter([(0, scan_paths(paths, master=master, output=output, rule_dirs=rule_dirs))])
+        else:
+            steps = _run(files, jobs, rule_dirs)
+        for done, rows in steps:
             for row in rows:
                 summary.add(row)
                 if fmt == "jsonl":

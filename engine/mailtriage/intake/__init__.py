@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import FactError, InputError
-from ..facts import FactValue, FieldSpec, coerce_value, schema_regex, vocabulary
+from ..facts import FactValue, FieldSpec, InferredFact, coerce_value, schema_regex, vocabulary
 
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
 
@@ -21,6 +21,8 @@ _HEADER_LINE = re.compile(rb"^(?:From |[A-Za-z][A-Za-z0-9\-]{1,60}:[ \t]?)")
 _LOG_LINE = re.compile(
     rb"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)"
 )
+# A log line pasted without its syslog prefix: `postfix/smtp[123]: ...`, `sendmail[77]: ...`.
+_BARE_LOG_LINE = re.compile(rb"^(?:postfix(?:-[\w.\-]+)?/[\w/\-]+|sendmail|sm-mta)\[\d+\]: ")
 
 
 @dataclass
@@ -32,6 +34,8 @@ class IntakeRecord:
     source: str = "<input>"
     recipient: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The context facts among `facts` that were worked out from evidence, with that evidence.
+    inferred: list[InferredFact] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +43,7 @@ class IntakeRecord:
             "kind": self.kind,
             "recipient": self.recipient,
             "facts": dict(self.facts),
+            "inferred": [fact.to_dict() for fact in self.inferred],
             "extra": dict(self.extra),
         }
 
@@ -99,7 +104,7 @@ def detect_kind(data: bytes) -> str:
     lines = [line for line in head.replace(b"\r", b"\n").split(b"\n")[:12] if line.strip()]
     if not lines:
         return "reply"
-    log_lines = sum(1 for line in lines[:5] if _LOG_LINE.match(line))
+    log_lines = sum(1 for line in lines[:5] if _LOG_LINE.match(line) or _BARE_LOG_LINE.match(line))
     if log_lines and log_lines >= min(2, len(lines[:5])):
         return "log"
     if log_lines and (b"postfix/" in head or b"status=" in head or b"sendmail[" in head):
@@ -134,10 +139,10 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
 
         text = raw.decode("utf-8", "replace")
         return list(parse_log_lines(text.splitlines(), source=source))
-    from .reply import parse_reply
+    from .reply import read_reply
 
     text = raw.decode("utf-8", "replace")
-    facts = parse_reply(text)
+    facts, inferred = read_reply(text)
     if not facts:
         # No reply code: it may be a log line pasted without its timestamp (Exim's "** addr: ...").
         from .logs import parse_log_lines
@@ -145,7 +150,7 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
         return list(parse_log_lines(text.splitlines()[:1000], source=source))
     facts.setdefault("input.kind", "reply")
     extra: dict[str, Any] = {}
-    return [IntakeRecord(facts=clean_facts(facts, extra), kind="reply", source=source, extra=extra)]
+    return [IntakeRecord(facts=clean_facts(facts, extra), kind="reply", source=source, extra=extra, inferred=inferred)]
 
 
 def iter_path_records(paths: Iterable[str]) -> Iterator[IntakeRecord | SkippedInput]:

@@ -14,8 +14,8 @@ from functools import lru_cache
 
 from ..facts import Facts, FactValue
 from . import IntakeRecord, clean_facts
+from .context import infer_context
 from .reply import clean_text, parse_reply
-from .symptoms import remote_provider
 
 MAX_LINE_CHARS = 8_000
 
@@ -32,6 +32,9 @@ _EXIM_ERRNO = re.compile(r"defer \((-?\d+)\)")
 # Linux errno values Exim prints in "defer (111): Connection refused".
 _ERRNO_TCP = {111: "refused", 110: "timeout", 113: "unreachable", 101: "unreachable", 104: "reset"}
 _POSTFIX_ATTEMPT = re.compile(r"postfix(?:/[\w\-]+)*/(?:smtp|lmtp)\[\d+\]: (?:[0-9A-Za-z]+: )?(?P<text>.*)$")
+
+_POSTFIX_TAG = re.compile(r"postfix(?:-[\w.\-]+)?/[\w/\-]+(?=\[\d+\])")
+_SENDMAIL_TAG = re.compile(r"(?:sendmail|sm-mta)(?=\[\d+\])")
 
 _POSTFIX_STATUS_ACTION = {"bounced": "failed", "deferred": "delayed", "expired": "failed", "undeliverable": "failed"}
 
@@ -112,9 +115,11 @@ def _domain(recipient: str | None) -> str | None:
 
 
 def _record(
-    facts: Facts, text: str, recipient: str | None, action: str, system: str, status: str | None,
+    facts: Facts, text: str, recipient: str | None, action: str, tag: str, status: str | None,
     source: str, number: int,
 ) -> IntakeRecord:
+    """`tag` is what names the program that wrote the line (`postfix/smtp`, `sendmail`, Exim's
+    message id and flag): the evidence for who reported the failure."""
     if text:
         for key, value in _parse_text(text):
             facts.setdefault(key, value)
@@ -126,18 +131,14 @@ def _record(
             facts["smtp.enhanced"] = status
     facts["input.kind"] = "log"
     facts["report.action"] = action
-    facts.setdefault("context.system", system)
     domain = _domain(recipient)
     if domain:
         facts["context.recipient_domain"] = domain
-    host = facts.get("smtp.remote_host")
-    if isinstance(host, str) and "context.remote_provider" not in facts:
-        provider = remote_provider(host)
-        if provider:
-            facts["context.remote_provider"] = provider
+    _, inferred = infer_context(facts, {"log-tag": tag, "text": text})
     extra: dict[str, object] = {"line": number, "report_status": status}
     # Every value is typed and checked where it is read (template facts were cleaned once).
-    return IntakeRecord(facts=facts, kind="log", source=f"{source}:{number}", recipient=recipient, extra=extra)
+    return IntakeRecord(facts=facts, kind="log", source=f"{source}:{number}", recipient=recipient, extra=extra,
+                        inferred=inferred)
 
 
 def _after_paren(line: str, start: int) -> str:
@@ -162,7 +163,9 @@ def _postfix(line: str, source: str, number: int) -> IntakeRecord | None:
     text = _after_paren(line, at)
     if status_word == "expired":
         facts["outer.expired"] = True
-    return _record(facts, text, recipient, action, "postfix", _field(head, " dsn=", ",") or None, source, number)
+    tag = _POSTFIX_TAG.search(head)
+    return _record(facts, text, recipient, action, tag.group(0) if tag else f"status={status_word}",
+                   _field(head, " dsn=", ",") or None, source, number)
 
 
 def _field(text: str, start: str, end: str) -> str:
@@ -216,7 +219,8 @@ def _sendmail(line: str, source: str, number: int) -> IntakeRecord | None:
     _relay_facts(fields.get("relay", ""), facts)
     if lower.startswith("deferred:"):
         text = text[9:].strip()
-    return _record(facts, text, recipient, action, "sendmail", dsn or None, source, number)
+    tag = _SENDMAIL_TAG.search(line, 0, at)
+    return _record(facts, text, recipient, action, tag.group(0) if tag else "stat=", dsn or None, source, number)
 
 
 def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
@@ -241,7 +245,12 @@ def _exim(line: str, source: str, number: int) -> IntakeRecord | None:
         facts["smtp.stage"] = "connect"
     if not text and rest:
         text = rest
-    return _record(facts, text, recipient, action, "exim", None, source, number)
+    if found.group("id") is not None:
+        tag = f"{found.group('id')} {found.group('flag')}"
+    else:  # pasted without timestamp and id: Exim's router or transport (R=dnslookup) names it
+        router = (rest.split() or [""])[0].rstrip(":")
+        tag = f"{found.group('flag')} {router}" if router[:2] in ("R=", "T=") else found.group("flag")
+    return _record(facts, text, recipient, action, tag, None, source, number)
 
 
 def _postfix_attempt(line: str, source: str, number: int) -> IntakeRecord | None:
@@ -253,7 +262,8 @@ def _postfix_attempt(line: str, source: str, number: int) -> IntakeRecord | None
     if text.startswith(("warning: ", "SSL_connect error", "Untrusted TLS", "Cannot start TLS")):
         text = text.removeprefix("warning: ")
     facts: Facts = {}
-    record = _record(facts, text, None, "delayed", "postfix", None, source, number)
+    tag = _POSTFIX_TAG.search(line)
+    record = _record(facts, text, None, "delayed", tag.group(0) if tag else "postfix", None, source, number)
     interesting = ("tcp.state", "tls.error", "smtp.closed_abruptly", "dns.result", "smtp.reply_code")
     return record if any(key in record.facts for key in interesting) else None
 

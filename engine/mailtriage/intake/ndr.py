@@ -21,10 +21,10 @@ from email.policy import compat32
 from typing import Any
 
 from ..errors import InputError
-from ..facts import Facts
+from ..facts import Facts, InferredFact
 from . import IntakeRecord, clean_facts
+from .context import infer_context
 from .reply import clean_text, find_candidates, parse_reply
-from .symptoms import remote_provider
 
 # A bigger message is cut: bounce notices are small, whatever they quote is not needed.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -367,39 +367,27 @@ class _Report:
         kind = self.report_type.lower()
         return kind in ("feedback-report", "disposition-notification")
 
-    def system(self) -> str | None:
-        """The system that generated the report, when the headers make it clear."""
+    def evidence(self) -> dict[str, str]:
+        """What the report shows about who generated it, by source, for the context step."""
         fields = self.message_fields()
         received = self.msg.get_all("Received") or []
-        first_received = str(received[0]) if received else ""
-        clues = " ".join(
-            (self.from_, fields.get("reporting-mta", ""), first_received, _header(self.msg, "X-Mailer"),
-             _header(self.msg, "Message-ID"), " ".join(k for k in self.msg if k.lower().startswith("x-ms-")),
-             self.notice[:600])
-        ).lower()
-        if "x-ms-exchange" in clues and ("outlook.com" in clues or "office365" in clues):
-            if "hotmail.com" in self.from_.lower() or "outlook.com>" in self.from_.lower():
-                return "outlook-com"
-            return "exchange-online"
-        if ".prod.outlook.com" in clues or "protection.outlook.com" in fields.get("reporting-mta", "").lower():
-            return "exchange-online"
-        if "microsoft exchange" in clues or "x-ms-exchange" in clues or "msexchange" in clues:
-            return "exchange-server"
-        if "googlemail.com" in self.from_.lower() or "mx.google.com" in clues or "gmail.com" in fields.get(
-            "reporting-mta", ""
-        ).lower():
-            return "gmail"
-        if "yahoo" in self.from_.lower() or "yahoo" in fields.get("reporting-mta", "").lower():
-            return "yahoo"
-        if "(postfix)" in clues or "x-postfix" in " ".join(fields).lower() or "this is the mail system at host" in clues:
-            return "postfix"
-        if "qmail-send program" in clues or "(qmail " in clues:
-            return "qmail"
-        if "exim" in clues or (self.msg.get("X-Failed-Recipients") and "mail delivery software" in clues):
-            return "exim"
-        if "sendmail" in clues or re.search(r"\(8\.\d+\.\d+/8\.\d+\.\d+\)", clues):
-            return "sendmail"
-        return None
+        evidence = {
+            "from": self.from_,
+            "reporting-mta": fields.get("reporting-mta", ""),
+            "received-from-mta": fields.get("received-from-mta", ""),
+            "received": " ".join(str(received[0]).split()) if received else "",
+            "x-mailer": _header(self.msg, "X-Mailer"),
+            "message-id": _header(self.msg, "Message-ID"),
+            "headers": " ".join(k for k in self.msg if k.lower().startswith("x-ms-")),
+            "notice": self.notice[:600],
+            "dsn-fields": " ".join(fields),
+        }
+        # Everything at once, for markers that need two clues wherever they are.
+        evidence["clues"] = " ".join(evidence[k] for k in ("from", "reporting-mta", "received", "x-mailer",
+                                                            "message-id", "headers", "notice"))
+        if self.msg.get("X-Failed-Recipients"):
+            evidence["failed-recipients-notice"] = evidence["clues"]
+        return evidence
 
     def delayed(self) -> bool:
         text = (self.subject + "\n" + self.notice[:3000]).lower()
@@ -504,26 +492,20 @@ def _merge_status(facts: Facts, status: str | None) -> None:
         facts["outer.enhanced"] = status
 
 
-def _base_facts(report: _Report, system: str | None, recipient: str | None, action: str) -> Facts:
+def _base_facts(recipient: str | None, action: str) -> Facts:
     facts: Facts = {"input.kind": "ndr", "report.action": action}
-    if system:
-        facts["context.system"] = system
     if recipient and "@" in recipient:
         facts["context.recipient_domain"] = recipient.rsplit("@", 1)[1].lower().rstrip(".>")
     return facts
 
 
-def _finish(facts: Facts, diagnostic: Facts) -> Facts:
+def _finish(facts: Facts, diagnostic: Facts, evidence: dict[str, str], text: str,
+            remote_mta: str = "") -> tuple[Facts, list[InferredFact]]:
+    """The recipient's facts, plus the context the report and this recipient's error text show."""
     for key, value in diagnostic.items():
-        if key == "context.system" and "context.system" in facts:
-            continue
         facts.setdefault(key, value)
-    host = facts.get("smtp.remote_host")
-    if isinstance(host, str) and "context.remote_provider" not in facts:
-        provider = remote_provider(host)
-        if provider:
-            facts["context.remote_provider"] = provider
-    return facts
+    _, inferred = infer_context(facts, {**evidence, "text": " ".join(text.split()), "remote-mta": remote_mta})
+    return facts, inferred
 
 
 def _wrap_attempt(diagnostic: Facts, attempt: Facts) -> None:
@@ -631,10 +613,11 @@ def _ses_records(notice: dict[str, Any], source: str) -> list[IntakeRecord]:
             extra["diagnostic"] = " ".join(diagnostic_text.split())[:1000]
         if reporting and "smtp.remote_host" not in diagnostic:
             diagnostic["smtp.remote_host"] = reporting
-        facts = _finish({"input.kind": "ndr", "report.action": action,
-                         "context.recipient_domain": recipient.rsplit("@", 1)[-1].lower()}, diagnostic)
+        facts, inferred = _finish({"input.kind": "ndr", "report.action": action,
+                                   "context.recipient_domain": recipient.rsplit("@", 1)[-1].lower()},
+                                  diagnostic, {"reporting-mta": reporting}, diagnostic_text)
         records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
-                                    recipient=recipient, extra=extra))
+                                    recipient=recipient, extra=extra, inferred=inferred))
     return records
 
 
@@ -699,14 +682,13 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
             return _ses_records(ses, source)
     if report.is_feedback_or_autoreply() or not report.looks_like_bounce():
         return []
-    system = report.system()
+    evidence = report.evidence()
     delayed_notice = report.delayed()
     records: list[IntakeRecord] = []
     extra_base: dict[str, Any] = {"truncated": True} if truncated else {}
     dsn_recipients = report.recipient_blocks()
     text_recipients = _text_recipients(report)
     if dsn_recipients:
-        message_fields = report.message_fields()
         for block in dsn_recipients:
             recipient = _strip_type(block.get("final-recipient") or block.get("original-recipient", ""))
             action = block.get("action", "").strip().lower().split()[0] if block.get("action", "").strip() else ""
@@ -736,7 +718,7 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                     if addr.lower() == recipient.lower():
                         _wrap_attempt(diagnostic, parse_reply(_recipient_text(report.notice, text_recipients, index)))
                         break
-            facts = _base_facts(report, system, recipient, action)
+            facts = _base_facts(recipient, action)
             _merge_status(diagnostic, status)
             remote = _strip_type(block.get("remote-mta", ""))
             if remote and "smtp.remote_host" not in diagnostic and "smtp.remote_ip" not in diagnostic:
@@ -744,15 +726,13 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                     diagnostic["smtp.remote_ip"] = remote.strip("[]")
                 else:
                     diagnostic["smtp.remote_host"] = remote.rstrip(".")
-            facts = _finish(facts, diagnostic)
-            if system is None and "x-postfix-queue-id" in message_fields:
-                facts["context.system"] = "postfix"
+            facts, inferred = _finish(facts, diagnostic, evidence, diagnostic_text, remote)
             extra = dict(extra_base)
             extra["report_status"] = _report_status(facts)
             if diagnostic_text:
                 extra["diagnostic"] = " ".join(diagnostic_text.split())[:1000]
             records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
-                                        recipient=recipient or None, extra=extra))
+                                        recipient=recipient or None, extra=extra, inferred=inferred))
         if records:
             return records
         if any(b.get("action", "").lower().startswith(("delivered", "relayed", "expanded")) for b in dsn_recipients):
@@ -774,12 +754,12 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
         action = "delayed" if delayed_notice else "failed"
         if not has_code:
             _mark_no_code(diagnostic, action)
-        facts = _finish(_base_facts(report, system, recipient, action), diagnostic)
+        facts, inferred = _finish(_base_facts(recipient, action), diagnostic, evidence, text)
         extra = dict(extra_base)
         extra["report_status"] = _report_status(facts) if has_code else None
         if not has_code:
             extra["no_code"] = True
         extra["diagnostic"] = " ".join(text.split())[:1000]
         records.append(IntakeRecord(facts=clean_facts(facts, extra), kind="ndr", source=source,
-                                    recipient=recipient, extra=extra))
+                                    recipient=recipient, extra=extra, inferred=inferred))
     return records

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -20,7 +20,7 @@ from ..errors import INTERNAL_ERROR, MailtriageError
 from . import IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import MAX_LINE_CHARS, parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, non_failure_kind, parse_message
-from .trace import parse_trace, parse_trace_file, sniff_trace
+from .trace import parse_trace, parse_trace_file, parse_trace_stream, sniff_trace
 
 SNIFF_BYTES = 65_536
 MAX_REPLY_FILE_BYTES = 1_000_000
@@ -337,19 +337,23 @@ class _Rewound:
 
 
 def iter_stream_records(
-    handle: BinaryIO, source: str, kind: str = "auto", size: int | None = None
+    handle: BinaryIO, source: str, kind: str = "auto", size: int | None = None,
+    reopen: Callable[[], BinaryIO] | None = None,
 ) -> Iterator[IntakeRecord | SkippedInput]:
     """Records of one input read from `handle` (a file, or standard input when `size` is None),
     in bounded memory: logs line by line, a message or a reply up to its cap, an mbox message by
     message. Records cut at the cap carry `extra["truncated"]`; an input with no record gives one
-    SkippedInput saying why (and that it was cut, if it was)."""
+    SkippedInput saying why (and that it was cut, if it was). A trace export of known `size` is
+    read again from the start through `reopen` (default: the file named `source`)."""
     head = handle.read(SNIFF_BYTES)
     if not head.strip():
         yield SkippedInput(source, ("empty file" if size is not None else "empty input") if not head else "only blank space")
         return
     if kind == "auto" and sniff_trace(head):
         # Before the binary test: the admin centre's trace downloads are UTF-16 (NUL bytes).
-        if size is not None:
+        if size is not None and reopen is not None:
+            yield from parse_trace_stream(reopen, size, source)
+        elif size is not None:
             yield from parse_trace_file(source)  # CSV streamed from the file
         else:
             data = _Rewound(head, handle).read(MAX_TRACE_STDIN_BYTES + 1)
@@ -405,16 +409,27 @@ def read_file(path: Path, kind: str = "auto") -> Iterator[IntakeRecord | Skipped
     """Records of one file, or notes saying why there are none. Never raises for the input: an
     unexpected error while reading one file becomes a note (with "internal error") so that
     the other files are still read."""
+    yield from _accounted(_iter_file(path, kind), str(path))
+
+
+def iter_bytes_records(data: bytes, source: str) -> Iterator[IntakeRecord | SkippedInput]:
+    """The records of one file's content already in memory (Spark's binaryFile rows), read and
+    accounted for exactly as `read_file` reads the file itself; `source` names it."""
+    items = iter_stream_records(io.BytesIO(data), source, "auto", len(data), reopen=lambda: io.BytesIO(data))
+    yield from _accounted(items, source)
+
+
+def _accounted(items: Iterator[IntakeRecord | SkippedInput], source: str) -> Iterator[IntakeRecord | SkippedInput]:
     try:
-        yield from _iter_file(path, kind)
+        yield from items
     except OSError as exc:
-        yield SkippedInput(str(path), _reason(exc))
+        yield SkippedInput(source, _reason(exc))
     except MailtriageError as exc:
-        yield SkippedInput(str(path), exc.message, read=True)
+        yield SkippedInput(source, exc.message, read=True)
     except (RecursionError, MemoryError) as exc:
-        yield SkippedInput(str(path), f"too complex to read ({type(exc).__name__})", read=True)
+        yield SkippedInput(source, f"too complex to read ({type(exc).__name__})", read=True)
     except Exception as exc:  # one broken input must not end a bulk scan
-        yield SkippedInput(str(path), f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"[:300], read=True)
+        yield SkippedInput(source, f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"[:300], read=True)
 
 
 def iter_path_records(paths: Iterable[str]) -> Iterator[IntakeRecord | SkippedInput]:

@@ -11,7 +11,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from ..facts import Facts
+from ..facts import Facts, InferredFact
 from .symptoms import text_symptoms
 
 # Longest text we look at: replies are short, pasted NDR fragments are a few kB at most.
@@ -36,7 +36,6 @@ _EXPIRY = re.compile(
 )
 # "<bob@example.net>: ..." / "bob@example.net... " before the actual words.
 _LEADING_ADDRESS = re.compile(r"^<?[^\s<>@]+@[^\s<>]+?>?(?:\.\.\.|:|\s)\s*")
-_EXO_MARKERS = ("lastattemptedservername", "lastattemptedip", "[hostname=", "suspiciousremoteservererror")
 
 
 @dataclass(frozen=True)
@@ -198,7 +197,7 @@ def parse_reply(text: str) -> Facts:
 
     Returns only what was found; an empty dict means the text holds no recognisable error.
     """
-    line = " ".join(text[:MAX_REPLY_CHARS].split())
+    line = reply_line(text)
     if not line:
         return {}
     facts: Facts = {}
@@ -240,10 +239,24 @@ def parse_reply(text: str) -> Facts:
         return {}
     if message:
         facts["smtp.text"] = message
-    lower = line.lower()
-    if any(marker in lower for marker in _EXO_MARKERS) or (
-        facts.get("outer.expired") and "message expired" in lower
-        and str(facts.get("outer.enhanced", facts.get("smtp.enhanced", ""))).startswith("5.4.3")
-    ):
-        facts.setdefault("context.system", "exchange-online")
     return facts
+
+
+def reply_line(text: str) -> str:
+    """The text `parse_reply` reads: capped, on one line. Context inference reads the same."""
+    return " ".join(text[:MAX_REPLY_CHARS].split())
+
+
+def read_reply(text: str, known: Facts | None = None) -> tuple[Facts, list[InferredFact]]:
+    """`parse_reply`, then the context its words show (who reported it, who answered); facts in
+    `known` (what the reader stated) are kept and never inferred over."""
+    from .context import infer_context
+
+    facts = parse_reply(text)
+    if not facts:
+        return facts, []
+    merged: Facts = {**facts, **(known or {})}
+    _, inferred = infer_context(merged, {"text": reply_line(text)})
+    for fact in inferred:
+        facts[fact.field] = fact.value
+    return facts, inferred

@@ -1,5 +1,6 @@
 """Symptoms stated in words: what an error text says about DNS, TCP, TLS, the SMTP stage and the
-remote host, whatever system wrote it (Exchange, Postfix, Exim, Sendmail, qmail, Gmail...).
+remote host, whatever system wrote it (Exchange, Postfix, Exim, Sendmail, qmail, Gmail...). Who
+wrote it and whose server answered is the context step's job (`intake.context`).
 
 Every check is guarded by a cheap substring test on the lower-cased text, because the log scanner
 calls this for every failure line.
@@ -271,22 +272,6 @@ def _looks_like_ip(text: str) -> bool:
     return bool(re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+:[0-9a-fA-F:.]*", text))
 
 
-def remote_provider(host: str) -> str | None:
-    """Which big provider runs a remote host, told from its name."""
-    name = host.lower().rstrip(".")
-    if name.endswith((".google.com", ".googlemail.com", ".gmail.com")) or name in ("google.com", "gmail.com"):
-        return "gmail"
-    if name.endswith((".hotmail.com", ".outlook.com", ".live.com", ".msn.com")) and (
-        "olc.protection" in name or "hotmail" in name or not name.endswith("protection.outlook.com")
-    ):
-        return "outlook-com"
-    if name.endswith((".protection.outlook.com", ".outlook.office365.com", ".prod.outlook.com")):
-        return "exchange-online"
-    if "yahoo" in name or name.endswith((".yahoodns.net", ".aol.com", ".yahoo.co.jp")):
-        return "yahoo"
-    return None
-
-
 def text_symptoms(text: str, facts: Facts) -> None:
     """Add to `facts` every symptom the text states (never overriding what is already known)."""
     lower = text.lower()
@@ -316,16 +301,3 @@ def text_symptoms(text: str, facts: Facts) -> None:
     if found_stage:
         facts.setdefault("smtp.stage", found_stage)
     remote_endpoint(text, facts)
-    host = facts.get("smtp.remote_host")
-    if isinstance(host, str):
-        provider = remote_provider(host)
-        if provider:
-            facts.setdefault("context.remote_provider", provider)
-    if "context.remote_provider" not in facts:
-        if "support.google.com/mail" in lower or " - gsmtp" in lower:
-            facts["context.remote_provider"] = "gmail"
-        elif "yahoo" in lower and ("postmaster.yahoo" in lower or "senders.yahooinc" in lower):
-            facts["context.remote_provider"] = "yahoo"
-        elif "postmaster.live.com" in lower or "mail.live.com/mail/troubleshooting" in lower or "sendersupport.olc.protection.outlook.com" in lower:
-            # Outlook.com's consumer servers point senders at these pages; Exchange Online does not.
-            facts["context.remote_provider"] = "outlook-com"

@@ -28,9 +28,9 @@ import functools
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from . import IntakeRecord, SkippedInput, clean_facts
 
@@ -242,6 +242,11 @@ def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -
         facts.setdefault("context.direction", "outbound-connector" if row.get("connector") else "outbound-internet")
     elif direction in ("1", "inbound", "incoming"):
         facts.setdefault("context.direction", "inbound")
+    # Whose server answered, from the reply's own words and the destination's name.
+    from .context import infer_context
+    from .reply import reply_line
+
+    _, inferred = infer_context(facts, {"text": reply_line(text)} if text else {})
     extra: dict[str, Any] = {}
     when = parse_time(row.get("time", ""))
     extra["time"] = when.isoformat().replace("+00:00", "Z") if when else None
@@ -252,7 +257,22 @@ def _record(row: dict[str, str], action: str, source: str, summary_only: bool) -
     if summary_only:
         extra["note"] = "summary row: no reply text (export Get-MessageTraceDetailV2 rows for the reason)"
     cleaned = clean_facts(facts, extra)
-    return IntakeRecord(facts=cleaned, kind="trace", source=source, recipient=recipient, extra=extra)
+    return IntakeRecord(facts=cleaned, kind="trace", source=source, recipient=recipient, extra=extra,
+                        inferred=inferred)
+
+
+def trace_row_record(row: Mapping[str, Any], source: str = "<trace>") -> IntakeRecord | None:
+    """The record of one trace row held as a mapping (a table's row: Spark, a database), or None
+    when the row is not a failure or deferral. Column names as in the exports (any case, `_` or
+    spaces). One row at a time cannot tell whether a summary row has detail rows elsewhere: give
+    detail rows, or summary rows alone."""
+    mapping = _field_map(str(name) for name in row)
+    fields = {field: "" if row[column] is None else str(row[column]) for column, field in mapping.items()}
+    action = _classify(fields)
+    if action is None:
+        return None
+    is_summary = not fields.get("event") and not fields.get("detail")
+    return _record(fields, action, source, summary_only=is_summary and not fields.get("recipient_status"))
 
 
 def _rows_from_csv(lines: TextIO) -> tuple[dict[str, str], Iterator[tuple[int, dict[str, str]]]] | None:
@@ -340,20 +360,31 @@ MAX_JSON_TRACE_BYTES = 512 * 1024 * 1024
 
 def parse_trace_file(path: str) -> Iterator[IntakeRecord | SkippedInput]:
     """Records of a trace export on disk; CSV is streamed, JSON read whole (up to a cap)."""
-    with open(path, "rb") as raw:
+    import os
+
+    def reopen() -> BinaryIO:
+        return open(path, "rb")  # the caller closes it
+
+    return parse_trace_stream(reopen, os.path.getsize(path), path)
+
+
+def parse_trace_stream(
+    reopen: Callable[[], BinaryIO], size: int, source: str
+) -> Iterator[IntakeRecord | SkippedInput]:
+    """Records of a trace export of `size` bytes that `reopen` reads from the start (a file on disk,
+    or bytes in memory); CSV is streamed, JSON read whole (up to a cap)."""
+    with reopen() as raw:
         head = raw.read(4096)
     encoding = encoding_of(head)
     if decode_text(head).lstrip().startswith(("[", "{")):
-        import os
-
-        if os.path.getsize(path) > MAX_JSON_TRACE_BYTES:
-            yield SkippedInput(path, f"JSON trace over {MAX_JSON_TRACE_BYTES // 1_048_576} MB: export it as CSV")
+        if size > MAX_JSON_TRACE_BYTES:
+            yield SkippedInput(source, f"JSON trace over {MAX_JSON_TRACE_BYTES // 1_048_576} MB: export it as CSV")
             return
-        with open(path, "rb") as raw:
-            yield from parse_trace(raw.read(), source=path)
+        with reopen() as raw:
+            yield from parse_trace(raw.read(), source=source)
         return
-    with open(path, encoding=encoding, errors="replace", newline="") as text:
-        yield from _parse_rows(_rows_from_csv(text), path)
+    with io.TextIOWrapper(reopen(), encoding=encoding, errors="replace", newline="") as text:
+        yield from _parse_rows(_rows_from_csv(text), source)
 
 
 def parse_trace(data: bytes, source: str = "<trace>") -> Iterator[IntakeRecord | SkippedInput]:

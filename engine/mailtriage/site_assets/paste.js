@@ -42,7 +42,6 @@
   var EXPIRY = rx("^(?:message expired|expired|retry time(?:out)? (?:exceeded|expired)|delivery time expired|" +
     "unable to deliver in [" + D + "]+ minutes|too long in (?:the )?queue)", "i");
   var LEADING_ADDRESS = rx("^<?[^" + S + "<>@]+@[^" + S + "<>]+?>?(?:\\.\\.\\.|:|[" + S + "])[" + S + "]*");
-  var EXO_MARKERS = ["lastattemptedservername", "lastattemptedip", "[hostname=", "suspiciousremoteservererror"];
   var STRIP_TEXT = " -:;,'\"";
 
   var SOCKET_ERRORS = { 10060: "timeout", 10061: "refused", 10054: "reset", 10065: "unreachable", 10051: "unreachable" };
@@ -369,18 +368,6 @@
     }
   }
 
-  function endsWithAny(name, suffixes) { return suffixes.some(function (s) { return name.slice(-s.length) === s; }); }
-
-  function remoteProvider(host) {
-    var name = rstripChars(host.toLowerCase(), ".");
-    if (endsWithAny(name, [".google.com", ".googlemail.com", ".gmail.com"]) || name === "google.com" || name === "gmail.com") return "gmail";
-    if (endsWithAny(name, [".hotmail.com", ".outlook.com", ".live.com", ".msn.com"]) &&
-      (has(name, "olc.protection") || has(name, "hotmail") || !endsWithAny(name, ["protection.outlook.com"]))) return "outlook-com";
-    if (endsWithAny(name, [".protection.outlook.com", ".outlook.office365.com", ".prod.outlook.com"])) return "exchange-online";
-    if (has(name, "yahoo") || endsWithAny(name, [".yahoodns.net", ".aol.com", ".yahoo.co.jp"])) return "yahoo";
-    return null;
-  }
-
   function textSymptoms(text, facts) {
     var lower = text.toLowerCase();
     var code = socketError(text, lower);
@@ -404,21 +391,14 @@
     var foundStage = stage(lower);
     if (foundStage) setDefault(facts, "smtp.stage", foundStage);
     remoteEndpoint(text, facts);
-    var host = facts["smtp.remote_host"];
-    if (typeof host === "string") {
-      var provider = remoteProvider(host);
-      if (provider) setDefault(facts, "context.remote_provider", provider);
-    }
-    if (!("context.remote_provider" in facts)) {
-      if (has(lower, "support.google.com/mail") || has(lower, " - gsmtp")) facts["context.remote_provider"] = "gmail";
-      else if (has(lower, "yahoo") && (has(lower, "postmaster.yahoo") || has(lower, "senders.yahooinc"))) facts["context.remote_provider"] = "yahoo";
-      else if (has(lower, "postmaster.live.com") || has(lower, "mail.live.com/mail/troubleshooting") || has(lower, "sendersupport.olc.protection.outlook.com")) facts["context.remote_provider"] = "outlook-com";
-    }
   }
+
+  /** The text parse_reply reads (reply.reply_line): capped, on one line. */
+  function replyLine(text) { return pyWords(pySlice(String(text), MAX_REPLY_CHARS)).join(" "); }
 
   /** Facts read from one pasted error: the same fields, values and rules as parse_reply. */
   function parseReply(text) {
-    var line = pyWords(pySlice(String(text), MAX_REPLY_CHARS)).join(" ");
+    var line = replyLine(text);
     if (!line) return {};
     var facts = {};
     var cands = mergeMultiline(findCandidates(line));
@@ -455,13 +435,102 @@
     textSymptoms(line, facts);
     if (Object.keys(facts).length === 0) return {};
     if (message) facts["smtp.text"] = message;
-    var lower = line.toLowerCase();
-    var outerCode = String(facts["outer.enhanced"] !== undefined ? facts["outer.enhanced"] : facts["smtp.enhanced"] !== undefined ? facts["smtp.enhanced"] : "");
-    if (EXO_MARKERS.some(function (m) { return has(lower, m); }) ||
-      (facts["outer.expired"] && has(lower, "message expired") && outerCode.indexOf("5.4.3") === 0)) {
-      setDefault(facts, "context.system", "exchange-online");
-    }
     return facts;
+  }
+
+  // --- mirror of mailtriage/intake/context.py: the marker table itself comes from Python ------
+  // (rules.json's "context", written by site_export from intake.context.MARKERS), never a copy.
+  var MAX_SOURCE_CHARS = 20000;
+  var MAX_EVIDENCE_CHARS = 120;
+  var SPACE_CHAR = rx("^[" + S + "]$");
+  var NOT_PRINTABLE = rx("[\\p{Cc}\\p{Cf}\\p{Cs}\\p{Co}\\p{Cn}\\p{Zl}\\p{Zp}\\p{Zs}]");
+
+  function prepareContext(doc) {
+    var context = doc && doc.context ? doc.context : {};
+    var markers = [];
+    (context.markers || []).forEach(function (marker) {
+      try {
+        markers.push({ field: marker.field, value: marker.value, sources: marker.sources,
+          regex: compileMarker(marker) });
+      } catch (error) { /* left out, as a rule whose pattern does not compile */ }
+    });
+    return { markers: markers, derived: context.derived || [], labels: context.source_labels || {} };
+  }
+
+  /** A marker is the package's own code (not a pull request's rule), written for Python's `re`
+   * and exported in RegExp spelling (look-behind included), so it runs on RegExp, not RE2JS.
+   * Python's IGNORECASE folds case like the `u` flag; a pattern not valid in unicode mode
+   * (identity escapes such as \-) falls back to the plain flags. */
+  function compileMarker(marker) {
+    try {
+      return new RegExp(marker.pattern, marker.flags + "u");
+    } catch (unicodeError) {
+      return new RegExp(marker.pattern, marker.flags);
+    }
+  }
+
+  /** The matched text widened to whole words, printable only (as context._snippet). */
+  function snippet(text, found) {
+    var chars = Array.from(text);
+    var start = Array.from(text.slice(0, found.index)).length;
+    var end = start + Array.from(found[0]).length;
+    var limit = Math.max(0, start - 40);
+    while (start > limit && !SPACE_CHAR.test(chars[start - 1]) && "[(<'\"".indexOf(chars[start - 1]) < 0) start -= 1;
+    limit = Math.min(chars.length, end + 60);
+    while (end < limit && !SPACE_CHAR.test(chars[end]) && "])>'\",;".indexOf(chars[end]) < 0) end += 1;
+    var words = pyWords(chars.slice(start, end).join("")).join(" ");
+    return Array.from(words).slice(0, MAX_EVIDENCE_CHARS).map(function (ch) {
+      return ch === " " || !NOT_PRINTABLE.test(ch) ? ch : "?";
+    }).join("");
+  }
+
+  /** Context facts the text shows that `facts` does not hold, as context.infer: [{field, value,
+   * evidence, source}]. */
+  function inferContext(context, facts, evidence) {
+    var inferred = [];
+    var known = {};
+    Object.keys(facts).forEach(function (k) { known[k] = true; });
+    context.markers.forEach(function (marker) {
+      if (known[marker.field]) return;
+      for (var i = 0; i < marker.sources.length; i++) {
+        var text = evidence[marker.sources[i]];
+        if (!text) continue;
+        marker.regex.lastIndex = 0;
+        var capped = pySlice(text, MAX_SOURCE_CHARS);
+        var found = marker.regex.exec(capped);
+        if (found) {
+          known[marker.field] = true;
+          inferred.push({ field: marker.field, value: marker.value, evidence: snippet(capped, found), source: marker.sources[i] });
+          return;
+        }
+      }
+    });
+    var values = {};
+    inferred.forEach(function (f) { values[f.field] = f.value; });
+    Object.keys(facts).forEach(function (k) { values[k] = facts[k]; });
+    context.derived.forEach(function (rule) {
+      if (rule.field in values) return;
+      var cause = values[rule.when_field];
+      if (rule.when_values.indexOf(cause) >= 0 && values["context.system"] !== cause) {
+        values[rule.field] = rule.value;
+        inferred.push({ field: rule.field, value: rule.value, evidence: rule.when_field + "=" + cause, source: "fact" });
+      }
+    });
+    return inferred;
+  }
+
+  /** parseReply, then the context its words show (as reply.read_reply); `known` facts win. */
+  function readReply(context, text, known) {
+    var facts = parseReply(text);
+    if (Object.keys(facts).length === 0) return { facts: facts, inferred: [] };
+    var merged = {};
+    Object.keys(facts).forEach(function (k) { merged[k] = facts[k]; });
+    Object.keys(known || {}).forEach(function (k) { merged[k] = known[k]; });
+    var evidence = { text: replyLine(text) };
+    if (typeof merged["smtp.remote_host"] === "string") evidence["remote-host"] = merged["smtp.remote_host"];
+    var inferred = inferContext(context, merged, evidence);
+    inferred.forEach(function (f) { facts[f.field] = f.value; });
+    return { facts: facts, inferred: inferred };
   }
 
   /** Normalise like mailtriage.facts.normalize_facts for the fields a paste can produce, and add
@@ -515,7 +584,7 @@
         broken.push({ id: rule.id, error: String(error) });
       }
     });
-    return { rules: ready, broken: broken };
+    return { rules: ready, broken: broken, context: prepareContext(doc) };
   }
 
   function prepare(node) {
@@ -570,10 +639,12 @@
 
   /** Everything at once: text (+ extra facts) to facts and matching rules. */
   function diagnose(prepared, text, extra) {
-    var raw = parseReply(text);
+    var read = readReply(prepared.context, text, extra);
+    var raw = read.facts;
     Object.keys(extra || {}).forEach(function (k) { raw[k] = extra[k]; });
     var normal = normalizeFacts(raw);
-    return { facts: normal.facts, dropped: normal.dropped, matches: matchRules(prepared, normal.facts) };
+    return { facts: normal.facts, dropped: normal.dropped, matches: matchRules(prepared, normal.facts),
+      inferred: read.inferred };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -589,6 +660,8 @@
       generic: "generic",
       levels: { detail: "detail", subject: "subject", "class": "class" },
       dropped: "Ignored (out of range): ",
+      inferred: "Inferred from your text",
+      from_word: "from",
       loading_failed: "The rule list did not load, so nothing can be matched. Rebuild the site or reload the page."
     },
     "pt-BR": {
@@ -600,6 +673,8 @@
       generic: "genérica",
       levels: { detail: "detalhe", subject: "assunto", "class": "classe" },
       dropped: "Ignorado (fora do intervalo): ",
+      inferred: "Inferido do seu texto",
+      from_word: "de",
       loading_failed: "A lista de regras não carregou, então nada pode ser comparado. Gere o site de novo ou recarregue a página."
     }
   };
@@ -611,7 +686,7 @@
     return node;
   }
 
-  function render(container, result, words, lang, siteRoot) {
+  function render(container, result, words, lang, siteRoot, labels) {
     while (container.firstChild) container.removeChild(container.firstChild);
     var names = Object.keys(result.facts);
     if (names.length === 0) {
@@ -629,6 +704,21 @@
     });
     container.appendChild(list);
     if (result.dropped.length) container.appendChild(el("p", "mt-paste-dropped", words.dropped + result.dropped.join(", ")));
+    if (result.inferred && result.inferred.length) {
+      container.appendChild(el("h2", null, words.inferred));
+      var inferredList = el("ul", "mt-paste-inferred");
+      result.inferred.forEach(function (fact) {
+        var item = el("li");
+        item.setAttribute("data-field", fact.field);
+        item.appendChild(el("code", null, fact.field + "=" + fact.value));
+        var where = (labels && labels[fact.source]) || fact.source;
+        item.appendChild(document.createTextNode(" (" + words.from_word + " " + where + " "));
+        item.appendChild(el("code", null, fact.evidence));
+        item.appendChild(document.createTextNode(")"));
+        inferredList.appendChild(item);
+      });
+      container.appendChild(inferredList);
+    }
     container.appendChild(el("h2", null, words.matches));
     if (result.matches.length === 0) {
       container.appendChild(el("p", "mt-paste-empty", words.no_match));
@@ -673,7 +763,7 @@
       }
       var extra = {};
       if (system && system.value) extra["context.system"] = system.value;
-      render(output, diagnose(prepared, input.value, extra), words, lang, siteRoot);
+      render(output, diagnose(prepared, input.value, extra), words, lang, siteRoot, prepared.context.labels);
     }
     var timer = null;
     input.addEventListener("input", function () {
@@ -694,6 +784,9 @@
 
   var api = {
     parseReply: parseReply,
+    readReply: readReply,
+    prepareContext: prepareContext,
+    inferContext: inferContext,
     normalizeFacts: normalizeFacts,
     prepareRules: prepareRules,
     holds: holds,

@@ -1,16 +1,17 @@
 // Runs the paste page's matcher (the same paste.js the site serves) under Node for the tests.
-// stdin: {"script": path of paste.js, "rules": path of rules.json or null,
-//         "cases": [{"text": "...", "extra": {...}}], "parse_only": bool}
-// stdout: {"broken": [...], "results": [{"facts": {...}, "matches": ["rule-id", ...]}]}
+// stdin: {"script": path of paste.js, "rules": path of rules.json or null, "context": the context
+//         markers when there is no rules.json, "cases": [{"text": "...", "extra": {...}}], "parse_only": bool}
+// stdout: {"broken": [...], "results": [{"facts": {...}, "matches": ["rule-id", ...], "inferred": [...]}]}
+//         (parse_only: "facts" is parseReply's, "read" is readReply's {facts, inferred})
 "use strict";
 const fs = require("fs");
 const input = JSON.parse(fs.readFileSync(0, "utf8"));
 const paste = require(input.script);
-const doc = input.rules ? JSON.parse(fs.readFileSync(input.rules, "utf8")) : { rules: [] };
+const doc = input.rules ? JSON.parse(fs.readFileSync(input.rules, "utf8")) : { rules: [], context: input.context };
 const prepared = paste.prepareRules(doc);
 const results = input.cases.map((c) => {
-  if (input.parse_only) return { facts: paste.parseReply(c.text) };
+  if (input.parse_only) return { facts: paste.parseReply(c.text), read: paste.readReply(prepared.context, c.text, c.extra || {}) };
   const result = paste.diagnose(prepared, c.text, c.extra || {});
-  return { facts: result.facts, matches: result.matches.map((r) => r.id) };
+  return { facts: result.facts, matches: result.matches.map((r) => r.id), inferred: result.inferred };
 });
 process.stdout.write(JSON.stringify({ broken: prepared.broken, results: results }));
