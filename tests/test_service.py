@@ -598,7 +598,8 @@ def test_scan_concurrency_cap_answers_503(server: Server, client: httpx.Client) 
     try:
         for raw in open_scans:
             raw.send(b"From x\n")
-        time.sleep(0.3)
+        for raw in open_scans:  # each scan has started (it answers its head at once); a fixed sleep lost under load
+            assert raw.read_until(b"\r\n\r\n", timeout=10).startswith(b"HTTP/1.1 200")
         busy = _problem(client.post("/v1/scan", content=_mbox(1)), 503)
         assert busy["type"].endswith(":busy")
     finally:
