@@ -8,8 +8,12 @@ Why FastAPI (on Starlette) served by uvicorn:
   Lines stream uses to avoid buffering.
 - It is the best-known Python API framework among the people who will call or extend this
   service. Litestar (msgspec) would encode a little faster, but the hot paths here return bytes
-  the library already encoded, so the framework's serialiser is not on them; the benchmark
-  (`benchmarks/bench_service.py`) measures what the framework costs on top of the library.
+  the library already encoded (with orjson), so the framework's serialiser is not on them; the
+  benchmark (`benchmarks/bench_service.py`) measures what the framework costs on top of the
+  library. For the same reason the busiest route, `POST /v1/diagnose`, is answered by the outer
+  ASGI middleware without FastAPI's routing and dependency solving (`app.DiagnoseRoute`, the
+  same code as the documented route): for a short reply those cost about as much as the
+  diagnosis.
 - uvicorn with httptools and uvloop is the reference ASGI server: worker processes
   (`--workers`), graceful shutdown on SIGTERM that finishes in-flight requests, flow control that
   stops reading a socket while the app has not taken the previous chunk (the scan's backpressure).

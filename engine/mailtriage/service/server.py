@@ -28,7 +28,7 @@ def run(config: ServiceConfig, *, host: str, port: int, workers: int = 1, grace:
     # for is a clean exit (status 0), as the command's help says.
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
     uvicorn.run(
-        "mailtriage.service.app:create_app",
+        "mailtriage.service.app:serve_app",
         factory=True,
         host=host,
         port=port,
