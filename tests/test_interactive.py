@@ -24,13 +24,20 @@ from probe_servers import aiosmtpd_server, refused_port, trustme_context
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+def _interactive_signals() -> None:
+    # A user's terminal delivers Ctrl-C; a test run in the background (nohup, `cmd &`) ignores
+    # SIGINT and children inherit that. Give the child what a terminal session gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminal:
     """`mailtriage` on a pseudo-terminal: read until a prompt appears, type an answer."""
 
     def __init__(self, *args: str) -> None:
         self.master, slave = pty.openpty()
         self.process = subprocess.Popen([sys.executable, "-m", "mailtriage", *args], stdin=slave, stdout=slave,
-                                        stderr=slave, close_fds=True, env={**os.environ, "TERM": "dumb", "COLUMNS": "200"})
+                                        stderr=slave, close_fds=True, env={**os.environ, "TERM": "dumb", "COLUMNS": "200"},
+                                        preexec_fn=_interactive_signals)
         os.close(slave)
         self.output = ""
 

@@ -587,12 +587,16 @@ def test_ctrl_c_reports_what_was_collected(
         main = threading.main_thread().ident
         assert main is not None
         timer = threading.Timer(0.6, signal.pthread_kill, args=(main, signal.SIGINT))
+        # Ctrl-C as a terminal delivers it, even when the test run itself ignores SIGINT (started
+        # in the background with nohup or `&`).
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         timer.start()
         started = time.monotonic()
         try:
             probe = run_probe(options(target="multi.test", ports=ports, timeout=10.0, deadline=20.0))
         finally:
             timer.cancel()
+            signal.signal(signal.SIGINT, previous)
         elapsed = time.monotonic() - started
     assert probe.interrupted
     assert elapsed < 3.0
