@@ -225,8 +225,31 @@ def iter_tar_records(reader: IO[bytes], source: str) -> Iterator[Item]:
                     yield SkippedInput(label, "cannot read this archive member")
                     continue
                 yield from _iter_member(handle, label)
+            if not _compressed_stream_complete(archive):
+                yield SkippedInput(source, f"tar archive cut short or damaged after {members} member(s) "
+                                           "(the compressed stream ends before its end marker)")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         yield SkippedInput(source, f"tar archive cut short or damaged after {members} member(s) ({exc})")
+
+
+_TAIL_LIMIT = 1 << 20
+
+
+def _compressed_stream_complete(archive: tarfile.TarFile) -> bool:
+    """False when a compressed tar stream stopped before its end-of-stream marker. tarfile's stream
+    mode ends quietly when a cut falls on a 512-byte block boundary, so the decompressor is asked:
+    the rest (end padding, at most 1 MiB read) is drained first. Uncompressed streams: True."""
+    stream = archive.fileobj
+    decompressor = getattr(stream, "cmp", None)
+    if stream is None or decompressor is None or not hasattr(decompressor, "eof"):
+        return True
+    drained = 0
+    while not decompressor.eof and drained < _TAIL_LIMIT:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        drained += len(chunk)
+    return bool(decompressor.eof) or drained >= _TAIL_LIMIT
 
 
 def iter_zip_records(spooled: IO[bytes], source: str, max_expanded: int) -> Iterator[Item]:
