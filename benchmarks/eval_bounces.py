@@ -1,10 +1,12 @@
 """Evaluate NDR intake on a folder of real bounces against a peer tool's answers.
 
-Usage: PYTHONPATH=engine python benchmarks/eval_bounces.py DIR REFERENCE.json [--repeat N] [--no-sisimai]
-       [--show-mismatches]
+Usage: PYTHONPATH=engine python benchmarks/eval_bounces.py DIR [REFERENCE.json] [--repeat N] [--no-sisimai]
+       [--show-mismatches] [--write-reference OUT.json]
 
 REFERENCE.json maps file name -> list of records with `recipient` and `deliverystatus` (Sisimai's
-output format). Prints: files that yielded records, status agreement where the reference has a
+output format). Without it, the reference is made on the spot by the installed Sisimai
+(`apt-get install libsisimai-perl`), so any folder of bounces can be evaluated, not only the
+shared corpus; `--write-reference` keeps that answer. Prints: files that yielded records, status agreement where the reference has a
 real code (its invented X.0.9NN codes are skipped), records with a specific rule, records from
 `not-bounce-*` files (must be 0) and messages per second, next to Sisimai's when it is installed.
 This is an evaluation script, not a test: the project's tests never depend on the corpus.
@@ -40,6 +42,19 @@ my ($u1, $s1) = times;
 printf("%d %.6f\n", scalar(@files), ($u1 - $u0) + ($s1 - $s0));
 """
 
+# The same fields as ../shared/corpus/sisimai-reference.json, for a folder that has no reference yet.
+SISIMAI_REFERENCE_SCRIPT = r"""
+use strict; use Sisimai; use JSON::PP;
+my $dir = shift @ARGV; my %out;
+opendir(my $dh, $dir) or die; my @files = sort grep { -f "$dir/$_" } readdir($dh); closedir($dh);
+my @keys = qw(recipient deliverystatus replycode reason smtpcommand diagnosticcode softbounce rhost smtpagent);
+for my $f (@files) {
+  my $v = Sisimai->make("$dir/$f", 'delivered' => 1) || [];
+  $out{$f} = [ map { my $d = $_->damn; +{ map { $_ => $d->{$_} } @keys } } @$v ];
+}
+print JSON::PP->new->canonical->encode(\%out);
+"""
+
 
 def parse_folder(folder: Path) -> tuple[dict[str, list[IntakeRecord]], float]:
     files = sorted(p for p in folder.iterdir() if p.is_file())
@@ -60,6 +75,16 @@ def sisimai_seconds(folder: Path) -> tuple[int, float] | None:
         return None
     count, seconds = done.stdout.split()
     return int(count), float(seconds)
+
+
+def sisimai_reference(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Sisimai's records for every file of `folder` (raises SystemExit when Sisimai is missing)."""
+    if shutil.which("perl") is None or subprocess.run(["perl", "-MSisimai", "-e1"], capture_output=True).returncode:
+        raise SystemExit("no REFERENCE.json given and Sisimai is not installed (apt-get install libsisimai-perl)")
+    done = subprocess.run(["perl", "-e", SISIMAI_REFERENCE_SCRIPT, str(folder)], capture_output=True, text=True,
+                          timeout=1200, check=True)
+    reference: dict[str, list[dict[str, Any]]] = json.loads(done.stdout)
+    return reference
 
 
 def specific_rate(results: dict[str, list[IntakeRecord]]) -> tuple[int, int, dict[str, int]] | None:
@@ -85,12 +110,18 @@ def specific_rate(results: dict[str, list[IntakeRecord]]) -> tuple[int, int, dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("reference", type=Path)
+    parser.add_argument("reference", type=Path, nargs="?", help="peer answers; default: run Sisimai now")
+    parser.add_argument("--write-reference", type=Path, metavar="OUT", help="save the reference Sisimai made")
     parser.add_argument("--repeat", type=int, default=5, help="timing runs (median and spread reported)")
     parser.add_argument("--no-sisimai", action="store_true")
     parser.add_argument("--show-mismatches", action="store_true")
     args = parser.parse_args(argv)
-    reference: dict[str, list[dict[str, Any]]] = json.loads(args.reference.read_text())
+    if args.reference is None:
+        reference = sisimai_reference(args.folder)
+        if args.write_reference:
+            args.write_reference.write_text(json.dumps(reference, indent=1, sort_keys=True, ensure_ascii=False))
+    else:
+        reference = json.loads(args.reference.read_text())
 
     results, _ = parse_folder(args.folder)
     timings = [parse_folder(args.folder)[1] for _ in range(args.repeat)]
