@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -149,32 +150,52 @@ def arrow_schema() -> pa.Schema:
     return pa.schema([(name, kinds.get(OUTPUT_TYPES.get(name, ""), pa.string())) for name in OUTPUT_COLUMNS])
 
 
-def diagnose_message_batches(
-    batches: Iterable[pa.RecordBatch], kb: ShippedKnowledgeBase | None, path_column: str, content_column: str
-) -> Iterator[pa.RecordBatch]:
-    """binaryFile rows (a path and the file's bytes) to diagnosis rows, each file read as a scan reads it."""
-    from ..intake.paths import iter_bytes_records
+# One input of a batch: its display name and how to read it into records (None: the row had no content).
+InputReader = tuple[str, "Callable[[], Iterable[IntakeRecord | SkippedInput]] | None"]
 
+
+def _diagnose_inputs(
+    batches: Iterable[pa.RecordBatch],
+    kb: ShippedKnowledgeBase | None,
+    inputs_of: Callable[[pa.RecordBatch], Iterable[InputReader]],
+) -> Iterator[pa.RecordBatch]:
+    """The loop every file- or row-shaped input shares: each input read whole, then diagnosed; an
+    input that fails to read leaves one reason row, never a failed job or half a file."""
     schema = arrow_schema()
     engine = worker_engine(kb)
     for batch in batches:
         rows: list[dict[str, Any]] = []
-        paths = batch.column(path_column).to_pylist()
-        contents = batch.column(content_column).to_pylist()
-        for uri, content in zip(paths, contents, strict=True):
-            name = display_path(str(uri))
-            if content is None:
+        for name, read in inputs_of(batch):
+            if read is None:
                 rows.append(skip_row(name, "no content"))
                 continue
             try:
-                # Read the whole file before diagnosing: a failure half-way leaves one reason, not half a file.
-                items = list(iter_bytes_records(bytes(content), name))
+                items = list(read())
             except Exception as exc:  # hostile input: a reason, never a failed job
                 rows.append(skip_row(name, _failure(exc), read=True))
                 continue
             rows.extend(rows_for_items(items, engine, name))
         if rows:
             yield _to_batch(rows, schema)
+
+
+def diagnose_message_batches(
+    batches: Iterable[pa.RecordBatch], kb: ShippedKnowledgeBase | None, path_column: str, content_column: str
+) -> Iterator[pa.RecordBatch]:
+    """binaryFile rows (a path and the file's bytes) to diagnosis rows, each file read as a scan reads it."""
+    from ..intake.paths import iter_bytes_records
+
+    def inputs_of(batch: pa.RecordBatch) -> Iterator[InputReader]:
+        paths = batch.column(path_column).to_pylist()
+        contents = batch.column(content_column).to_pylist()
+        for uri, content in zip(paths, contents, strict=True):
+            name = display_path(str(uri))
+            if content is None:
+                yield name, None
+            else:
+                yield name, partial(iter_bytes_records, bytes(content), name)
+
+    return _diagnose_inputs(batches, kb, inputs_of)
 
 
 def diagnose_line_batches(
@@ -251,19 +272,11 @@ def diagnose_local_file_batches(batches: Iterable[pa.RecordBatch], kb: ShippedKn
     single-process scan does (the paths must be visible to the workers: local mode or a shared mount)."""
     from ..intake import iter_path_records
 
-    schema = arrow_schema()
-    engine = worker_engine(kb)
-    for batch in batches:
-        rows: list[dict[str, Any]] = []
+    def inputs_of(batch: pa.RecordBatch) -> Iterator[InputReader]:
         for name in batch.column("path").to_pylist():
-            try:
-                items = list(iter_path_records([str(name)]))
-            except Exception as exc:  # hostile input: a reason, never a failed job
-                rows.append(skip_row(str(name), _failure(exc), read=True))
-                continue
-            rows.extend(rows_for_items(items, engine, str(name)))
-        if rows:
-            yield _to_batch(rows, schema)
+            yield str(name), partial(iter_path_records, [str(name)])
+
+    return _diagnose_inputs(batches, kb, inputs_of)
 
 
 def diagnose_row_batches(
@@ -274,17 +287,9 @@ def diagnose_row_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Any table rows to diagnosis rows through `reader`, which turns one row into records (the
     extension point for message-trace rows)."""
-    schema = arrow_schema()
-    engine = worker_engine(kb)
-    for batch in batches:
-        rows: list[dict[str, Any]] = []
+
+    def inputs_of(batch: pa.RecordBatch) -> Iterator[InputReader]:
         for item in batch.to_pylist():
-            name = str(item.get(file_column) or "<row>")
-            try:
-                items = list(reader(item))
-            except Exception as exc:  # hostile input: a reason, never a failed job
-                rows.append(skip_row(name, _failure(exc), read=True))
-                continue
-            rows.extend(rows_for_items(items, engine, name))
-        if rows:
-            yield _to_batch(rows, schema)
+            yield str(item.get(file_column) or "<row>"), partial(reader, item)
+
+    return _diagnose_inputs(batches, kb, inputs_of)
