@@ -18,11 +18,16 @@ from ..facts import FactValue, FieldSpec, InferredFact, coerce_value, schema_reg
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
 
 _HEADER_LINE = re.compile(rb"^(?:From |[A-Za-z][A-Za-z0-9\-]{1,60}:[ \t]?)")
+# A line that starts with a syslog or ISO timestamp (bytes patterns: ASCII classes; the paste page
+# gets them from `export_detection`).
 _LOG_LINE = re.compile(
     rb"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)"
 )
 # A log line pasted without its syslog prefix: `postfix/smtp[123]: ...`, `sendmail[77]: ...`.
 _BARE_LOG_LINE = re.compile(rb"^(?:postfix(?:-[\w.\-]+)?/[\w/\-]+|sendmail|sm-mta)\[\d+\]: ")
+# With one log-looking line among the first five, these words in the head make it a log.
+_LOG_HINTS = (b"postfix/", b"status=", b"sendmail[")
+_DETECT_HEAD_BYTES = 8192
 
 
 @dataclass
@@ -100,14 +105,14 @@ def clean_facts(raw: dict[str, FactValue], extra: dict[str, Any] | None = None) 
 
 def detect_kind(data: bytes) -> str:
     """Guess whether bytes are a message ("ndr"), MTA log lines ("log") or a pasted reply ("reply")."""
-    head = data[:8192].lstrip(b"\r\n\t ")
+    head = data[:_DETECT_HEAD_BYTES].lstrip(b"\r\n\t ")
     lines = [line for line in head.replace(b"\r", b"\n").split(b"\n")[:12] if line.strip()]
     if not lines:
         return "reply"
     log_lines = sum(1 for line in lines[:5] if _LOG_LINE.match(line) or _BARE_LOG_LINE.match(line))
     if log_lines and log_lines >= min(2, len(lines[:5])):
         return "log"
-    if log_lines and (b"postfix/" in head or b"status=" in head or b"sendmail[" in head):
+    if log_lines and any(hint in head for hint in _LOG_HINTS):
         return "log"
     header_lines = 0
     for line in lines[:8]:
@@ -118,6 +123,19 @@ def detect_kind(data: bytes) -> str:
     if header_lines >= 2 and (b"\n\n" in data[:262144] or b"\r\n\r\n" in data[:262144]):
         return "ndr"
     return "reply"
+
+
+def export_detection() -> dict[str, Any]:
+    """How `detect_kind` tells a log from a reply, for the paste page: its bytes patterns in
+    JavaScript's spelling (ASCII classes; the page runs them on the text's UTF-8 bytes)."""
+    from ..jsregex import js_regex
+
+    def pattern(compiled: re.Pattern[bytes]) -> dict[str, str]:
+        source, flags = js_regex(compiled.pattern.decode("ascii"), ascii=True)
+        return {"pattern": source, "flags": flags}
+
+    return {"log_line": pattern(_LOG_LINE), "bare_log_line": pattern(_BARE_LOG_LINE),
+            "hints": [hint.decode("ascii") for hint in _LOG_HINTS], "head_bytes": _DETECT_HEAD_BYTES}
 
 
 def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") -> list[IntakeRecord]:
