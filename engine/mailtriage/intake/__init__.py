@@ -28,6 +28,8 @@ _BARE_LOG_LINE = re.compile(rb"^(?:postfix(?:-[\w.\-]+)?/[\w/\-]+|sendmail|sm-mt
 # With one log-looking line among the first five, these words in the head make it a log.
 _LOG_HINTS = (b"postfix/", b"status=", b"sendmail[")
 _DETECT_HEAD_BYTES = 8192
+# The patterns the paste page runs, by the name it reads them under (bytes, case-sensitive, matched).
+DETECTION_PATTERNS: dict[str, re.Pattern[bytes]] = {"log_line": _LOG_LINE, "bare_log_line": _BARE_LOG_LINE}
 
 
 @dataclass
@@ -134,7 +136,7 @@ def export_detection() -> dict[str, Any]:
         source, flags = js_regex(compiled.pattern.decode("ascii"), ascii=True)
         return {"pattern": source, "flags": flags}
 
-    return {"log_line": pattern(_LOG_LINE), "bare_log_line": pattern(_BARE_LOG_LINE),
+    return {**{name: pattern(compiled) for name, compiled in DETECTION_PATTERNS.items()},
             "hints": [hint.decode("ascii") for hint in _LOG_HINTS], "head_bytes": _DETECT_HEAD_BYTES}
 
 

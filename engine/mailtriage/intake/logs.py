@@ -341,6 +341,14 @@ def log_time(line: str, year: int | None = None) -> str | None:
     return None
 
 
+# The patterns the paste page runs, by the name paste.js reads them under (case-sensitive, searched).
+EXPORTED_PATTERNS: dict[str, re.Pattern[str]] = {
+    "key": _KEY, "status_code": _STATUS_CODE, "relay": _RELAY, "exim_line": _EXIM_LINE, "exim_host": _EXIM_HOST,
+    "exim_errno": _EXIM_ERRNO, "postfix_attempt": _POSTFIX_ATTEMPT, "postfix_tag": _POSTFIX_TAG,
+    "sendmail_tag": _SENDMAIL_TAG,
+}
+
+
 def export_log_reading() -> dict[str, object]:
     """What the paste page needs to read a pasted log line as `parse_log_line` does: its patterns
     in JavaScript's spelling (see jsregex) and its tables. paste.js ports the steps between them."""
@@ -352,12 +360,7 @@ def export_log_reading() -> dict[str, object]:
 
     return {
         "max_line_chars": MAX_LINE_CHARS,
-        "patterns": {
-            "key": pattern(_KEY), "status_code": pattern(_STATUS_CODE), "relay": pattern(_RELAY),
-            "exim_line": pattern(_EXIM_LINE), "exim_host": pattern(_EXIM_HOST), "exim_errno": pattern(_EXIM_ERRNO),
-            "postfix_attempt": pattern(_POSTFIX_ATTEMPT), "postfix_tag": pattern(_POSTFIX_TAG),
-            "sendmail_tag": pattern(_SENDMAIL_TAG),
-        },
+        "patterns": {name: pattern(compiled) for name, compiled in EXPORTED_PATTERNS.items()},
         "errno_tcp": {str(number): state for number, state in _ERRNO_TCP.items()},
         "postfix_status_action": dict(_POSTFIX_STATUS_ACTION),
         "postfix_delivered": list(_POSTFIX_DELIVERED),
