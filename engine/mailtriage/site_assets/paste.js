@@ -822,7 +822,10 @@
       record = firstLogRecord(context, splitLines(text));
     } else {
       var read = readReply(context, text, known);
-      if (Object.keys(read.facts).length) return { facts: read.facts, inferred: read.inferred, kind: "reply" };
+      if (Object.keys(read.facts).length) {
+        setDefault(read.facts, "input.kind", "reply");
+        return { facts: read.facts, inferred: read.inferred, kind: "reply" };
+      }
       if (context.logs) record = firstLogRecord(context, splitLines(text).slice(0, MAX_FALLBACK_LOG_LINES));
     }
     if (record === null) return { facts: {}, inferred: [], kind: null };
