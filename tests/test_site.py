@@ -372,14 +372,18 @@ def example_requests(rules: dict[str, Rule]) -> list[tuple[str, str, dict[str, A
 
 
 def assert_page_agrees_with_engine(site: BuiltSite, rules_dir: Path) -> int:
+    from mailtriage.triage import diagnose_text
+
     engine = Engine.load([rules_dir], bundled=False, backend="python", use_cache=False)
     cases = example_requests(site.rules)
     answer = run_node([{"text": reply, "extra": extra} for _, reply, extra in cases], site.root / "assets" / "mailtriage" / "rules.json")
     assert answer["broken"] == []
     disagreements = []
     for (label, reply, extra), result in zip(cases, answer["results"], strict=True):
-        read, inferred = read_reply(reply, known=extra)
-        expected = sorted(m.rule.id for m in engine.diagnose({**read, **extra}).matches)
+        # As `mailtriage diagnose REPLY --fact ...` reads it (a log line with the log reader).
+        found = diagnose_text(reply, facts=extra, engine=engine)
+        expected = sorted(m.rule.id for m in found[0].diagnosis.matches) if found else []
+        inferred = found[0].diagnosis.inferred if found else []
         if sorted(result["matches"]) != expected:
             disagreements.append(f"{label}: {reply!r} page={result['matches']} engine={expected}")
         # What the page says it inferred, and from what, is what `diagnose` says.

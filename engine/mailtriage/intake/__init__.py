@@ -148,7 +148,8 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
     if kind not in INPUT_KINDS:
         raise InputError(f"unknown input kind {kind!r}; use one of: {', '.join(INPUT_KINDS)}")
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
-    if kind == "auto":
+    detected = kind == "auto"
+    if detected:
         kind = detect_kind(raw)
     if kind == "ndr":
         from .ndr import parse_message
@@ -158,7 +159,11 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
         from .logs import parse_log_lines
 
         text = raw.decode("utf-8", "replace")
-        return list(parse_log_lines(text.splitlines(), source=source))
+        records = list(parse_log_lines(text.splitlines(), source=source))
+        if records or not detected:
+            return records
+        # Timestamped lines no log reader knows (Exchange's tracking logs, an application's own
+        # log): the error in them is read as a reply, as a pasted error is.
     from .reply import read_reply
 
     text = raw.decode("utf-8", "replace")

@@ -569,8 +569,9 @@
   // The patterns and tables come from Python (rules.json's context.detection and context.logs,
   // written by intake.export_detection and intake.logs.export_log_reading), never a copy; these
   // functions port the steps between them. A pasted text is read as parse_input reads it: log
-  // lines when detect_kind says "log", else a reply, and log lines again when the reply shows no
-  // code (Exim's "** addr: ..." pasted without its timestamp). The page shows the first record.
+  // lines when detect_kind says "log", else (or when no line was a failure line) a reply, and log
+  // lines again when the reply shows no code (Exim's "** addr: ..." pasted without its
+  // timestamp). The page shows the first record.
   var MAX_FALLBACK_LOG_LINES = 1000; // parse_input reads this many lines of a codeless reply as a log
   var LINE_BREAKS = /\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]/; // str.splitlines()
   var ASCII_SPACES = " \t\n\r\x0b\x0c"; // bytes.strip()
@@ -813,20 +814,17 @@
   }
 
   /** A pasted text as parse_input reads it (first record): {facts, inferred, kind}. `known` are
-   * the reader's facts: a reply is read with them, a log line without (then its inferred facts
-   * the reader stated are dropped, as triage.diagnose_record does). */
+   * the reader's facts: the text is read without them, then the inferred facts the reader stated
+   * are dropped, as triage.diagnose_record does (so `diagnose TEXT --fact ...` agrees). */
   function readPaste(context, text, known) {
     known = known || {};
     var record = null;
-    if (context.logs && looksLikeLog(context.logs, text)) {
-      record = firstLogRecord(context, splitLines(text));
-    } else {
-      var read = readReply(context, text, known);
-      if (Object.keys(read.facts).length) {
-        setDefault(read.facts, "input.kind", "reply");
-        return { facts: read.facts, inferred: read.inferred, kind: "reply" };
-      }
-      if (context.logs) record = firstLogRecord(context, splitLines(text).slice(0, MAX_FALLBACK_LOG_LINES));
+    if (context.logs && looksLikeLog(context.logs, text)) record = firstLogRecord(context, splitLines(text));
+    if (record === null) { // not a log, or timestamped lines no log reader knows: read as a reply
+      var read = readReply(context, text, {});
+      if (Object.keys(read.facts).length) record = { facts: read.facts, inferred: read.inferred, kind: "reply" };
+      if (record) setDefault(record.facts, "input.kind", "reply");
+      else if (context.logs) record = firstLogRecord(context, splitLines(text).slice(0, MAX_FALLBACK_LOG_LINES));
     }
     if (record === null) return { facts: {}, inferred: [], kind: null };
     record.inferred = record.inferred.filter(function (f) { return !hasOwn(known, f.field); });
