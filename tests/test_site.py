@@ -514,6 +514,7 @@ LOG_CASES = [
     "** bob@example.com R=dnslookup T=remote_smtp H=mx.example.com [198.51.100.20]: SMTP error from remote mail server after "
     "RCPT TO:<bob@example.com>: 550 5.1.1 User unknown",
     "** nobody@gone.example: Unrouteable address",
+    "** carol@example.org R=dnslookup T=remote_smtp: retry timeout exceeded",
     "== heidi@example.net R=dnslookup T=remote_smtp defer (111): Connection refused",
     "2024-05-16 09:00:01 1sABCD-000123-EF ** grace@example.com R=dnslookup T=remote_smtp H=mx.example.com [198.51.100.20] "
     "X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes: SMTP error from remote mail server after end of data: 552 5.3.4 Message size "
@@ -543,6 +544,8 @@ LOG_CASES = [
     "2024-05-01T10:00:01.789Z,EXCH01\\Default Frontend EXCH01,08DC6A1B2C3D4E60,7,10.0.0.5:25,192.0.2.77:50123,>,"
     "451 4.7.0 Temporary server error. Please try again later. PRX5,",
     # Not failure lines, or not log lines at all.
+    "Jun  3 14:31:00 mx1 postfix/smtp[28951]: 1B2C3D4E5F: to=<ok@example.org>, relay=mx.example.org[192.0.2.60]:25, "
+    "delay=0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyzAbC)",
     "Jun  3 14:22:10 mx1 postfix/smtpd[1001]: connect from client.example.org[192.0.2.50]",
     "Jun  3 14:22:10 mx1 kernel: eth0: link up, 1000 Mbps",
     "550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown in virtual mailbox table",
@@ -568,6 +571,45 @@ def test_paste_page_reads_log_lines_as_parse_input_does() -> None:
         assert page["inferred"] == [fact.to_dict() for fact in records[0].inferred], text
         kinds.append(page["kind"])
     assert kinds.count("log") >= 15 and "reply" in kinds
+
+
+# Pieces of Postfix, Exim and Sendmail lines, the fields their readers look for, and the characters
+# on which JavaScript and Python differ (Unicode digits and spaces, line separators).
+_LOG_PIECES = st.sampled_from([
+    "May 16 08:00:03 relay ", "2024-05-16 09:00:01 ", "2024-06-03T14:22:11.123+02:00 mx1 ", "postfix/smtp[1002]: ",
+    "postfix-out/lmtp[7]: ", "sendmail[77]: ", "sm-mta[901]: ", "1sABCD-000123-EF ", "** ", "== ", " ** ", " == ",
+    "4AB12C3D4E: ", "to=<bob@example.net>, ", "to=<a@b>,<c@d>, ", "orig_to=<x@y>, ", "relay=mx1.example.net[192.0.2.25]:25, ",
+    "relay=mx.example.net. [198.51.100.30], ", "relay=none, ", "relay=[2001:db8::1]:587, ", "relay=local, ", "dsn=5.1.1, ",
+    "dsn=4.0.0, ", "dsn=2.0.0, ", "status=bounced ", "status=deferred ", "status=expired, returned to sender",
+    "status=sent ", "stat=Deferred: ", "stat=User unknown", "stat=Sent (Ok)", " stat=", " status=",
+    "(host mx1.example.net[192.0.2.25] said: 550 5.1.1 User unknown (in reply to RCPT TO command))",
+    "(connect to mx.b.example[192.0.2.1]:25: Connection refused)", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
+    "lost connection with mx.example[192.0.2.9] while sending RCPT TO", "warning: TLS is required", "SSL_connect error",
+    "bob@example.com R=dnslookup T=remote_smtp H=mx.example.com [198.51.100.20]: ", "defer (111): Connection refused",
+    "defer (-53): retry time not reached", "SMTP error from remote mail server after end of data: 552 5.3.4 Too big",
+    "nobody@gone.example: Unrouteable address", "Connection refused by mx.c.example.", "421 4.7.0 [TSS04] deferred gsmtp",
+    "(", ")", "<", ">", "[", "]", ",", ":", "=", " ", "\n", "\r\n", "\t", "\u00a0", "\u2028", "\x1c", "\x85", "\u0663",
+    "\u0967\u0967\u0967", "\u00e9", "ſ", "K",
+])
+_LOG_CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
+_LOG_TEXT = st.lists(st.one_of(_LOG_PIECES, st.text(alphabet=_LOG_CHARS, max_size=3)), max_size=14).map("".join)
+
+
+@needs_node
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_LOG_TEXT, min_size=1, max_size=30))
+@hypothesis_example(["postfix/smtp[1]: to=<a@b.example>, relay=mx.\u0663.example[192.0.2.1]:\u0662\u0665, status=deferred (x 450 4.4.1 y)",
+                     "== a@b.example defer (\u0661\u0661\u0661): x", "sendmail[1]: to=<a@b>, relay=h.\u00a0, dsn=5.1.1, stat=x"])
+def test_paste_page_reads_log_lines_as_parse_input_does_fuzzed(texts: list[str]) -> None:
+    from mailtriage.intake import parse_input
+
+    answer = run_node([{"text": t} for t in texts], None, parse_only=True)
+    for text, result in zip(texts, answer["results"], strict=True):
+        records = parse_input(text)
+        page = result["paste"]
+        expected = {"facts": records[0].facts, "inferred": [f.to_dict() for f in records[0].inferred],
+                    "kind": records[0].kind} if records else {"facts": {}, "inferred": [], "kind": None}
+        assert page == expected, repr(text)
 
 
 @needs_node
@@ -875,9 +917,62 @@ def test_paste_page_in_browser_shows_what_it_inferred_and_from_what(browser: Any
     page.click(".mt-paste-details > summary")  # the facts are folded away, after the answer
     item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
     item.wait_for(timeout=5000)
-    assert item.inner_text() == "context.system=postfix (from error text postfix/smtp[123]:)"
-    # The page reads the log line's text like `diagnose` and names the Postfix rule.
+    assert item.inner_text() == "context.system=postfix (from log tag postfix/smtp)"
+    # The page reads the log line like `diagnose` and names the Postfix rule.
     page.locator('a[data-rule-id^="postfix-"]').first.wait_for(timeout=5000)
+    assert not errors
+    page.close()
+
+
+def test_paste_page_in_browser_reads_log_lines_as_diagnose_does(browser: Any, served: str, site: BuiltSite) -> None:
+    """The page in Chromium, on every log case: the same rules (best first) and inferred facts, with
+    their evidence, as `diagnose` (the library on all of them, the CLI itself on one line per MTA),
+    and the evidence shown says it was the log tag."""
+    from mailtriage.triage import diagnose_text
+
+    engine = Engine.load([REPO / "rules"], bundled=False, backend="python", use_cache=False)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{served}paste/")
+    answers = page.evaluate("""(texts) => {
+        const paste = window.mailtriagePaste;
+        const prepared = paste.prepareRules(window.MAILTRIAGE_RULES);
+        return texts.map((text) => {
+            const result = paste.diagnose(prepared, text, {});
+            return {matches: result.matches.map((rule) => rule.id), inferred: result.inferred, kind: result.kind};
+        });
+    }""", LOG_CASES)
+    disagreements = []
+    for text, answer in zip(LOG_CASES, answers, strict=True):
+        found = diagnose_text(text, engine=engine)
+        expected = {"matches": [m.rule.id for m in found[0].diagnosis.matches] if found else [],
+                    "inferred": [f.to_dict() for f in found[0].diagnosis.inferred] if found else [],
+                    "kind": found[0].record.kind if found else None}
+        if answer["matches"][:1] != expected["matches"][:1] or sorted(answer["matches"]) != sorted(expected["matches"]) \
+                or answer["inferred"] != expected["inferred"] or answer["kind"] != expected["kind"]:
+            disagreements.append(f"{text[:70]!r}: page={answer} diagnose={expected}")
+    assert not disagreements, "\n".join(disagreements)
+    assert sum(answer["kind"] == "log" for answer in answers) >= 15
+
+    by_mta = {"postfix/smtp": LOG_CASES[0], "** R=dnslookup": LOG_CASES[11], "1sABCD-000123-EF **": LOG_CASES[13],
+              "sm-mta": LOG_CASES[18]}
+    for tag, text in by_mta.items():
+        cli = subprocess.run([sys.executable, "-m", "mailtriage", "diagnose", text, "--format", "json"],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert cli.returncode in (0, 1), cli.stderr
+        document = json.loads(cli.stdout)
+        answer = answers[LOG_CASES.index(text)]
+        assert answer["matches"][0] == document["matches"][0]["rule"], text
+        assert answer["inferred"] == document["inferred"], text
+        assert {"field": "context.system", "source": "log-tag", "evidence": tag} in [
+            {k: f[k] for k in ("field", "source", "evidence")} for f in document["inferred"]], text
+        # What the reader sees: the inferred fact and where it came from.
+        _diagnose_in_page(page, text)
+        page.click(".mt-paste-details > summary")
+        item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
+        assert item.inner_text().endswith(f"(from log tag {tag})"), text
+        page.click(".mt-paste-details > summary")
     assert not errors
     page.close()
 

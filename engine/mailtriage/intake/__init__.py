@@ -140,6 +140,13 @@ def export_detection() -> dict[str, Any]:
             "hints": [hint.decode("ascii") for hint in _LOG_HINTS], "head_bytes": _DETECT_HEAD_BYTES}
 
 
+def failure_code(facts: dict[str, FactValue]) -> bool:
+    """Whether a reply's facts hold a 4xx/5xx reply code or a 4.x.x/5.x.x status code."""
+    code = facts.get("smtp.reply_code")
+    enhanced = facts.get("smtp.enhanced")
+    return (isinstance(code, int) and 400 <= code < 600) or (isinstance(enhanced, str) and enhanced[:1] in ("4", "5"))
+
+
 def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") -> list[IntakeRecord]:
     """Read facts from pasted text, a message or log lines. An empty list means nothing recognised.
 
@@ -162,12 +169,15 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
         records = list(parse_log_lines(text.splitlines(), source=source))
         if records or not detected:
             return records
-        # Timestamped lines no log reader knows (Exchange's tracking logs, an application's own
-        # log): the error in them is read as a reply, as a pasted error is.
     from .reply import read_reply
 
     text = raw.decode("utf-8", "replace")
     facts, inferred = read_reply(text)
+    if kind == "log" and not failure_code(facts):
+        # Timestamped lines no log reader knows (Exchange's tracking and protocol logs, an
+        # application's log) are read as a reply when they hold an error code; other lines (a
+        # delivery, a connection) are no failure.
+        return []
     if not facts:
         # No reply code: it may be a log line pasted without its timestamp (Exim's "** addr: ...").
         from .logs import parse_log_lines

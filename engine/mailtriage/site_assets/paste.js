@@ -569,9 +569,9 @@
   // The patterns and tables come from Python (rules.json's context.detection and context.logs,
   // written by intake.export_detection and intake.logs.export_log_reading), never a copy; these
   // functions port the steps between them. A pasted text is read as parse_input reads it: log
-  // lines when detect_kind says "log", else (or when no line was a failure line) a reply, and log
-  // lines again when the reply shows no code (Exim's "** addr: ..." pasted without its
-  // timestamp). The page shows the first record.
+  // lines when detect_kind says "log" (and, when no line was a failure line, a reply if it holds an
+  // error code), else a reply, and log lines again when the reply shows nothing (Exim's
+  // "** addr: ..." pasted without its timestamp). The page shows the first record.
   var MAX_FALLBACK_LOG_LINES = 1000; // parse_input reads this many lines of a codeless reply as a log
   var LINE_BREAKS = /\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]/; // str.splitlines()
   var ASCII_SPACES = " \t\n\r\x0b\x0c"; // bytes.strip()
@@ -813,15 +813,24 @@
     return null;
   }
 
+  /** intake.failure_code: a 4xx/5xx reply code or a 4.x.x/5.x.x status code. */
+  function failureCode(facts) {
+    var code = facts["smtp.reply_code"];
+    var enhanced = facts["smtp.enhanced"];
+    return (typeof code === "number" && code >= 400 && code < 600) || (typeof enhanced === "string" && (enhanced[0] === "4" || enhanced[0] === "5"));
+  }
+
   /** A pasted text as parse_input reads it (first record): {facts, inferred, kind}. `known` are
    * the reader's facts: the text is read without them, then the inferred facts the reader stated
    * are dropped, as triage.diagnose_record does (so `diagnose TEXT --fact ...` agrees). */
   function readPaste(context, text, known) {
     known = known || {};
     var record = null;
-    if (context.logs && looksLikeLog(context.logs, text)) record = firstLogRecord(context, splitLines(text));
+    var log = context.logs !== null && looksLikeLog(context.logs, text);
+    if (log) record = firstLogRecord(context, splitLines(text));
     if (record === null) { // not a log, or timestamped lines no log reader knows: read as a reply
       var read = readReply(context, text, {});
+      if (log && !failureCode(read.facts)) return { facts: {}, inferred: [], kind: null };
       if (Object.keys(read.facts).length) record = { facts: read.facts, inferred: read.inferred, kind: "reply" };
       if (record) setDefault(record.facts, "input.kind", "reply");
       else if (context.logs) record = firstLogRecord(context, splitLines(text).slice(0, MAX_FALLBACK_LOG_LINES));
