@@ -347,6 +347,22 @@ def test_rules_json_has_every_active_rule_with_titles_urls_and_match(site: Built
         assert entry["match"] == json.loads(json.dumps(entry["match"]))
 
 
+def test_rules_json_carries_the_log_readers_patterns_and_tables(site: BuiltSite) -> None:
+    """The page reads a log line with Python's own patterns and tables (intake.logs, detect_kind),
+    exported whole, and infers who wrote it from the log-tag markers."""
+    from mailtriage.intake import DETECTION_PATTERNS
+    from mailtriage.intake.logs import EXPORTED_PATTERNS
+
+    context = exported(site)["context"]
+    assert context == json.loads(json.dumps(export_reading()))
+    assert set(context["logs"]["patterns"]) == set(EXPORTED_PATTERNS)
+    assert set(DETECTION_PATTERNS) <= set(context["detection"])
+    assert context["skipped"] == []
+    systems = {m["value"] for m in context["markers"] if m["sources"] == ["log-tag"]}
+    assert {"postfix", "sendmail", "exim"} <= systems
+    assert context["source_labels"]["log-tag"] == "log tag"
+
+
 def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
     assert NODE is not None
     request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases,
