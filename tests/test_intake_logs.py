@@ -122,3 +122,32 @@ def test_exim_lines_pasted_without_timestamp_and_id() -> None:
     assert record.recipient == "kim@example.com" and record.facts["context.system"] == "exim"
     assert record.facts["report.action"] == "failed"
     assert parse_input("** nothing here") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Exchange's message tracking and SMTP protocol logs: no log reader knows them, the error is read as a reply.
+        ("2024-05-01T10:00:00.123Z,192.0.2.10,EXCH01,203.0.113.5,mx.fabrikam.example,;250 2.0.0 OK;ClientSubmitTime:,"
+         "Outbound,FAIL,<abc@contoso.com>,bob@fabrikam.example,550 5.1.1 User unknown", (550, "5.1.1")),
+        ("2024-05-01T10:00:01.789Z,EXCH01\\Default Frontend EXCH01,08DC6A1B2C3D4E60,7,10.0.0.5:25,192.0.2.77:50123,>,"
+         "451 4.7.0 Temporary server error. Please try again later. PRX5,", (451, "4.7.0")),
+        # Timestamped lines with no error code stay nothing: a connection, a delivery, the kernel.
+        ("Jun  3 14:22:10 mx1 postfix/smtpd[1001]: connect from client.example.org[192.0.2.50]", None),
+        ("Jun  3 14:31:00 mx1 postfix/smtp[28951]: 1B: to=<ok@example.org>, relay=mx.example.org[192.0.2.60]:25, "
+         "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyzAbC)", None),
+        ("Jun  3 14:22:10 mx1 kernel: eth0: link up, 1000 Mbps", None),
+    ],
+)
+def test_timestamped_lines_no_log_reader_knows_are_read_as_a_reply_when_they_hold_an_error_code(
+    text: str, expected: tuple[int, str] | None
+) -> None:
+    records = parse_input(text)
+    if expected is None:
+        assert records == []
+        assert parse_input(text, kind="log") == []
+        return
+    (record,) = records
+    assert record.kind == "reply"
+    assert (record.facts["smtp.reply_code"], record.facts["smtp.enhanced"]) == expected
+    assert parse_input(text, kind="log") == []  # asked for a log, it is read as one only

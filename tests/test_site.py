@@ -347,6 +347,22 @@ def test_rules_json_has_every_active_rule_with_titles_urls_and_match(site: Built
         assert entry["match"] == json.loads(json.dumps(entry["match"]))
 
 
+def test_rules_json_carries_the_log_readers_patterns_and_tables(site: BuiltSite) -> None:
+    """The page reads a log line with Python's own patterns and tables (intake.logs, detect_kind),
+    exported whole, and infers who wrote it from the log-tag markers."""
+    from mailtriage.intake import DETECTION_PATTERNS
+    from mailtriage.intake.logs import EXPORTED_PATTERNS
+
+    context = exported(site)["context"]
+    assert context == json.loads(json.dumps(export_reading()))
+    assert set(context["logs"]["patterns"]) == set(EXPORTED_PATTERNS)
+    assert set(DETECTION_PATTERNS) <= set(context["detection"])
+    assert context["skipped"] == []
+    systems = {m["value"] for m in context["markers"] if m["sources"] == ["log-tag"]}
+    assert {"postfix", "sendmail", "exim"} <= systems
+    assert context["source_labels"]["log-tag"] == "log tag"
+
+
 def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
     assert NODE is not None
     request = {"script": str(PASTE_JS), "rules": str(rules_json) if rules_json else None, "cases": cases,
@@ -372,14 +388,18 @@ def example_requests(rules: dict[str, Rule]) -> list[tuple[str, str, dict[str, A
 
 
 def assert_page_agrees_with_engine(site: BuiltSite, rules_dir: Path) -> int:
+    from mailtriage.triage import diagnose_text
+
     engine = Engine.load([rules_dir], bundled=False, backend="python", use_cache=False)
     cases = example_requests(site.rules)
     answer = run_node([{"text": reply, "extra": extra} for _, reply, extra in cases], site.root / "assets" / "mailtriage" / "rules.json")
     assert answer["broken"] == []
     disagreements = []
     for (label, reply, extra), result in zip(cases, answer["results"], strict=True):
-        read, inferred = read_reply(reply, known=extra)
-        expected = sorted(m.rule.id for m in engine.diagnose({**read, **extra}).matches)
+        # As `mailtriage diagnose REPLY --fact ...` reads it (a log line with the log reader).
+        found = diagnose_text(reply, facts=extra, engine=engine)
+        expected = sorted(m.rule.id for m in found[0].diagnosis.matches) if found else []
+        inferred = found[0].diagnosis.inferred if found else []
         if sorted(result["matches"]) != expected:
             disagreements.append(f"{label}: {reply!r} page={result['matches']} engine={expected}")
         # What the page says it inferred, and from what, is what `diagnose` says.
@@ -477,36 +497,160 @@ def test_paste_page_and_diagnose_agree_on_every_inference_case() -> None:
     assert inferred_fields == {"context.system", "context.remote_provider", "context.direction", "context.destination"}
 
 
+# MTA log lines pasted whole or without their syslog prefix, several per MTA, as `diagnose` reads
+# them with intake.logs (the page gets its patterns in rules.json), and lines that are not
+# failure lines: the page and `diagnose` must give the same answer on every one.
+LOG_CASES = [
+    # Postfix
+    "May 16 08:00:03 relay postfix/smtp[1002]: 4AB12C3D4E: to=<bob@example.net>, relay=mx1.example.net[192.0.2.25]:25, "
+    "delay=1.2, delays=0.1/0/0.6/0.5, dsn=5.1.1, status=bounced (host mx1.example.net[192.0.2.25] said: 550 5.1.1 "
+    "<bob@example.net>: Recipient address rejected: User unknown in virtual mailbox table (in reply to RCPT TO command))",
+    "Jun  3 14:22:10 mx1 postfix/smtp[28812]: 9F1E2A0C3B: to=<carol@gmail.com>, relay=gmail-smtp-in.l.google.com[142.250.27.26]:25, "
+    "delay=2.1, delays=0.02/0/0.51/1.6, dsn=5.7.26, status=bounced (host gmail-smtp-in.l.google.com[142.250.27.26] said: "
+    "550-5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC policy. 550 5.7.26 gsmtp "
+    "(in reply to end of DATA command))",
+    "2024-06-03T14:22:11.123456+02:00 mx1 postfix/smtp[28813]: 1A2B3C4D5E: to=<dan@slow.example>, relay=none, delay=3600, "
+    "delays=3570/0.01/30/0, dsn=4.4.1, status=deferred (connect to mx.slow.example[203.0.113.9]:25: Connection timed out)",
+    "postfix/smtp[2211]: 77AA88BB99: to=<erin@nowhere.example>, relay=none, delay=0.3, dsn=5.4.4, status=bounced "
+    "(Host or domain name not found. Name service error for name=nowhere.example type=A: Host not found)",
+    "Jun  3 14:25:00 mx1 postfix/smtp[28900]: 5C6D7E8F90: to=<frank@tls.example>, relay=mx.tls.example[198.51.100.77]:25, "
+    "delay=5, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host mx.tls.example[198.51.100.77])",
+    "Jun  3 14:26:00 mx1 postfix/smtp[28901]: connect to mx.b.example[192.0.2.1]:25: Connection refused",
+    "postfix-out/smtp[3131]: 0A1B2C3D4E: to=<g@contoso.com>, relay=contoso-com.mail.protection.outlook.com[52.101.1.1]:25, "
+    "dsn=5.7.606, status=bounced (host contoso-com.mail.protection.outlook.com[52.101.1.1] said: 550 5.7.606 Access denied, "
+    "banned sending IP [192.0.2.5]. (in reply to MAIL FROM command))",
+    "Jun  3 14:30:00 mx1 postfix/smtp[28950]: 6E7F8A9B0C: to=<h@example.net>, orig_to=<h@alias.example>, relay=none, "
+    "delay=432000, dsn=4.4.1, status=expired, returned to sender",
+    # A delivered line first: the failure on the next line is the answer.
+    "Jun  3 14:31:00 mx1 postfix/smtp[28951]: 1B2C3D4E5F: to=<ok@example.org>, relay=mx.example.org[192.0.2.60]:25, dsn=2.0.0, "
+    "status=sent (250 2.0.0 Ok: queued as 4Xyz)\nJun  3 14:31:02 mx1 postfix/smtp[28951]: 1B2C3D4E5F: to=<no@example.org>, "
+    "relay=mx.example.org[192.0.2.60]:25, dsn=5.2.2, status=bounced (host mx.example.org[192.0.2.60] said: 552 5.2.2 Mailbox full "
+    "(in reply to RCPT TO command))",
+    # Exim
+    "** bob@example.com R=dnslookup T=remote_smtp H=mx.example.com [198.51.100.20]: SMTP error from remote mail server after "
+    "RCPT TO:<bob@example.com>: 550 5.1.1 User unknown",
+    "** nobody@gone.example: Unrouteable address",
+    "** carol@example.org R=dnslookup T=remote_smtp: retry timeout exceeded",
+    "== heidi@example.net R=dnslookup T=remote_smtp defer (111): Connection refused",
+    "2024-05-16 09:00:01 1sABCD-000123-EF ** grace@example.com R=dnslookup T=remote_smtp H=mx.example.com [198.51.100.20] "
+    "X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=yes: SMTP error from remote mail server after end of data: 552 5.3.4 Message size "
+    "exceeds fixed maximum message size",
+    "2024-05-16 09:00:02 1sABCD-000123-EF == ivan@example.org R=dnslookup T=remote_smtp defer (110): Connection timed out "
+    "H=mx.example.org [203.0.113.40]",
+    "2024-05-16 09:00:03 1sABCD-000124-EF ** judy@example.com <judy@alias.example> R=dnslookup T=remote_smtp "
+    "H=alt1.aspmx.l.google.com [142.250.150.27]: SMTP error from remote mail server after pipelined end of data: "
+    "421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address. 421 4.7.28 gsmtp",
+    # Sendmail
+    "sendmail[77]: x05A0: to=<b@c.example>, dsn=4.0.0, stat=Deferred: Connection refused by mx.c.example.",
+    "May 16 11:00:01 smtp sendmail[12346]: 44GB0aX0012345: to=<judy@example.net>, delay=00:00:01, xdelay=00:00:01, "
+    "mailer=esmtp, pri=120, relay=mx.example.net. [198.51.100.30], dsn=5.1.1, stat=User unknown",
+    "May 16 11:00:03 smtp sm-mta[12347]: 44GB0aX0012346: to=<m@slow.example>, ctladdr=<a@example.org> (1000/1000), "
+    "delay=04:00:00, xdelay=00:02:00, mailer=esmtp, pri=30000, relay=mx.slow.example., dsn=4.0.0, "
+    "stat=Deferred: Connection timed out with mx.slow.example.",
+    "May 16 11:00:04 smtp sendmail[12348]: 44GB0aX0012347: to=<n@example.com>, delay=00:00:02, mailer=esmtp, "
+    "relay=mx.example.com. [192.0.2.44], dsn=5.0.0, stat=Service unavailable",
+    "sm-mta[901]: 44GB0aX0012350: to=<o@yahoo.com>, delay=00:00:03, mailer=esmtp, relay=mta7.am0.yahoodns.net. [67.195.204.72], "
+    "dsn=4.7.0, stat=Deferred: 421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or "
+    "user complaints",
+    # Exchange message tracking and protocol logs (intake.logs reads none of them: both say nothing).
+    "2024-05-01T10:00:00.123Z,192.0.2.10,EXCH01,203.0.113.5,mx.fabrikam.example,;250 2.0.0 OK;ClientSubmitTime:,Outbound,"
+    "FAIL,<abc@contoso.com>,bob@fabrikam.example,550 5.1.1 User unknown",
+    "2024-05-01T10:00:00.456Z,Outbound to Internet,08DC6A1B2C3D4E5F,4,192.0.2.10:41234,203.0.113.5:25,<,"
+    "550 5.7.1 Service unavailable; Client host [192.0.2.10] blocked using Spamhaus,",
+    "2024-05-01T10:00:01.789Z,EXCH01\\Default Frontend EXCH01,08DC6A1B2C3D4E60,7,10.0.0.5:25,192.0.2.77:50123,>,"
+    "451 4.7.0 Temporary server error. Please try again later. PRX5,",
+    # Not failure lines, or not log lines at all.
+    "Jun  3 14:31:00 mx1 postfix/smtp[28951]: 1B2C3D4E5F: to=<ok@example.org>, relay=mx.example.org[192.0.2.60]:25, "
+    "delay=0.4, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyzAbC)",
+    "Jun  3 14:22:10 mx1 postfix/smtpd[1001]: connect from client.example.org[192.0.2.50]",
+    "Jun  3 14:22:10 mx1 kernel: eth0: link up, 1000 Mbps",
+    "550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown in virtual mailbox table",
+    "status=deferred is what the queue said, nothing else",
+    "The mailbox is full, try later",
+]
+
+
+@needs_node
+def test_paste_page_reads_log_lines_as_parse_input_does() -> None:
+    """The facts and the inferred context (evidence: the log tag) of the first record, or none."""
+    from mailtriage.intake import parse_input
+
+    answer = run_node([{"text": t} for t in LOG_CASES], None, parse_only=True)
+    kinds = []
+    for text, result in zip(LOG_CASES, answer["results"], strict=True):
+        records = parse_input(text)
+        page = result["paste"]
+        if not records:
+            assert page == {"facts": {}, "inferred": [], "kind": None}, text
+            continue
+        assert (page["kind"], page["facts"]) == (records[0].kind, records[0].facts), text
+        assert page["inferred"] == [fact.to_dict() for fact in records[0].inferred], text
+        kinds.append(page["kind"])
+    assert kinds.count("log") >= 15 and "reply" in kinds
+
+
+# Pieces of Postfix, Exim and Sendmail lines, the fields their readers look for, and the characters
+# on which JavaScript and Python differ (Unicode digits and spaces, line separators).
+_LOG_PIECES = st.sampled_from([
+    "May 16 08:00:03 relay ", "2024-05-16 09:00:01 ", "2024-06-03T14:22:11.123+02:00 mx1 ", "postfix/smtp[1002]: ",
+    "postfix-out/lmtp[7]: ", "sendmail[77]: ", "sm-mta[901]: ", "1sABCD-000123-EF ", "** ", "== ", " ** ", " == ",
+    "4AB12C3D4E: ", "to=<bob@example.net>, ", "to=<a@b>,<c@d>, ", "orig_to=<x@y>, ", "relay=mx1.example.net[192.0.2.25]:25, ",
+    "relay=mx.example.net. [198.51.100.30], ", "relay=none, ", "relay=[2001:db8::1]:587, ", "relay=local, ", "dsn=5.1.1, ",
+    "dsn=4.0.0, ", "dsn=2.0.0, ", "status=bounced ", "status=deferred ", "status=expired, returned to sender",
+    "status=sent ", "stat=Deferred: ", "stat=User unknown", "stat=Sent (Ok)", " stat=", " status=",
+    "(host mx1.example.net[192.0.2.25] said: 550 5.1.1 User unknown (in reply to RCPT TO command))",
+    "(connect to mx.b.example[192.0.2.1]:25: Connection refused)", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
+    "lost connection with mx.example[192.0.2.9] while sending RCPT TO", "warning: TLS is required", "SSL_connect error",
+    "bob@example.com R=dnslookup T=remote_smtp H=mx.example.com [198.51.100.20]: ", "defer (111): Connection refused",
+    "defer (-53): retry time not reached", "SMTP error from remote mail server after end of data: 552 5.3.4 Too big",
+    "nobody@gone.example: Unrouteable address", "Connection refused by mx.c.example.", "421 4.7.0 [TSS04] deferred gsmtp",
+    "(", ")", "<", ">", "[", "]", ",", ":", "=", " ", "\n", "\r\n", "\t", "\u00a0", "\u2028", "\x1c", "\x85", "\u0663",
+    "\u0967\u0967\u0967", "\u00e9", "ſ", "K",
+])
+_LOG_CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
+_LOG_TEXT = st.lists(st.one_of(_LOG_PIECES, st.text(alphabet=_LOG_CHARS, max_size=3)), max_size=14).map("".join)
+
+
+@needs_node
+@settings(max_examples=25, deadline=None)
+@given(st.lists(_LOG_TEXT, min_size=1, max_size=30))
+@hypothesis_example(["postfix/smtp[1]: to=<a@b.example>, relay=mx.\u0663.example[192.0.2.1]:\u0662\u0665, status=deferred (x 450 4.4.1 y)",
+                     "== a@b.example defer (\u0661\u0661\u0661): x", "sendmail[1]: to=<a@b>, relay=h.\u00a0, dsn=5.1.1, stat=x"])
+def test_paste_page_reads_log_lines_as_parse_input_does_fuzzed(texts: list[str]) -> None:
+    from mailtriage.intake import parse_input
+
+    answer = run_node([{"text": t} for t in texts], None, parse_only=True)
+    for text, result in zip(texts, answer["results"], strict=True):
+        records = parse_input(text)
+        page = result["paste"]
+        expected = {"facts": records[0].facts, "inferred": [f.to_dict() for f in records[0].inferred],
+                    "kind": records[0].kind} if records else {"facts": {}, "inferred": [], "kind": None}
+        assert page == expected, repr(text)
+
+
 @needs_node
 def test_paste_page_and_diagnose_give_the_same_answer_on_every_inference_case(site: BuiltSite) -> None:
-    """End to end, as `mailtriage diagnose TEXT` reads a pasted text: the same rules, the same
-    inferred context with its evidence. A bare MTA log line is the exception: `diagnose` reads it
-    with the log reader (its `dsn=` field, the log tag as evidence), the page as a reply; there they
-    agree on the best rule and on what was inferred, not on the generic rules a `dsn=` adds."""
-    from mailtriage.intake import detect_kind
+    """End to end, as `mailtriage diagnose TEXT` reads a pasted text (a log line with the log
+    reader, its `dsn=` field and its log tag as evidence): the same rules, best first, and the same
+    inferred context with its evidence. The page shows the first record of a paste."""
     from mailtriage.triage import diagnose_text
 
     engine = Engine.load([REPO / "rules"], bundled=False, backend="python", use_cache=False)
-    texts = [*INFERENCE_CASES, NDR_PASTE]
+    texts = [*INFERENCE_CASES, NDR_PASTE, *LOG_CASES]
     answer = run_node([{"text": t} for t in texts], site.root / "assets" / "mailtriage" / "rules.json")
     disagreements = []
-    logs = 0
+    log_tags = 0
     for text, result in zip(texts, answer["results"], strict=True):
-        (cli,) = diagnose_text(text, engine=engine)
-        expected = [m.rule.id for m in cli.diagnosis.matches]
-        inferred = [f.to_dict() for f in cli.diagnosis.inferred]
-        if detect_kind(text.encode()) == "log":
-            logs += 1
-            page_first = result["matches"][0] if result["matches"] else None
-            if page_first != expected[0] or [(f["field"], f["value"]) for f in result["inferred"]] != [(f["field"], f["value"]) for f in inferred]:
-                disagreements.append(f"{text[:60]!r}: page={result['matches']} {result['inferred']}, diagnose={expected} {inferred}")
-            continue
-        if sorted(result["matches"]) != sorted(expected):
+        found = diagnose_text(text, engine=engine)
+        expected = [m.rule.id for m in found[0].diagnosis.matches] if found else []
+        inferred = [f.to_dict() for f in found[0].diagnosis.inferred] if found else []
+        if sorted(result["matches"]) != sorted(expected) or result["matches"][:1] != expected[:1]:
             disagreements.append(f"{text[:60]!r}: page={result['matches']} diagnose={expected}")
         if result["inferred"] != inferred:
             disagreements.append(f"{text[:60]!r}: page inferred {result['inferred']}, diagnose {inferred}")
+        log_tags += any(f["source"] == "log-tag" for f in inferred)
     assert not disagreements, "\n".join(disagreements)
-    assert 0 < logs < len(texts) - 10
+    assert log_tags >= 15
 
 
 @needs_node
@@ -789,9 +933,62 @@ def test_paste_page_in_browser_shows_what_it_inferred_and_from_what(browser: Any
     page.click(".mt-paste-details > summary")  # the facts are folded away, after the answer
     item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
     item.wait_for(timeout=5000)
-    assert item.inner_text() == "context.system=postfix (from error text postfix/smtp[123]:)"
-    # The page reads the log line's text like `diagnose` and names the Postfix rule.
+    assert item.inner_text() == "context.system=postfix (from log tag postfix/smtp)"
+    # The page reads the log line like `diagnose` and names the Postfix rule.
     page.locator('a[data-rule-id^="postfix-"]').first.wait_for(timeout=5000)
+    assert not errors
+    page.close()
+
+
+def test_paste_page_in_browser_reads_log_lines_as_diagnose_does(browser: Any, served: str, site: BuiltSite) -> None:
+    """The page in Chromium, on every log case: the same rules (best first) and inferred facts, with
+    their evidence, as `diagnose` (the library on all of them, the CLI itself on one line per MTA),
+    and the evidence shown says it was the log tag."""
+    from mailtriage.triage import diagnose_text
+
+    engine = Engine.load([REPO / "rules"], bundled=False, backend="python", use_cache=False)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{served}paste/")
+    answers = page.evaluate("""(texts) => {
+        const paste = window.mailtriagePaste;
+        const prepared = paste.prepareRules(window.MAILTRIAGE_RULES);
+        return texts.map((text) => {
+            const result = paste.diagnose(prepared, text, {});
+            return {matches: result.matches.map((rule) => rule.id), inferred: result.inferred, kind: result.kind};
+        });
+    }""", LOG_CASES)
+    disagreements = []
+    for text, answer in zip(LOG_CASES, answers, strict=True):
+        found = diagnose_text(text, engine=engine)
+        expected = {"matches": [m.rule.id for m in found[0].diagnosis.matches] if found else [],
+                    "inferred": [f.to_dict() for f in found[0].diagnosis.inferred] if found else [],
+                    "kind": found[0].record.kind if found else None}
+        if answer["matches"][:1] != expected["matches"][:1] or sorted(answer["matches"]) != sorted(expected["matches"]) \
+                or answer["inferred"] != expected["inferred"] or answer["kind"] != expected["kind"]:
+            disagreements.append(f"{text[:70]!r}: page={answer} diagnose={expected}")
+    assert not disagreements, "\n".join(disagreements)
+    assert sum(answer["kind"] == "log" for answer in answers) >= 15
+
+    by_mta = {"postfix/smtp": LOG_CASES[0], "** R=dnslookup": LOG_CASES[11], "1sABCD-000123-EF **": LOG_CASES[13],
+              "sm-mta": LOG_CASES[18]}
+    for tag, text in by_mta.items():
+        cli = subprocess.run([sys.executable, "-m", "mailtriage", "diagnose", text, "--format", "json"],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert cli.returncode in (0, 1), cli.stderr
+        document = json.loads(cli.stdout)
+        answer = answers[LOG_CASES.index(text)]
+        assert answer["matches"][0] == document["matches"][0]["rule"], text
+        assert answer["inferred"] == document["inferred"], text
+        assert {"field": "context.system", "source": "log-tag", "evidence": tag} in [
+            {k: f[k] for k in ("field", "source", "evidence")} for f in document["inferred"]], text
+        # What the reader sees: the inferred fact and where it came from.
+        _diagnose_in_page(page, text)
+        page.click(".mt-paste-details > summary")
+        item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
+        assert item.inner_text().endswith(f"(from log tag {tag})"), text
+        page.click(".mt-paste-details > summary")
     assert not errors
     page.close()
 

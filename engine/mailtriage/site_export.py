@@ -103,14 +103,18 @@ def _first_fix(rule: Rule, lang: str) -> dict[str, Any]:
 
 
 def export_reading() -> dict[str, Any]:
-    """What the page needs to read a paste as `read_reply` does: the context markers and derived
-    rules, and where a bounce starts quoting the message it returns (JavaScript spelling)."""
+    """What the page needs to read a paste as `parse_input` does: the context markers and derived
+    rules, where a bounce starts quoting the message it returns, how a log is told from a reply
+    and how a log line is read (JavaScript spelling)."""
+    from .intake import export_detection
     from .intake.context import export_markers
+    from .intake.logs import export_log_reading
     from .intake.reply import RETURNED_MESSAGE
     from .jsregex import js_regex
 
     source, flags = js_regex(RETURNED_MESSAGE.pattern)
-    return {**export_markers(), "returned_message": {"pattern": source, "flags": "i" + flags}}
+    return {**export_markers(), "returned_message": {"pattern": source, "flags": "i" + flags},
+            "detection": export_detection(), "logs": export_log_reading()}
 
 
 def reporting_systems(document: dict[str, Any]) -> list[str]:

@@ -18,11 +18,18 @@ from ..facts import FactValue, FieldSpec, InferredFact, coerce_value, schema_reg
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
 
 _HEADER_LINE = re.compile(rb"^(?:From |[A-Za-z][A-Za-z0-9\-]{1,60}:[ \t]?)")
+# A line that starts with a syslog or ISO timestamp (bytes patterns: ASCII classes; the paste page
+# gets them from `export_detection`).
 _LOG_LINE = re.compile(
     rb"^(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)"
 )
 # A log line pasted without its syslog prefix: `postfix/smtp[123]: ...`, `sendmail[77]: ...`.
 _BARE_LOG_LINE = re.compile(rb"^(?:postfix(?:-[\w.\-]+)?/[\w/\-]+|sendmail|sm-mta)\[\d+\]: ")
+# With one log-looking line among the first five, these words in the head make it a log.
+_LOG_HINTS = (b"postfix/", b"status=", b"sendmail[")
+_DETECT_HEAD_BYTES = 8192
+# The patterns the paste page runs, by the name it reads them under (bytes, case-sensitive, matched).
+DETECTION_PATTERNS: dict[str, re.Pattern[bytes]] = {"log_line": _LOG_LINE, "bare_log_line": _BARE_LOG_LINE}
 
 
 @dataclass
@@ -100,14 +107,14 @@ def clean_facts(raw: dict[str, FactValue], extra: dict[str, Any] | None = None) 
 
 def detect_kind(data: bytes) -> str:
     """Guess whether bytes are a message ("ndr"), MTA log lines ("log") or a pasted reply ("reply")."""
-    head = data[:8192].lstrip(b"\r\n\t ")
+    head = data[:_DETECT_HEAD_BYTES].lstrip(b"\r\n\t ")
     lines = [line for line in head.replace(b"\r", b"\n").split(b"\n")[:12] if line.strip()]
     if not lines:
         return "reply"
     log_lines = sum(1 for line in lines[:5] if _LOG_LINE.match(line) or _BARE_LOG_LINE.match(line))
     if log_lines and log_lines >= min(2, len(lines[:5])):
         return "log"
-    if log_lines and (b"postfix/" in head or b"status=" in head or b"sendmail[" in head):
+    if log_lines and any(hint in head for hint in _LOG_HINTS):
         return "log"
     header_lines = 0
     for line in lines[:8]:
@@ -120,6 +127,26 @@ def detect_kind(data: bytes) -> str:
     return "reply"
 
 
+def export_detection() -> dict[str, Any]:
+    """How `detect_kind` tells a log from a reply, for the paste page: its bytes patterns in
+    JavaScript's spelling (ASCII classes; the page runs them on the text's UTF-8 bytes)."""
+    from ..jsregex import js_regex
+
+    def pattern(compiled: re.Pattern[bytes]) -> dict[str, str]:
+        source, flags = js_regex(compiled.pattern.decode("ascii"), ascii=True)
+        return {"pattern": source, "flags": flags}
+
+    return {**{name: pattern(compiled) for name, compiled in DETECTION_PATTERNS.items()},
+            "hints": [hint.decode("ascii") for hint in _LOG_HINTS], "head_bytes": _DETECT_HEAD_BYTES}
+
+
+def failure_code(facts: dict[str, FactValue]) -> bool:
+    """Whether a reply's facts hold a 4xx/5xx reply code or a 4.x.x/5.x.x status code."""
+    code = facts.get("smtp.reply_code")
+    enhanced = facts.get("smtp.enhanced")
+    return (isinstance(code, int) and 400 <= code < 600) or (isinstance(enhanced, str) and enhanced[:1] in ("4", "5"))
+
+
 def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") -> list[IntakeRecord]:
     """Read facts from pasted text, a message or log lines. An empty list means nothing recognised.
 
@@ -128,7 +155,8 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
     if kind not in INPUT_KINDS:
         raise InputError(f"unknown input kind {kind!r}; use one of: {', '.join(INPUT_KINDS)}")
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
-    if kind == "auto":
+    detected = kind == "auto"
+    if detected:
         kind = detect_kind(raw)
     if kind == "ndr":
         from .ndr import parse_message
@@ -138,11 +166,18 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
         from .logs import parse_log_lines
 
         text = raw.decode("utf-8", "replace")
-        return list(parse_log_lines(text.splitlines(), source=source))
+        records = list(parse_log_lines(text.splitlines(), source=source))
+        if records or not detected:
+            return records
     from .reply import read_reply
 
     text = raw.decode("utf-8", "replace")
     facts, inferred = read_reply(text)
+    if kind == "log" and not failure_code(facts):
+        # Timestamped lines no log reader knows (Exchange's tracking and protocol logs, an
+        # application's log) are read as a reply when they hold an error code; other lines (a
+        # delivery, a connection) are no failure.
+        return []
     if not facts:
         # No reply code: it may be a log line pasted without its timestamp (Exim's "** addr: ...").
         from .logs import parse_log_lines

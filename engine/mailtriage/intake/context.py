@@ -40,8 +40,9 @@ SOURCES: dict[str, str] = {
     "failed-recipients-notice": "report text (with X-Failed-Recipients)",
     "fact": "inferred fact",
 }
-# The sources a pasted text has (the paste page exports the markers that use them).
-TEXT_SOURCES = ("text", "remote-host")
+# The sources a pasted text has, read as a reply or as a log line (the paste page exports the
+# markers that use them).
+TEXT_SOURCES = ("text", "remote-host", "log-tag")
 MAX_EVIDENCE_CHARS = 120
 MAX_SOURCE_CHARS = 20_000
 

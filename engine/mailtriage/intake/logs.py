@@ -19,8 +19,9 @@ from .reply import clean_text, parse_reply
 
 MAX_LINE_CHARS = 8_000
 
-# A key starts where a word starts (no rescanning of a long word from each of its letters).
-_KEY = re.compile(r"(?<!\w)(\w++)=")
+# A key starts where a word starts (no rescanning of a long word from each of its letters; a
+# word not followed by `=` costs its length once, so no possessive is needed, and JavaScript has none).
+_KEY = re.compile(r"(?<!\w)(\w+)=")
 _STATUS_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
 _RELAY = re.compile(r"^\[?(?P<host>[^\[\]:\s]+?)\.?\]?(?:\s*\[(?P<ip>[0-9a-fA-F:.]+)\])?(?::(?P<port>\d+))?$")
 _EXIM_LINE = re.compile(
@@ -37,6 +38,16 @@ _POSTFIX_TAG = re.compile(r"postfix(?:-[\w.\-]+)?/[\w/\-]+(?=\[\d+\])")
 _SENDMAIL_TAG = re.compile(r"(?:sendmail|sm-mta)(?=\[\d+\])")
 
 _POSTFIX_STATUS_ACTION = {"bounced": "failed", "deferred": "delayed", "expired": "failed", "undeliverable": "failed"}
+# Postfix statuses of a delivery that worked (the line is skipped).
+_POSTFIX_DELIVERED = ("status=sent", "status=deliverable")
+# Sendmail's stat= words of a delivery that worked or is merely queued (lower case).
+_SENDMAIL_DELIVERED = ("sent", "queued")
+# What makes a Postfix line without status= worth reading: a failed connection attempt or TLS.
+_POSTFIX_ATTEMPT_WORDS = ("connect to ", "lost connection", "TLS", "SSL", "timed out")
+# Attempt texts read from after the `warning: ` Postfix puts before them.
+_POSTFIX_ATTEMPT_WARNINGS = ("warning: ", "SSL_connect error", "Untrusted TLS", "Cannot start TLS")
+# An attempt line is a record only when its text showed one of these.
+_POSTFIX_ATTEMPT_FACTS = ("tcp.state", "tls.error", "smtp.closed_abruptly", "dns.result", "smtp.reply_code")
 
 
 # Error texts differ mostly in addresses and host names; parsing a template with those replaced by
@@ -207,7 +218,7 @@ def _sendmail(line: str, source: str, number: int) -> IntakeRecord | None:
     at = line.find(" stat=")
     text = line[at + 6 :].strip()
     lower = text.lower()
-    if lower.startswith(("sent", "queued")):
+    if lower.startswith(_SENDMAIL_DELIVERED):
         return None
     fields = _kv_fields(line[:at])
     dsn = fields.get("dsn", "")
@@ -259,13 +270,12 @@ def _postfix_attempt(line: str, source: str, number: int) -> IntakeRecord | None
     if not found:
         return None
     text = found.group("text")
-    if text.startswith(("warning: ", "SSL_connect error", "Untrusted TLS", "Cannot start TLS")):
+    if text.startswith(_POSTFIX_ATTEMPT_WARNINGS):
         text = text.removeprefix("warning: ")
     facts: Facts = {}
     tag = _POSTFIX_TAG.search(line)
     record = _record(facts, text, None, "delayed", tag.group(0) if tag else "postfix", None, source, number)
-    interesting = ("tcp.state", "tls.error", "smtp.closed_abruptly", "dns.result", "smtp.reply_code")
-    return record if any(key in record.facts for key in interesting) else None
+    return record if any(key in record.facts for key in _POSTFIX_ATTEMPT_FACTS) else None
 
 
 def parse_log_line(line: str, source: str = "<log>", number: int = 1) -> IntakeRecord | None:
@@ -273,17 +283,14 @@ def parse_log_line(line: str, source: str = "<log>", number: int = 1) -> IntakeR
     if len(line) > MAX_LINE_CHARS:
         line = line[:MAX_LINE_CHARS]
     if " status=" in line:
-        if "status=sent" in line or "status=deliverable" in line:
+        if any(word in line for word in _POSTFIX_DELIVERED):
             return None
         return _postfix(line, source, number)
     if " stat=" in line:
         return _sendmail(line, source, number)
     if " ** " in line or " == " in line or line.startswith(("** ", "== ")):
         return _exim(line, source, number)
-    if "postfix/" in line and (
-        "connect to " in line or "lost connection" in line or "TLS" in line or "SSL" in line
-        or "timed out" in line
-    ):
+    if "postfix/" in line and any(word in line for word in _POSTFIX_ATTEMPT_WORDS):
         return _postfix_attempt(line, source, number)
     return None
 
@@ -332,3 +339,33 @@ def log_time(line: str, year: int | None = None) -> str | None:
             return None
         return when.strftime("%Y-%m-%dT%H:%M:%SZ")
     return None
+
+
+# The patterns the paste page runs, by the name paste.js reads them under (case-sensitive, searched).
+EXPORTED_PATTERNS: dict[str, re.Pattern[str]] = {
+    "key": _KEY, "status_code": _STATUS_CODE, "relay": _RELAY, "exim_line": _EXIM_LINE, "exim_host": _EXIM_HOST,
+    "exim_errno": _EXIM_ERRNO, "postfix_attempt": _POSTFIX_ATTEMPT, "postfix_tag": _POSTFIX_TAG,
+    "sendmail_tag": _SENDMAIL_TAG,
+}
+
+
+def export_log_reading() -> dict[str, object]:
+    """What the paste page needs to read a pasted log line as `parse_log_line` does: its patterns
+    in JavaScript's spelling (see jsregex) and its tables. paste.js ports the steps between them."""
+    from ..jsregex import js_regex
+
+    def pattern(compiled: re.Pattern[str]) -> dict[str, str]:
+        source, flags = js_regex(compiled.pattern)
+        return {"pattern": source, "flags": flags}  # case-sensitive, as here
+
+    return {
+        "max_line_chars": MAX_LINE_CHARS,
+        "patterns": {name: pattern(compiled) for name, compiled in EXPORTED_PATTERNS.items()},
+        "errno_tcp": {str(number): state for number, state in _ERRNO_TCP.items()},
+        "postfix_status_action": dict(_POSTFIX_STATUS_ACTION),
+        "postfix_delivered": list(_POSTFIX_DELIVERED),
+        "sendmail_delivered": list(_SENDMAIL_DELIVERED),
+        "postfix_attempt_words": list(_POSTFIX_ATTEMPT_WORDS),
+        "postfix_attempt_warnings": list(_POSTFIX_ATTEMPT_WARNINGS),
+        "postfix_attempt_facts": list(_POSTFIX_ATTEMPT_FACTS),
+    }

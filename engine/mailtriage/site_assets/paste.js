@@ -1,9 +1,11 @@
-/* mailtriage "paste your error" page: read a pasted SMTP reply or NDR excerpt, match it against the
- * exported rules (window.MAILTRIAGE_RULES, from rules.js) and list the matching rule pages.
+/* mailtriage "paste your error" page: read a pasted SMTP reply, NDR excerpt or MTA log line, match
+ * it against the exported rules (window.MAILTRIAGE_RULES, from rules.js) and list the matching rule
+ * pages.
  *
  * Runs entirely in the browser: no network, no server, works from file://. The parsing is a
  * line-by-line port of mailtriage.intake.reply.parse_reply (with intake.symptoms.text_symptoms) and
- * the matching mirrors mailtriage.evaluate.holds. tests/test_site.py runs this same file under Node
+ * of intake.logs.parse_log_line (whose patterns and tables come in rules.json), and the matching
+ * mirrors mailtriage.evaluate.holds. tests/test_site.py runs this same file under Node
  * against the Python code: on every rule example, on sample replies and on fuzzed text. Change the
  * Python parser and those tests tell you what to port here. Known limits of the port: indexes
  * count UTF-16 units where Python counts code points (differs only after characters outside the
@@ -485,19 +487,18 @@
     if (context.returned_message) {
       try { returned = compileMarker(context.returned_message); } catch (error) { returned = null; }
     }
-    return { markers: markers, derived: context.derived || [], labels: context.source_labels || {}, returnedMessage: returned };
+    var prepared = { markers: markers, derived: context.derived || [], labels: context.source_labels || {}, returnedMessage: returned,
+      logs: null };
+    prepared.logs = prepareLogs(context);
+    return prepared;
   }
 
   /** A marker is the package's own code (not a pull request's rule), written for Python's `re`
-   * and exported in RegExp spelling (look-behind included), so it runs on RegExp, not RE2JS.
-   * Python's IGNORECASE folds case like the `u` flag; a pattern not valid in unicode mode
-   * (identity escapes such as \-) falls back to the plain flags. */
+   * and exported in RegExp spelling (look-behind included; jsregex spells Python's Unicode \w, \d,
+   * \s, \b, `.` and `$` for the `u` flag), so it runs on RegExp, not RE2JS. Python's IGNORECASE
+   * folds case like the `u` flag. */
   function compileMarker(marker) {
-    try {
-      return new RegExp(marker.pattern, marker.flags + "u");
-    } catch (unicodeError) {
-      return new RegExp(marker.pattern, marker.flags);
-    }
+    return new RegExp(marker.pattern, marker.flags + "u");
   }
 
   /** The matched text widened to whole words, printable only (as context._snippet). */
@@ -562,6 +563,281 @@
     var inferred = inferContext(context, merged, evidence);
     inferred.forEach(function (f) { facts[f.field] = f.value; });
     return { facts: facts, inferred: inferred };
+  }
+
+  // --- mirror of intake/__init__.py's detect_kind and intake/logs.py ---------------------------
+  // The patterns and tables come from Python (rules.json's context.detection and context.logs,
+  // written by intake.export_detection and intake.logs.export_log_reading), never a copy; these
+  // functions port the steps between them. A pasted text is read as parse_input reads it: log
+  // lines when detect_kind says "log" (and, when no line was a failure line, a reply if it holds an
+  // error code), else a reply, and log lines again when the reply shows nothing (Exim's
+  // "** addr: ..." pasted without its timestamp). The page shows the first record.
+  var MAX_FALLBACK_LOG_LINES = 1000; // parse_input reads this many lines of a codeless reply as a log
+  var LINE_BREAKS = /\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]/; // str.splitlines()
+  var ASCII_SPACES = " \t\n\r\x0b\x0c"; // bytes.strip()
+  var DECIMAL = rx("^[" + D + "]+$");
+  var PY_STRIP = rx("^[" + S + "]+|[" + S + "]+$", "g");
+
+  function pyStrip(text) { return text.replace(PY_STRIP, ""); }
+  function pyInt(text) { return text[0] === "-" ? -toInt(text.slice(1)) : toInt(text); }
+  function hasOwn(map, key) { return Object.prototype.hasOwnProperty.call(map, key); }
+  function startsWithAny(text, prefixes) { return prefixes.some(function (p) { return text.slice(0, p.length) === p; }); }
+  function splitLines(text) {
+    var lines = text.split(LINE_BREAKS);
+    if (lines.length && lines[lines.length - 1] === "") lines.pop();
+    return lines;
+  }
+
+  /** The exported detection and log tables, compiled; null when rules.json has none (or a
+   * pattern does not compile: the page then reads every paste as a reply, as it used to). */
+  function prepareLogs(context) {
+    var detection = context.detection;
+    var logs = context.logs;
+    if (!detection || !logs) return null;
+    try {
+      var p = logs.patterns;
+      var compile = function (spec, extra) { return new RegExp(spec.pattern, spec.flags + "u" + (extra || "")); };
+      return {
+        logLine: new RegExp(detection.log_line.pattern, detection.log_line.flags),  // bytes patterns: no `u`
+        bareLogLine: new RegExp(detection.bare_log_line.pattern, detection.bare_log_line.flags),
+        hints: detection.hints, headBytes: detection.head_bytes,
+        maxLineChars: logs.max_line_chars,
+        key: compile(p.key, "g"), statusCode: compile(p.status_code), relay: compile(p.relay),
+        eximLine: compile(p.exim_line), eximHost: compile(p.exim_host), eximErrno: compile(p.exim_errno),
+        postfixAttempt: compile(p.postfix_attempt), postfixTag: compile(p.postfix_tag), sendmailTag: compile(p.sendmail_tag),
+        errnoTcp: logs.errno_tcp, statusAction: logs.postfix_status_action, postfixDelivered: logs.postfix_delivered,
+        sendmailDelivered: logs.sendmail_delivered, attemptWords: logs.postfix_attempt_words,
+        attemptWarnings: logs.postfix_attempt_warnings, attemptFacts: logs.postfix_attempt_facts
+      };
+    } catch (error) {
+      return null;
+    }
+  }
+
+  /** detect_kind's "log" verdict, on the text's UTF-8 bytes as detect_kind reads them. */
+  function looksLikeLog(L, text) {
+    var bytes = new TextEncoder().encode(text.slice(0, L.headBytes));
+    var head = "";
+    for (var i = 0; i < bytes.length && i < L.headBytes; i++) head += String.fromCharCode(bytes[i]);
+    head = lstripChars(head, "\r\n\t ");
+    var lines = head.replace(/\r/g, "\n").split("\n").slice(0, 12).filter(function (line) {
+      return stripChars(line, ASCII_SPACES).length > 0;
+    });
+    if (!lines.length) return false;
+    var first = lines.slice(0, 5);
+    var logLines = first.filter(function (line) { return L.logLine.test(line) || L.bareLogLine.test(line); }).length;
+    if (logLines && logLines >= Math.min(2, first.length)) return true;
+    return logLines > 0 && L.hints.some(function (hint) { return has(head, hint); });
+  }
+
+  /** logs._field: the value between `start` and `end` ("" when absent). */
+  function logField(text, start, end) {
+    var at = text.indexOf(start);
+    if (at < 0) return "";
+    at += start.length;
+    var stop = text.indexOf(end, at);
+    return stop < 0 ? text.slice(at) : text.slice(at, stop);
+  }
+
+  function afterParen(line, start) {
+    var openAt = line.indexOf("(", start);
+    if (openAt < 0) return "";
+    var closeAt = line.lastIndexOf(")");
+    return line.slice(openAt + 1, closeAt > openAt ? closeAt : line.length);
+  }
+
+  /** logs._kv_fields: Sendmail's `key=value, key=<a,b>, ...`, in time linear in the text. */
+  function kvFields(L, text) {
+    var fields = new Map();
+    var position = 0;
+    var noClosingAfter = text.length + 1;
+    for (;;) {
+      L.key.lastIndex = position;
+      var found = L.key.exec(text);
+      if (found === null) return fields;
+      var start = found.index + found[0].length;
+      var end = -1;
+      if (text.charAt(start) === "<" && start < noClosingAfter) {
+        var close = text.indexOf(">", start);
+        if (close < 0) noClosingAfter = start;
+        else end = close + 1;
+      }
+      if (end < 0) {
+        var comma = text.indexOf(",", start);
+        end = comma < 0 ? text.length : comma;
+      }
+      fields.set(found[1], text.slice(start, end));
+      position = end;
+    }
+  }
+
+  function relayFacts(L, relay, facts) {
+    relay = pyStrip(relay);
+    if (!relay || relay === "none" || relay === "local" || has(relay, "/")) return;
+    var found = L.relay.exec(relay);
+    if (!found) return;
+    var host = found.groups.host;
+    if (DECIMAL.test(host.replace(/\./g, ""))) setDefault(facts, "smtp.remote_ip", host);
+    else setDefault(facts, "smtp.remote_host", rstripChars(host, "."));
+    if (found.groups.ip) setDefault(facts, "smtp.remote_ip", found.groups.ip);
+    if (found.groups.port) {
+      var port = toInt(found.groups.port);
+      if (port > 0 && port < 65536) setDefault(facts, "smtp.remote_port", port);
+    }
+  }
+
+  function recipientDomain(recipient) {
+    if (!recipient || !has(recipient, "@")) return null;
+    var domain = stripChars(recipient.slice(recipient.lastIndexOf("@") + 1), "<> ").toLowerCase();
+    return rstripChars(domain, ".") || null;
+  }
+
+  /** logs._record: the error text's facts, then what the line's fields say, then the context
+   * (the log tag, whatever names the program that wrote the line, is the evidence). */
+  function logRecord(context, facts, text, recipient, action, tag, status) {
+    var L = context.logs;
+    if (text) {
+      var read = parseReply(text, context);
+      Object.keys(read).forEach(function (k) { setDefault(facts, k, read[k]); });
+      if (!("smtp.text" in facts)) facts["smtp.text"] = cleanText(text, null);
+    }
+    if (status && L.statusCode.test(status)) {
+      var said = facts["smtp.enhanced"];
+      if (typeof said !== "string" || (/\.0\.0$/.test(said) && !/\.0\.0$/.test(status))) facts["smtp.enhanced"] = status;
+    }
+    facts["input.kind"] = "log";
+    facts["report.action"] = action;
+    var domain = recipientDomain(recipient);
+    if (domain) facts["context.recipient_domain"] = domain;
+    var evidence = { "log-tag": tag, text: text };
+    if (typeof facts["smtp.remote_host"] === "string") evidence["remote-host"] = facts["smtp.remote_host"];
+    var inferred = inferContext(context, facts, evidence);
+    inferred.forEach(function (f) { facts[f.field] = f.value; });
+    return { facts: facts, inferred: inferred, kind: "log" };
+  }
+
+  function postfixLine(context, line) {
+    var L = context.logs;
+    var at = line.indexOf(" status=");
+    var statusWord = rstripChars(line.slice(at + 8).split(" ")[0], ",");
+    if (!hasOwn(L.statusAction, statusWord)) return null;
+    var head = line.slice(0, at);
+    var facts = {};
+    relayFacts(L, logField(head, " relay=", ","), facts);
+    var text = afterParen(line, at);
+    if (statusWord === "expired") facts["outer.expired"] = true;
+    var tag = L.postfixTag.exec(head);
+    return logRecord(context, facts, text, logField(head, " to=<", ">") || null, L.statusAction[statusWord],
+      tag ? tag[0] : "status=" + statusWord, logField(head, " dsn=", ",") || null);
+  }
+
+  function sendmailLine(context, line) {
+    var L = context.logs;
+    var at = line.indexOf(" stat=");
+    var text = pyStrip(line.slice(at + 6));
+    var lower = text.toLowerCase();
+    if (startsWithAny(lower, L.sendmailDelivered)) return null;
+    var fields = kvFields(L, line.slice(0, at));
+    var dsn = fields.get("dsn") || "";
+    if (dsn.charAt(0) === "2") return null;
+    var action = lower.slice(0, 8) === "deferred" || dsn.charAt(0) === "4" ? "delayed" : "failed";
+    var recipient = stripChars((fields.get("to") || "").split(",")[0], "<>") || null;
+    var facts = {};
+    relayFacts(L, fields.get("relay") || "", facts);
+    if (lower.slice(0, 9) === "deferred:") text = pyStrip(text.slice(9));
+    var tag = L.sendmailTag.exec(line.slice(0, at));
+    return logRecord(context, facts, text, recipient, action, tag ? tag[0] : "stat=", dsn || null);
+  }
+
+  function eximLine(context, line) {
+    var L = context.logs;
+    var found = L.eximLine.exec(line);
+    if (!found) return null;
+    var g = found.groups;
+    var action = g.flag === "**" ? "failed" : "delayed";
+    var recipient = rstripChars(g.rcpt, ":");
+    if (g.id === undefined && !has(recipient, "@")) return null; // without the id, only an address makes it Exim's
+    var text = g.text;
+    var rest = g.rest || "";
+    var facts = {};
+    var host = L.eximHost.exec(line);
+    if (host) {
+      facts["smtp.remote_host"] = rstripChars(host.groups.host, ".");
+      if (host.groups.ip) facts["smtp.remote_ip"] = host.groups.ip;
+    }
+    var errno = L.eximErrno.exec(line);
+    if (errno && hasOwn(L.errnoTcp, String(pyInt(errno[1])))) {
+      facts["tcp.state"] = L.errnoTcp[String(pyInt(errno[1]))];
+      facts["smtp.stage"] = "connect";
+    }
+    if (!text && rest) text = rest;
+    var tag;
+    if (g.id !== undefined) tag = g.id + " " + g.flag;
+    else {
+      var router = rstripChars(pyWords(rest)[0] || "", ":");
+      tag = router.slice(0, 2) === "R=" || router.slice(0, 2) === "T=" ? g.flag + " " + router : g.flag;
+    }
+    return logRecord(context, facts, text, recipient, action, tag, null);
+  }
+
+  function postfixAttempt(context, line) {
+    var L = context.logs;
+    var found = L.postfixAttempt.exec(line);
+    if (!found) return null;
+    var text = found.groups.text;
+    if (startsWithAny(text, L.attemptWarnings) && text.slice(0, 9) === "warning: ") text = text.slice(9);
+    var tag = L.postfixTag.exec(line);
+    var record = logRecord(context, {}, text, null, "delayed", tag ? tag[0] : "postfix", null);
+    return L.attemptFacts.some(function (k) { return k in record.facts; }) ? record : null;
+  }
+
+  /** logs.parse_log_line: a record for a delivery-failure line, null for any other line. */
+  function parseLogLine(context, line) {
+    var L = context.logs;
+    if (line.length > L.maxLineChars) line = pySlice(line, L.maxLineChars);
+    if (has(line, " status=")) {
+      if (L.postfixDelivered.some(function (w) { return has(line, w); })) return null;
+      return postfixLine(context, line);
+    }
+    if (has(line, " stat=")) return sendmailLine(context, line);
+    if (has(line, " ** ") || has(line, " == ") || startsWithAny(line, ["** ", "== "])) return eximLine(context, line);
+    if (has(line, "postfix/") && L.attemptWords.some(function (w) { return has(line, w); })) return postfixAttempt(context, line);
+    return null;
+  }
+
+  function firstLogRecord(context, lines) {
+    for (var i = 0; i < lines.length; i++) {
+      var record = parseLogLine(context, lines[i]);
+      if (record !== null) return record;
+    }
+    return null;
+  }
+
+  /** intake.failure_code: a 4xx/5xx reply code or a 4.x.x/5.x.x status code. */
+  function failureCode(facts) {
+    var code = facts["smtp.reply_code"];
+    var enhanced = facts["smtp.enhanced"];
+    return (typeof code === "number" && code >= 400 && code < 600) || (typeof enhanced === "string" && (enhanced[0] === "4" || enhanced[0] === "5"));
+  }
+
+  /** A pasted text as parse_input reads it (first record): {facts, inferred, kind}. `known` are
+   * the reader's facts: the text is read without them, then the inferred facts the reader stated
+   * are dropped, as triage.diagnose_record does (so `diagnose TEXT --fact ...` agrees). */
+  function readPaste(context, text, known) {
+    known = known || {};
+    var record = null;
+    var log = context.logs !== null && looksLikeLog(context.logs, text);
+    if (log) record = firstLogRecord(context, splitLines(text));
+    if (record === null) { // not a log, or timestamped lines no log reader knows: read as a reply
+      var read = readReply(context, text, {});
+      if (log && !failureCode(read.facts)) return { facts: {}, inferred: [], kind: null };
+      if (Object.keys(read.facts).length) record = { facts: read.facts, inferred: read.inferred, kind: "reply" };
+      if (record) setDefault(record.facts, "input.kind", "reply");
+      else if (context.logs) record = firstLogRecord(context, splitLines(text).slice(0, MAX_FALLBACK_LOG_LINES));
+    }
+    if (record === null) return { facts: {}, inferred: [], kind: null };
+    record.inferred = record.inferred.filter(function (f) { return !hasOwn(known, f.field); });
+    return record;
   }
 
   /** Normalise like mailtriage.facts.normalize_facts for the fields a paste can produce, and add
@@ -670,12 +946,12 @@
 
   /** Everything at once: text (+ extra facts) to facts and matching rules. */
   function diagnose(prepared, text, extra) {
-    var read = readReply(prepared.context, text, extra);
+    var read = readPaste(prepared.context, text, extra);
     var raw = read.facts;
     Object.keys(extra || {}).forEach(function (k) { raw[k] = extra[k]; });
     var normal = normalizeFacts(raw);
     return { facts: normal.facts, dropped: normal.dropped, matches: matchRules(prepared, normal.facts),
-      inferred: read.inferred };
+      inferred: read.inferred, kind: read.kind };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -984,6 +1260,7 @@
   var api = {
     parseReply: parseReply,
     readReply: readReply,
+    readPaste: readPaste,
     readLimits: readLimits,
     prepareContext: prepareContext,
     inferContext: inferContext,
