@@ -171,6 +171,24 @@ def test_fuzz_parse_input_never_raises(data: bytes, kind: str) -> None:
         assert set(record.facts) <= set(vocabulary())
 
 
+# str input from the library API may hold any lone surrogate: the ones a surrogateescape decode
+# makes (U+DC80-U+DCFF, original bytes) and others, which st.text() never generates by itself.
+_WITH_SURROGATES = st.text(st.characters(codec=None, categories=["Cs", "Lu", "Ll", "Nd", "Zs", "Po"]), max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_WITH_SURROGATES, st.sampled_from(["auto", "reply", "ndr", "log"]))
+def test_fuzz_str_input_with_lone_surrogates_never_raises(text: str, kind: str) -> None:
+    for prefix in ("", "550 5.1.1 ", "From: a@b\nContent-Type: multipart/report\n\n"):
+        for record in parse_input(prefix + text, kind=kind):
+            assert set(record.facts) <= set(vocabulary())
+
+
+def test_a_lone_surrogate_in_a_reply_still_gets_its_reply_read() -> None:
+    (record,) = parse_input("550 5.1.1 \ud800 user unknown")
+    assert record.facts["smtp.enhanced"] == "5.1.1"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

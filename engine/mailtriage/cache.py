@@ -26,6 +26,7 @@ from .loader import KnowledgeBase, load_knowledge_base
 from .model import iter_leaves
 from .resources import schema_path
 from .textmatch import WordAnalysis, plan_alternatives, prime_word_analyses, word_analyses
+from .textsafe import text_bytes
 
 CACHE_ENV = "MAILTRIAGE_CACHE_DIR"
 _FORMAT = "4"  # 4: keyed-hash header + pickle of (knowledge base, pattern word analyses, pattern splits)
@@ -162,7 +163,7 @@ def content_key(dirs: list[Path]) -> str:
             stamps.append(_stamp(group))
         else:
             stamps.extend(sorted(_yaml_stamps(str(group), in_schema=False)))
-    digest.update("\n".join(stamps).encode("utf-8", "surrogateescape"))
+    digest.update(text_bytes("\n".join(stamps)))
     return digest.hexdigest()[:32]
 
 

@@ -54,3 +54,14 @@ def json_text(data: Any, indent: int | None = 2) -> str:
     ones json.dumps leaves alone become `\\uXXXX` escapes, which decode to the same string."""
     text = json.dumps(data, indent=indent, ensure_ascii=False)
     return _UNSAFE_IN_JSON.sub(_json_escape, text)
+
+
+def text_bytes(text: str) -> bytes:
+    """`text` as UTF-8, giving back the original bytes a surrogateescape decode hid in it (U+DC80 to
+    U+DCFF). Any other lone surrogate (from the library API or a JSON "\\ud800" escape) cannot be
+    UTF-8: it becomes bytes that later decode as U+FFFD, never an exception."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..textsafe import text_bytes
+
 if TYPE_CHECKING:
     from ..engine import Engine
     from ..intake import IntakeRecord
@@ -42,7 +44,7 @@ class DistinctCounter:
 
     @staticmethod
     def _hash(value: str) -> int:
-        return int.from_bytes(hashlib.blake2b(value.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
+        return int.from_bytes(hashlib.blake2b(text_bytes(value), digest_size=8).digest(), "big")
 
     def add(self, value: str) -> None:
         if self._exact is not None:

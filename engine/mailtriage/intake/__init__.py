@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import FactError, InputError
 from ..facts import FactValue, FieldSpec, InferredFact, coerce_value, schema_regex, vocabulary
+from ..textsafe import text_bytes
 
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
 
@@ -154,7 +155,7 @@ def parse_input(data: bytes | str, kind: str = "auto", source: str = "<input>") 
     """
     if kind not in INPUT_KINDS:
         raise InputError(f"unknown input kind {kind!r}; use one of: {', '.join(INPUT_KINDS)}")
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    raw = text_bytes(data) if isinstance(data, str) else data
     detected = kind == "auto"
     if detected:
         kind = detect_kind(raw)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..facts import Facts, InferredFact
+from ..textsafe import text_bytes
 from . import IntakeRecord, clean_facts
 from .context import infer_context
 from .reply import RETURNED_MESSAGE, clean_text, find_candidates, parse_reply
@@ -662,7 +663,7 @@ _COMPLAINT_SUBJECT = re.compile(r"^(?:complaint about message|abuse report|spam 
 def non_failure_kind(data: bytes | str) -> str | None:
     """"complaint" for a feedback-loop report (ARF, RFC 5965) or an SES complaint notification,
     "auto-reply" for an automatic reply (RFC 3834: vacation, out-of-office), else None."""
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    raw = text_bytes(data) if isinstance(data, str) else data
     raw = _drop_returned_message(raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n"))
     msg = email.message_from_bytes(raw, policy=compat32)
     report = _Report(msg)
@@ -686,7 +687,7 @@ def non_failure_kind(data: bytes | str) -> str | None:
 
 def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRecord]:
     """One record per failed or delayed recipient of a bounce; [] for anything that is not one."""
-    raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
+    raw = text_bytes(data) if isinstance(data, str) else data
     truncated = len(raw) > MAX_MESSAGE_BYTES
     raw = raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if raw.startswith(b"From "):

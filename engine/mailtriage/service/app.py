@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ..errors import MailtriageError
+from ..textsafe import text_bytes
 from .config import Limits, ServiceConfig, token_matches
 from .encoding import json_bytes
 from .observe import PROBES, count_diagnosis, count_request, metrics_payload
@@ -654,7 +655,7 @@ async def _diagnose_input(
             if len(text) > limits.max_upload_bytes:
                 raise BodyTooLarge(f"the uploaded file is larger than {limits.max_upload_bytes} bytes")
         elif isinstance(form.get("text"), str):
-            text = str(form["text"]).encode("utf-8", "surrogateescape")
+            text = text_bytes(str(form["text"]))
         facts = None
         raw_facts = form.get("facts")
         if isinstance(raw_facts, str) and raw_facts.strip():
@@ -689,7 +690,7 @@ async def _diagnose_input(
             ) from None
         if parsed_request.text is None and parsed_request.facts is None:
             raise ProblemError(422, "invalid-request", "Invalid request", "give `text`, `facts` or both")
-        text = parsed_request.text.encode("utf-8", "surrogateescape") if parsed_request.text is not None else None
+        text = text_bytes(parsed_request.text) if parsed_request.text is not None else None
         return text, parsed_request.facts, parsed_request.kind, parsed_request.lang or lang
     if content_type.startswith("text/"):
         return body, None, kind, lang
@@ -944,7 +945,7 @@ def _bearer(value: str) -> bytes | None:
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return token.strip().encode("utf-8", "surrogateescape")
+    return text_bytes(token.strip())
 
 
 class _LimitedReceive:
