@@ -158,6 +158,10 @@ def _header(msg: Message, name: str) -> str:
 
 
 def _decode_part(part: Message) -> str:
+    return _decode_escapes(_decode_payload(part))
+
+
+def _decode_payload(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if isinstance(payload, str):
         return payload
@@ -194,6 +198,22 @@ def _walk(part: Message, depth: int = 0) -> Iterator[Message]:
                     yield from _walk(sub, depth + 1)
 
 
+# Fields that open one recipient's block: seen twice in one block, a second recipient began there.
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+_ISO_2022_ESCAPE = re.compile(r"\x1b[$(][@A-DBJ]")
+
+
+def _decode_escapes(text: str) -> str:
+    """Japanese text in ISO-2022-JP escape sequences, as DSN fields and parts labelled ASCII carry
+    it (Domino, Notes, Japanese carriers), decoded; any other text unchanged."""
+    if "\x1b" not in text or not _ISO_2022_ESCAPE.search(text):
+        return text
+    try:
+        return text.encode("ascii").decode("iso-2022-jp")
+    except (UnicodeError, LookupError):
+        return text
+
+
 def _dsn_fields(text: str) -> list[dict[str, str]]:
     """RFC 3464 field blocks from text: unfolded `Name: value` lines, blocks split at blank lines."""
     blocks: list[dict[str, str]] = []
@@ -212,7 +232,10 @@ def _dsn_fields(text: str) -> list[dict[str, str]]:
         name, sep, value = line.partition(":")
         if sep and name and " " not in name.strip() and len(name) < 40:
             last = name.strip().lower()
-            current[last] = value.strip()
+            if last in _RECIPIENT_FIELDS and last in current:
+                blocks.append(current)  # the next recipient's fields with no blank line between
+                current = {}
+            current[last] = _decode_escapes(value.strip())
         else:
             last = None
     if current:
@@ -228,7 +251,11 @@ def _delivery_status_blocks(part: Message) -> list[dict[str, str]]:
             if isinstance(block, Message):
                 fields: dict[str, str] = {}
                 for key, value in block.items():
-                    fields[key.lower()] = " ".join(str(value).split())
+                    name = key.lower()
+                    if name in _RECIPIENT_FIELDS and name in fields:
+                        blocks.append(fields)  # the next recipient's fields with no blank line between
+                        fields = {}
+                    fields[name] = _decode_escapes(" ".join(str(value).split()))
                 payload_text = block.get_payload()
                 if isinstance(payload_text, str) and ":" in payload_text:
                     # compat32 puts fields after a malformed line into the body; read them too.
@@ -590,24 +617,40 @@ def _mark_no_code(diagnostic: Facts, action: str) -> None:
         diagnostic["smtp.enhanced"] = "4.0.0" if action == "delayed" else "5.0.0"
 
 
-_SES_START = re.compile(r'\{\s*"(?:notificationType|eventType)"\s*:')
+_SES_START = re.compile(r'\{\s*"(?:notificationType|eventType|Type)"\s*:')
+# The words that make a body worth a JSON parse: SES's own keys, or SNS's envelope quoting them.
+_SES_MARKERS = ('"notificationType"', '"eventType"', '\\"notificationType\\"', '\\"eventType\\"')
+
+
+def _has_ses_marker(text: str) -> bool:
+    return any(marker in text for marker in _SES_MARKERS)
 
 
 def _ses_notification(text: str) -> dict[str, Any] | None:
     """An Amazon SES notification (bounce, complaint, delivery) in a message body, as SNS e-mail
-    subscriptions deliver it: a JSON object, sometimes wrapped by the mail system's line breaks."""
-    found = _SES_START.search(text)
-    if found is None:
-        return None
-    body = text[found.start(): found.start() + 200_000]
+    subscriptions deliver it: a JSON object, sometimes wrapped by the mail system's line breaks,
+    either bare or as the "Message" string of an SNS envelope ({"Type": "Notification", ...})."""
     decoder = json.JSONDecoder()
-    for candidate in (body, re.sub(r"!?\n[ \t]?", "", body)):
-        try:
-            value, _ = decoder.raw_decode(candidate)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
+    for found in _SES_START.finditer(text[:200_000]):
+        body = text[found.start(): found.start() + 200_000]
+        for candidate in (body, re.sub(r"!?\n[ \t]?", "", body)):
+            try:
+                value, _ = decoder.raw_decode(candidate)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(value, dict):
+                continue
+            inner = value.get("Message")
+            if "notificationType" not in value and "eventType" not in value and isinstance(inner, str):
+                try:
+                    value = json.loads(inner)
+                except (ValueError, RecursionError):
+                    continue
+                if not isinstance(value, dict):
+                    continue
+            if "notificationType" in value or "eventType" in value:
+                return value
+        break  # only the first JSON object of the body is read
     return None
 
 
@@ -669,8 +712,7 @@ def non_failure_kind(data: bytes | str) -> str | None:
     if ("feedback-report" in report.report_type.lower() or msg.get("Feedback-Type")
             or _COMPLAINT_SUBJECT.search(report.subject.strip())):
         return "complaint"
-    ses = _ses_notification(report.full_text) if '"notificationType"' in report.full_text or (
-        '"eventType"' in report.full_text) else None
+    ses = _ses_notification(report.full_text) if _has_ses_marker(report.full_text) else None
     if ses is not None:
         kind = str(ses.get("notificationType") or ses.get("eventType") or "").lower()
         return "complaint" if kind == "complaint" else None
@@ -703,7 +745,7 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
         # a thousand deep. One unreadable message must not end a scan.
         raise InputError("MIME parts nested too deeply to read") from None
     report = _Report(msg)
-    if '"notificationType"' in report.full_text or '"eventType"' in report.full_text:
+    if _has_ses_marker(report.full_text):
         ses = _ses_notification(report.full_text)
         if ses is not None:
             return _ses_records(ses, source)

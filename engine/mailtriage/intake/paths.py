@@ -60,7 +60,9 @@ def binary_kind(head: bytes) -> str | None:
         if head.startswith(magic):
             return name
     sample = head[:8192]
-    if b"\x00" in sample:
+    # A stray NUL or a few (a tool's padding at the end of a saved message) leave text text;
+    # binary formats and UTF-16 have them throughout.
+    if sample.count(b"\x00") > 2 + len(sample) // 1024:
         return "binary data"
     controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))  # C speed, not a byte loop
     if controls > len(sample) * 0.05:
