@@ -70,7 +70,7 @@ _OTHER_CASES = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 PHRASE_RECIPIENT_PHRASES = (
     "rcpt to:", "delivered to", "delivering your (?:mail|message) to", "delivery to", "could not be delivered to",
     "failed recipient:?", "following recipients?:", "following addresses:", "not be delivered to",
-    "unable to deliver (?:your )?message to", "recipient", "address",
+    "unable to deliver (?:your )?message to", "undeliverable to", "recipient", "address",
     "duplicated message-id in")  # a mailing list manager's loop alert names the list
 PHRASE_RECIPIENT_TAIL = r"\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")"
 _PHRASE_RECIPIENT = _phrases_then(PHRASE_RECIPIENT_PHRASES, PHRASE_RECIPIENT_TAIL)
@@ -81,6 +81,19 @@ COLON_RECIPIENT_PHRASES = (
     "undeliverable to", "delivery failed for", "failed recipient", "invalid recipient", "bad recipient")
 COLON_RECIPIENT_TAIL = r"\s*:\s*[<\"]?(?P<addr>" + _ADDRESS + r")"
 _COLON_RECIPIENT = _phrases_then(COLON_RECIPIENT_PHRASES, COLON_RECIPIENT_TAIL)
+# "User mailbox exceeds allowed size: a@b", "Delivery failed 20 attempts: a@b" (IMail and other
+# notices that state the reason, a colon, and the address that ends the line). Lazy but bounded:
+# the reason is at most 100 characters without a colon, so a line is tried in linear time.
+_REASON_THEN_ADDRESS = re.compile(
+    rf"^[ \t]*+(?P<reason>[A-Za-z][^\n:<>@\"]{{4,100}}?):[ \t]*+[<\"]?(?P<addr>{_ADDRESS})[>\"]?[ \t.]*$",
+    re.M,
+)
+# The words that make the text before the colon a reason rather than a label ("Sent by:", "Reply to:").
+_REASON_WORDS = re.compile(
+    r"fail|error|unknown|invalid|illegal|exceed|full|quota|reject|refus|denied|not |no such|undeliver|unable|"
+    r"cannot|can't|could not|disabled|expired|blocked|bad |problem|attempt|unreachable|timed? ?out",
+    re.I,
+)
 _CUT_MARKERS = RETURNED_MESSAGE  # one list for pasted replies and whole messages
 _QUOTED_TO = re.compile(r"^[ \t]*To:[ \t]*(.+)$", re.M | re.I)
 _STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
@@ -109,6 +122,17 @@ _LAYOUT_PHRASES = (
     "transcript of session follows", "diagnostic information for administrators",
     "your message did not reach", "undeliverable", "delivery to the following recipients failed",
     "returned to sender", "user unknown", "no such user", "mailbox unavailable",
+    # Layouts learnt from the families' own notices (their openings and recipient lists):
+    "this is the mailer-daemon",  # OpenSMTPD
+    "following list of recipients", "to the following recipients", "for the following recipients",
+    "automatically generated delivery status notification",  # gateways that write no DSN fields
+    "body of message generated response",  # IMail quoting the remote server
+    "does not like recipient", "remote host said",  # qmail
+    "not a member of this mailing list", "not member article from",  # FML and other list managers
+    "malformed address",  # Exim's address parser
+    "could not find a gateway",
+    "failure reasons",  # Lotus Notes
+    "the recipient name is not recognized", "could not be reached",  # Exchange 2000/2003
 )
 _DELAY_PHRASES = (
     "has not yet been delivered", "not been delivered yet", "will continue to try", "will keep trying",
@@ -116,6 +140,7 @@ _DELAY_PHRASES = (
     "warning: message", "this is only a warning", "this is a warning message only",
     "delivery status notification (delay)", "temporary problem", "will try again",
     "still being retried", "no action is required on your part",
+    "message is delayed", "temporary failure report", "do not need to re-send",
 )
 # What a notice without a status code says when it reports a failure (checked only on messages that
 # already look like bounces: a bounce sender or subject, a DSN, X-Failed-Recipients).
@@ -126,7 +151,9 @@ _FAILURE_TEXT = re.compile(
     r"(?:unknown|invalid)(?: \w+){0,3}? (?:user(?:id)?|recipient|address|host|domain)|user unknown|host unknown|"
     r"no such (?:user|mailbox|address|account|domain)|(?:does|did) not exist|doesn't exist|"
     r"mailbox (?:is )?full|over quota|quota exceeded|exceeded the (?:local )?limit|no valid recipients|"
-    r"rejected by|account (?:is |has been )?(?:disabled|suspended)|envelope expired|giving up|gave up|no mx record|duplicated message-id|loop detected",
+    r"rejected by|account (?:is |has been )?(?:disabled|suspended)|envelope expired|giving up|gave up|no mx record|duplicated message-id|loop detected|"
+    r"exceeds? (?:the )?allowed size|network error|no mx found|temporary failure in mx lookup|not a member of|malformed address|"
+    r"could not find a gateway|was aborted after|no valid route|does not like recipient",
     re.I,
 )
 _GIVEN_UP = ("given up", "gave up", "permanent", "expired", "could not be delivered", "has failed",
@@ -457,10 +484,26 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     found: list[tuple[str, int]] = []
     seen: set[str] = set()
     notice = report.notice
-    matches = [(m.group("addr"), m.start()) for m in _LINE_RECIPIENT.finditer(notice)
-               if header_lines or not m.group(0).lstrip().lower().startswith("to:")]
+    quoted_to: list[tuple[str, int]] = []
+    matches: list[tuple[str, int]] = []
+    for m in _LINE_RECIPIENT.finditer(notice):
+        if m.group(0).lstrip().lower().startswith("to:"):
+            if not header_lines:
+                continue
+            if _in_header_block(notice, m.start()):
+                # "Your message / To: / Subject: / Sent:" names the message, not who failed:
+                # read only if the notice names no recipient otherwise (below).
+                quoted_to.append((m.group("addr"), m.start()))
+                continue
+        matches.append((m.group("addr"), m.start()))
     matches += [(m.group("addr"), m.start()) for m in _PHRASE_RECIPIENT.finditer(notice)]
     matches += [(m.group("addr"), m.start()) for m in _COLON_RECIPIENT.finditer(notice)]
+    if ":" in notice:
+        matches += [(m.group("addr"), m.start()) for m in _REASON_THEN_ADDRESS.finditer(notice)
+                    if " " in m.group("reason").strip() and _REASON_WORDS.search(m.group("reason"))]
+    quoted_keys = {addr.lower() for addr, _ in quoted_to}
+    if not any(addr.lower() not in quoted_keys and addr.lower().rstrip(".") not in excluded for addr, _ in matches):
+        matches += quoted_to
     matches.sort(key=lambda item: item[1])
     for addr, pos in matches:
         key = addr.lower().rstrip(".")
@@ -477,6 +520,18 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
                 seen.add(key)
                 found.append((addr, -1))
     return found
+
+
+_HEADER_LINE = re.compile(r"[ \t]*+(?:subject|sent|date|from|cc)[ \t]*+:", re.I)
+
+
+def _in_header_block(notice: str, at: int) -> bool:
+    """Whether the line at `at` sits next to a quoted Subject:/Sent:/Date:/From:/Cc: line."""
+    line_end = notice.find("\n", at)
+    following = notice[line_end + 1:] if line_end >= 0 else ""
+    before_end = notice.rfind("\n", 0, at)
+    previous = notice[notice.rfind("\n", 0, before_end) + 1:before_end] if before_end > 0 else ""
+    return bool(_HEADER_LINE.match(following) or _HEADER_LINE.match(previous))
 
 
 def _returned_recipients(report: _Report) -> list[tuple[str, int]]:
@@ -513,11 +568,82 @@ def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) 
     if find_candidates(" ".join(text.split())):
         return text
     if len(recipients) == 1:
-        return notice
+        if find_candidates(" ".join(notice.split())):
+            return notice  # the code is elsewhere (a transcript, a quoted reply): read it all
+        line_start = notice.rfind("\n", 0, pos) + 1
+        return _failure_passage(notice, line_start, end, addr) or notice
+    passage = _failure_passage(notice, notice.rfind("\n", 0, pos) + 1, end, addr, whole_notice=False)
+    if passage:
+        return passage
     # Mentions elsewhere (Sendmail's transcript: "<<< 550 5.1.1 <addr>... User unknown").
     lower_addr = addr.lower()
     extra = [line for line in notice[end:].split("\n") if lower_addr in line.lower()]
     return text + "\n" + "\n".join(extra) if extra else text
+
+
+# "Reason: ...", "Error: ...": the line a notice labels as the failure (Messaging Server, gateways).
+_REASON_LABEL = re.compile(r"^[ \t]*+(?:reasons?|error|diagnostic|cause|problem)[ \t]*+:[ \t]*+(?P<why>\S[^\n]*)$",
+                           re.M | re.I)
+_QUOTED_HEADER = re.compile(r"(?:to|cc|bcc|from|subject|sent|date|message-id|reply-to)[ \t]*+:", re.I)
+_DECORATION = re.compile(r"[^\w]*")
+_LINE_ADDRESS_ONLY = re.compile(rf"[ \t*\-\u2022>]*+(?:[\w-]++:[ \t]*+)?[<\"]?{_ADDRESS}[>\"]?[ \t.,:;]*")
+MAX_PASSAGE_LINES = 8
+
+
+def _failure_passage(notice: str, start: int, end: int, addr: str, whole_notice: bool = True) -> str:
+    """The sentences of a codeless notice that say why one recipient failed, without the layout
+    around them (the banner before the recipient, rules of asterisks, headings, quoted header
+    lines, lines that only hold the address): from a line labelled as the reason, else from the
+    recipient's line (`start`) to `end`, passing over the line that only announces the recipient
+    ("... delivering your mail to <a@b>.") when later lines give the reason; else the paragraph
+    the address closes (Notes writes the reason first); else, with `whole_notice`, the notice's
+    lines of words. "" when nothing is left."""
+    section = notice[start:end]
+    label = _REASON_LABEL.search(section)
+    if label is not None:
+        section = label.group("why") + section[label.end():]
+    elif whole_notice:
+        label = _REASON_LABEL.search(notice)
+        if label is not None:
+            section = label.group("why") + notice[label.end():]
+    lines = _worded_lines(section)
+    if len(lines) > 1 and label is None and _ends_with_address(lines[0], addr.lower()):
+        lines = lines[1:]
+    if lines:
+        return "\n".join(lines[:MAX_PASSAGE_LINES])
+    # Only the address: the reason is the paragraph's lines before it.
+    blank = notice.rfind("\n\n", 0, start)
+    before = _worded_lines(notice[blank + 2 if blank >= 0 else 0:start])
+    if before:
+        return "\n".join([*before[-MAX_PASSAGE_LINES:], addr])
+    if whole_notice:
+        return "\n".join(_worded_lines(notice)[:MAX_PASSAGE_LINES])
+    return ""
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+
+
+def _worded_lines(text: str) -> list[str]:
+    """The lines of `text` that hold words: no rules of asterisks or dashes, no short headings
+    ("Technical details:", "------- Failure Reasons --------"), no lines that only hold an address."""
+    out: list[str] = []
+    for raw in text.split("\n"):
+        line = raw.strip().strip("*=-_#~ \t")
+        if not line or _DECORATION.fullmatch(line) or _LINE_ADDRESS_ONLY.fullmatch(line):
+            continue
+        if (line.endswith(":") and len(line.split()) <= 5) or raw.strip().startswith(("---", "===", "***")):
+            continue  # a heading, or a title framed by a rule
+        if _QUOTED_HEADER.match(line):
+            continue  # the returned message's headers, quoted to say which message failed
+        out.append(line)
+    return out
+
+
+def _ends_with_address(line: str, lower_addr: str) -> bool:
+    """Whether `line` names the address and says nothing after it."""
+    at = line.lower().rfind(lower_addr)
+    return at >= 0 and not any(ch.isalnum() for ch in line[at + len(lower_addr):])
 
 
 def _status_code(value: str) -> str | None:

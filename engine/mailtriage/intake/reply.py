@@ -43,13 +43,15 @@ _EXPIRY = re.compile(
 # failed attempt costs the length of one run, not its square.
 RETURNED_MESSAGE_PHRASES = (
     "below this line is a copy of the message", "this is a copy of the message", "original message follows",
+    "below is a copy of the original", "unsent message follows", "message text follows",
+    "the header of the original message",
     "original (?:mail|message) as follows",
     "original message", "returned message", "undelivered message", "message headers follow", "copy of the original",
     "original message headers", "headers of the original", "forwarded message",
     "content-type: message/rfc822", "content-type: text/rfc822-headers",
 )
 RETURNED_MESSAGE = re.compile(
-    r"(?<![^\n])[ \t]*(?:(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*)?(?:"
+    r"(?<![^\n])[ \t]*(?:\|?(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*)?(?:"
     + "|".join(RETURNED_MESSAGE_PHRASES) + ")",  # words and simple groups, valid in RE2JS too
     re.I,
 )
