@@ -71,7 +71,8 @@ PHRASE_RECIPIENT_PHRASES = (
     "rcpt to:", "delivered to", "delivering your (?:mail|message) to", "delivery to", "could not be delivered to",
     "failed recipient:?", "following recipients?:", "following addresses:", "not be delivered to",
     "unable to deliver (?:your )?message to", "undeliverable to", "recipient", "address",
-    "duplicated message-id in")  # a mailing list manager's loop alert names the list
+    "duplicated message-id in",  # a mailing list manager's loop alert names the list
+    "member of this mailing list")  # ... and so does its refusal of a non-member's post
 PHRASE_RECIPIENT_TAIL = r"\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")"
 _PHRASE_RECIPIENT = _phrases_then(PHRASE_RECIPIENT_PHRASES, PHRASE_RECIPIENT_TAIL)
 # "Unknown user: a@b", "Could not be delivered to: <a@b>" (IMail, KDDI, MailFoundry and others).
@@ -107,7 +108,7 @@ _BOUNCE_SUBJECTS = (
     "message delayed", "delivery report", "rejected", "bounce", "mail system error", "unzustellbar",
     "non remis", "error sending", "returned to sender", "not be delivered", "delivery has failed",
     "undelivered", "failed delivery", "permanent error", "temporary error", "delivery error",
-    "error notification", "loop alert", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
+    "error notification", "loop alert", "not member", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
 )
 # Layouts of known bounce generators: without a status code, only these are trusted.
 _LAYOUT_PHRASES = (
@@ -481,9 +482,15 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     """Failed recipients named in the notice text, with where each is first named. Without
     `header_lines`, a "To:" line does not count: it is more often a quoted header than a failure."""
     excluded = {a.lower() for a in _ADDRESS_RE.findall(report.from_ + " " + report.to)}
+    sender_domains = {a.rsplit("@", 1)[1] for a in excluded}
     found: list[tuple[str, int]] = []
     seen: set[str] = set()
     notice = report.notice
+    if sender_domains and "@" in notice:
+        # A list manager's notice names its own command addresses ("send 'guide' to list-ctl@"):
+        # never a failed recipient.
+        excluded |= {a.lower() for a in _ADDRESS_RE.findall(notice)
+                     if a.rsplit("@", 1)[1].lower() in sender_domains and _LIST_COMMAND.search(a.split("@")[0])}
     quoted_to: list[tuple[str, int]] = []
     matches: list[tuple[str, int]] = []
     for m in _LINE_RECIPIENT.finditer(notice):
@@ -522,6 +529,7 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     return found
 
 
+_LIST_COMMAND = re.compile(r"-(?:ctl|request|admin|owner|help|unsubscribe|subscribe)$|^owner-", re.I)
 _HEADER_LINE = re.compile(r"[ \t]*+(?:subject|sent|date|from|cc)[ \t]*+:", re.I)
 
 
@@ -641,9 +649,14 @@ def _worded_lines(text: str) -> list[str]:
 
 
 def _ends_with_address(line: str, lower_addr: str) -> bool:
-    """Whether `line` names the address and says nothing after it."""
+    """Whether `line` only announces a delivery to the address: it ends with the address, after
+    words about delivering ("There was an error delivering your mail to <a@b>.")."""
     at = line.lower().rfind(lower_addr)
-    return at >= 0 and not any(ch.isalnum() for ch in line[at + len(lower_addr):])
+    return (at >= 0 and not any(ch.isalnum() for ch in line[at + len(lower_addr):])
+            and _ANNOUNCING.search(line[max(0, at - 60):at]) is not None)
+
+
+_ANNOUNCING = re.compile(r"deliver|following|sending|sent to|addressed to", re.I)
 
 
 def _status_code(value: str) -> str | None:

@@ -251,6 +251,9 @@ def parse_reply(text: str) -> Facts:
             if outer_text:
                 facts["outer.text"] = outer_text
         message = _clean_text(line[chosen.end:], chosen)
+        if outer is None and not any(ch.isalpha() for ch in message):
+            # The code closes the sentence (qmail's "... host named example.com. (#5.1.2)").
+            message = _clean_text(line[:chosen.start].rstrip(" (#[<"), None)
     else:
         message = _clean_text(line, None)
     if "=" in line:
