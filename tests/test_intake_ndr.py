@@ -581,3 +581,25 @@ def test_reason_then_address_lines_read_in_linear_time() -> None:
     started = time.process_time()
     list(_REASON_THEN_ADDRESS.finditer(hostile))
     assert time.process_time() - started < 5  # a hang detector, not a benchmark
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable", "7bit"])
+def test_an_encoded_delivery_status_part_is_decoded(encoding: str) -> None:
+    import base64
+    import quopri
+
+    fields = ("Reporting-MTA: dns; mx.example.com\n\nFinal-Recipient: rfc822; ana@example.jp\nAction: failed\n"
+              "Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 <ana@example.jp>: user unknown in virtual table\n")
+    body = {"base64": base64.encodebytes(fields.encode()).decode(),
+            "quoted-printable": quopri.encodestring(fields.encode()).decode(), "7bit": fields}[encoding]
+    message = ("From: MAILER-DAEMON@mx.example.com\nTo: sam@example.org\nSubject: Undeliverable: hi\nMIME-Version: 1.0\n"
+               'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n'
+               "Content-Type: text/plain\n\nYour message could not be delivered.\n--b\n"
+               f"Content-Type: message/delivery-status\nContent-Transfer-Encoding: {encoding}\n\n{body}\n--b--\n")
+    [record] = parse_message(message)
+    assert (record.recipient, record.facts["smtp.enhanced"]) == ("ana@example.jp", "5.1.1")
+    assert "user unknown in virtual table" in str(record.facts["smtp.text"])
+    # Damaged encoding: no traceback, whatever is read keeps to the vocabulary.
+    for damaged in (message.replace(body[:20], "!!!!====****"), message[: len(message) // 2]):
+        for other in parse_message(damaged):
+            assert set(other.facts) <= set(vocabulary())

@@ -83,10 +83,10 @@ COLON_RECIPIENT_PHRASES = (
 COLON_RECIPIENT_TAIL = r"\s*:\s*[<\"]?(?P<addr>" + _ADDRESS + r")"
 _COLON_RECIPIENT = _phrases_then(COLON_RECIPIENT_PHRASES, COLON_RECIPIENT_TAIL)
 # "User mailbox exceeds allowed size: a@b", "Delivery failed 20 attempts: a@b" (IMail and other
-# notices that state the reason, a colon, and the address that ends the line). Lazy but bounded:
-# the reason is at most 100 characters without a colon, so a line is tried in linear time.
+# notices that state the reason, a colon, and the address that ends the line). The reason holds
+# no colon and is taken possessively, so each line is tried once, in linear time.
 _REASON_THEN_ADDRESS = re.compile(
-    rf"^[ \t]*+(?P<reason>[A-Za-z][^\n:<>@\"]{{4,100}}?):[ \t]*+[<\"]?(?P<addr>{_ADDRESS})[>\"]?[ \t.]*$",
+    rf"^[ \t]*+(?P<reason>[A-Za-z][^\n:<>@\"]{{4,100}}+):[ \t]*+[<\"]?(?P<addr>{_ADDRESS})[>\"]?[ \t.]*$",
     re.M,
 )
 # The words that make the text before the colon a reason rather than a label ("Sent by:", "Reply to:").
@@ -273,6 +273,12 @@ def _dsn_fields(text: str) -> list[dict[str, str]]:
 
 def _delivery_status_blocks(part: Message) -> list[dict[str, str]]:
     payload = part.get_payload()
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if isinstance(payload, list) and encoding in ("base64", "quoted-printable"):
+        # The parser split the still-encoded body into field blocks: decode it and read it again.
+        decoded = _decode_encoded_blocks(payload, encoding)
+        if decoded is not None:
+            return _dsn_fields(decoded)
     if isinstance(payload, list):
         blocks: list[dict[str, str]] = []
         for block in payload:
@@ -293,6 +299,29 @@ def _delivery_status_blocks(part: Message) -> list[dict[str, str]]:
                 blocks.append(fields)
         return blocks
     return _dsn_fields(_decode_part(part).replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _decode_encoded_blocks(blocks: list[Any], encoding: str) -> str | None:
+    """The text of a delivery-status part sent base64 or quoted-printable encoded, or None."""
+    import binascii
+    import quopri
+
+    try:
+        # Each block as the lines it came from: its "headers", then (with no blank line between,
+        # as the parser split them at a line without a colon) whatever it kept as a body.
+        pieces = []
+        for block in blocks:
+            if isinstance(block, Message):
+                body = block.get_payload()
+                lines = [f"{name}:{value}" for name, value in block.items()]
+                pieces.append("\n".join([*lines, body] if isinstance(body, str) and body else lines))
+        encoded = "\n\n".join(pieces)
+        raw = encoded.encode("ascii", "ignore")
+        data = binascii.a2b_base64(raw) if encoding == "base64" else quopri.decodestring(raw)
+    except (binascii.Error, ValueError, TypeError, LookupError, UnicodeError):
+        return None
+    text = data.decode("utf-8", "replace")
+    return _decode_escapes(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _strip_type(value: str) -> str:
