@@ -603,3 +603,13 @@ def test_an_encoded_delivery_status_part_is_decoded(encoding: str) -> None:
     for damaged in (message.replace(body[:20], "!!!!====****"), message[: len(message) // 2]):
         for other in parse_message(damaged):
             assert set(other.facts) <= set(vocabulary())
+
+
+def test_a_number_in_the_message_details_is_not_the_failure_code() -> None:
+    notice = _plain("Postmaster <postmaster@sms.example.com>", "Mail delivery failed",
+                    "Error: Invalid user address\n\nError message below:\n"
+                    "550 - Requested action not taken: no such user here\n\nMessage details:\n"
+                    "  Subject: hi\n  RCPT TO: kim@sms.example.com\n  Size (in bytes): 222\n  Number of lines: 2\n")
+    [record] = parse_message(notice)
+    assert (record.recipient, record.facts["smtp.reply_code"]) == ("kim@sms.example.com", 550)
+    assert str(record.facts["smtp.text"]).startswith("Requested action not taken: no such user here")

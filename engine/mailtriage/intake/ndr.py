@@ -602,10 +602,10 @@ def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) 
     following = [p for p in starts if p > pos]
     end = following[0] if following else len(notice)
     text = notice[pos:end]
-    if find_candidates(" ".join(text.split())):
+    if _has_failure_code(text):
         return text
     if len(recipients) == 1:
-        if find_candidates(" ".join(notice.split())):
+        if _has_failure_code(notice):
             return notice  # the code is elsewhere (a transcript, a quoted reply): read it all
         line_start = notice.rfind("\n", 0, pos) + 1
         return _failure_passage(notice, line_start, end, addr) or notice
@@ -616,6 +616,13 @@ def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) 
     lower_addr = addr.lower()
     extra = [line for line in notice[end:].split("\n") if lower_addr in line.lower()]
     return text + "\n" + "\n".join(extra) if extra else text
+
+
+def _has_failure_code(text: str) -> bool:
+    """Whether `text` holds a class 4 or 5 code: a 2xx number there ("Size (in bytes): 222", a
+    transcript's "250 OK") is not what failed."""
+    return any((c.code is not None and c.code >= 400) or (c.enhanced is not None and c.enhanced[0] in "45")
+               for c in find_candidates(" ".join(text.split())))
 
 
 # "Reason: ...", "Error: ...": the line a notice labels as the failure (Messaging Server, gateways).
