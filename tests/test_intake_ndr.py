@@ -613,3 +613,24 @@ def test_a_number_in_the_message_details_is_not_the_failure_code() -> None:
     [record] = parse_message(notice)
     assert (record.recipient, record.facts["smtp.reply_code"]) == ("kim@sms.example.com", 550)
     assert str(record.facts["smtp.text"]).startswith("Requested action not taken: no such user here")
+
+
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [("kim... Deferred: Connection refused by [192.0.2.4]", {"tcp.state": "refused", "smtp.enhanced": "4.4.7"}),
+     ('554 "|/usr/bin/procmail #kim"... Service unavailable', {"smtp.reply_code": 554, "smtp.enhanced": "4.4.7"}),
+     # Near miss: the local part inside other words is not the recipient named.
+     ("mykim... nothing to do with it", {"smtp.text": None, "smtp.enhanced": "4.4.7"})],
+)
+def test_a_dsn_without_diagnostic_reads_the_transcript_line_for_the_local_part(
+        named: str, expected: dict[str, object]) -> None:
+    message = (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.jp>\nTo: kim@mx.example.jp\n"
+        "Subject: Returned mail: see transcript for details\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n\n'
+        "   ----- The following addresses had permanent fatal errors -----\nkim\n    (expanded from: kim)\n\n"
+        f"   ----- Transcript of session follows -----\n{named}\nMessage could not be delivered for 5 days\n\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.jp\n\n"
+        "Final-Recipient: RFC822; kim@mx.example.jp\nAction: failed\nStatus: 4.4.7\n\n--b--\n")
+    [record] = parse_message(message)
+    assert subset(record, expected) == expected

@@ -618,6 +618,17 @@ def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) 
     return text + "\n" + "\n".join(extra) if extra else text
 
 
+def _transcript_lines(notice: str, recipient: str) -> str:
+    """The notice's lines that say "<local part>... reason" about `recipient` (Sendmail names a
+    local or program recipient so in its transcript); "" when there are none."""
+    local = recipient.split("@", 1)[0]
+    if not local or "..." not in notice:
+        return ""
+    named = re.compile(rf"(?<![\w.+\-]){re.escape(local)}(?:@[\w.\-]+)?[>\"]?\.\.\.[ \t]", re.I)
+    lines = [line.strip() for line in notice.split("\n") if local in line and named.search(line)]
+    return "\n".join(lines[:5])
+
+
 def _has_failure_code(text: str) -> bool:
     """Whether `text` holds a class 4 or 5 code: a 2xx number there ("Size (in bytes): 222", a
     transcript's "250 OK") is not what failed."""
@@ -954,6 +965,13 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                             diagnostic.setdefault(key, value)
                         diagnostic_text = diagnostic_text or block_text
                         break
+                else:
+                    if not diagnostic_text:
+                        # Named in the notice only by its local part or the program it was
+                        # expanded to: Sendmail's transcript line "kim... Deferred: ...".
+                        diagnostic_text = _transcript_lines(report.notice, recipient)
+                        for key, value in parse_reply(diagnostic_text).items():
+                            diagnostic.setdefault(key, value)
             if diagnostic_text and "smtp.text" not in diagnostic:
                 diagnostic["smtp.text"] = clean_text(diagnostic_text)
             if diagnostic.get("outer.expired") and "outer.enhanced" not in diagnostic:
