@@ -634,3 +634,17 @@ def test_a_dsn_without_diagnostic_reads_the_transcript_line_for_the_local_part(
         "Final-Recipient: RFC822; kim@mx.example.jp\nAction: failed\nStatus: 4.4.7\n\n--b--\n")
     [record] = parse_message(message)
     assert subset(record, expected) == expected
+
+
+@pytest.mark.parametrize(("action", "status", "said", "failed"),
+                         [("deliverable", "2.1.5", "250 2.1.5 Ok", False), ("delivered", "2.0.0", "250 2.0.0 Ok", False),
+                          ("", "2.0.0", "250 Ok", False), ("undeliverable", "5.1.1", "550 5.1.1 User unknown", True)])
+def test_an_address_verification_report_is_not_a_failure(action: str, status: str, said: str, failed: bool) -> None:
+    message = ("From: MAILER-DAEMON@mx.example.com\nTo: sam@example.org\nSubject: Mail Delivery Status Report\n"
+               'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n'
+               "Content-Type: text/plain\n\nEnclosed is the mail delivery report that you requested.\n--b\n"
+               "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.com\n\n"
+               f"Final-Recipient: rfc822; ana@example.jp\nAction: {action}\nStatus: {status}\n"
+               f"Diagnostic-Code: smtp; {said}\n\n--b--\n")
+    records = parse_message(message)
+    assert [(r.recipient, r.facts["report.action"]) for r in records] == ([("ana@example.jp", "failed")] if failed else [])

@@ -792,6 +792,7 @@ def _drop_returned_message(raw: bytes) -> bytes:
     return raw[: headers_end + 2] if headers_end > 0 else raw[: part_body + 2]
 
 
+_SUCCESS_ACTIONS = ("delivered", "relayed", "expanded", "deliverable")
 _SYMPTOM_FIELDS = ("dns.result", "tcp.state", "tls.error", "smtp.closed_abruptly", "smtp.timed_out")
 
 
@@ -948,8 +949,8 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
             recipient = _strip_type(block.get("final-recipient") or block.get("original-recipient", ""))
             action = block.get("action", "").strip().lower().split()[0] if block.get("action", "").strip() else ""
             status = _status_code(block.get("status", ""))
-            if action in ("delivered", "relayed", "expanded"):
-                continue
+            if action in _SUCCESS_ACTIONS or (status or "").startswith("2."):
+                continue  # delivered, or found deliverable (Postfix's address verification, sendmail -bv)
             if action not in ("failed", "delayed"):
                 action = "delayed" if (delayed_notice or (status or "").startswith("4")) and not (
                     status or ""
@@ -997,7 +998,8 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                                         recipient=recipient or None, extra=extra, inferred=inferred))
         if records:
             return records
-        if any(b.get("action", "").lower().startswith(("delivered", "relayed", "expanded")) for b in dsn_recipients):
+        if any(b.get("action", "").lower().startswith(_SUCCESS_ACTIONS) or (_status_code(b.get("status", "")) or "")
+               .startswith("2.") for b in dsn_recipients):
             return []
     trust = _trust_without_code(report)
     trusted = bool(trust)
