@@ -639,7 +639,8 @@ def test_a_dsn_without_diagnostic_reads_the_transcript_line_for_the_local_part(
 @pytest.mark.parametrize(("action", "status", "said", "failed"),
                          [("deliverable", "2.1.5", "250 2.1.5 Ok", False), ("delivered", "2.0.0", "250 2.0.0 Ok", False),
                           ("", "2.0.0", "250 Ok", False), ("undeliverable", "5.1.1", "550 5.1.1 User unknown", True)])
-def test_an_address_verification_report_is_not_a_failure(action: str, status: str, said: str, failed: bool) -> None:
+def test_an_address_verification_report_is_not_a_failure(action: str, status: str, said: str, failed: bool,
+                                                          tmp_path: Path) -> None:
     message = ("From: MAILER-DAEMON@mx.example.com\nTo: sam@example.org\nSubject: Mail Delivery Status Report\n"
                'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n'
                "Content-Type: text/plain\n\nEnclosed is the mail delivery report that you requested.\n--b\n"
@@ -648,3 +649,8 @@ def test_an_address_verification_report_is_not_a_failure(action: str, status: st
                f"Diagnostic-Code: smtp; {said}\n\n--b--\n")
     records = parse_message(message)
     assert [(r.recipient, r.facts["report.action"]) for r in records] == ([("ana@example.jp", "failed")] if failed else [])
+    (tmp_path / "report.eml").write_text(message)
+    [item] = list(iter_path_records([str(tmp_path / "report.eml")]))
+    assert isinstance(item, IntakeRecord) == failed
+    if not failed:
+        assert isinstance(item, SkippedInput) and "every recipient was delivered" in item.reason

@@ -891,7 +891,8 @@ _COMPLAINT_SUBJECT = re.compile(r"^(?:complaint about message|abuse report|spam 
 
 def non_failure_kind(data: bytes | str) -> str | None:
     """"complaint" for a feedback-loop report (ARF, RFC 5965) or an SES complaint notification,
-    "auto-reply" for an automatic reply (RFC 3834: vacation, out-of-office), else None."""
+    "auto-reply" for an automatic reply (RFC 3834: vacation, out-of-office), "delivered" for a
+    delivery report whose every recipient was delivered or found deliverable, else None."""
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     raw = _drop_returned_message(raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n"))
     msg = email.message_from_bytes(raw, policy=compat32)
@@ -903,6 +904,10 @@ def non_failure_kind(data: bytes | str) -> str | None:
     if ses is not None:
         kind = str(ses.get("notificationType") or ses.get("eventType") or "").lower()
         return "complaint" if kind == "complaint" else None
+    blocks = report.recipient_blocks()
+    if blocks and all(b.get("action", "").lower().startswith(_SUCCESS_ACTIONS)
+                      or (_status_code(b.get("status", "")) or "").startswith("2.") for b in blocks):
+        return "delivered"
     if report.looks_like_bounce():
         return None
     auto = str(msg.get("Auto-Submitted") or "").strip().lower()

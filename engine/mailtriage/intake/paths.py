@@ -316,6 +316,8 @@ def _not_a_failure(data: bytes) -> str:
         return "a complaint (feedback-loop report), not a delivery failure"
     if kind == "auto-reply":
         return "an automatic reply (RFC 3834), not a delivery failure"
+    if kind == "delivered":
+        return "a delivery report whose every recipient was delivered (or found deliverable), not a failure"
     return "not a bounce or delay notice"
 
 
