@@ -654,3 +654,21 @@ def test_an_address_verification_report_is_not_a_failure(action: str, status: st
     assert isinstance(item, IntakeRecord) == failed
     if not failed:
         assert isinstance(item, SkippedInput) and "every recipient was delivered" in item.reason
+
+
+@pytest.mark.parametrize("lead", [b"\xef\xbb\xbf", b"\n", b"\r\n\r\n", b"\xef\xbb\xbf\n"])
+def test_a_byte_order_mark_or_blank_lines_before_a_message_or_mbox(lead: bytes, tmp_path: Path) -> None:
+    bounce = _plain("MAILER-DAEMON@mx.example.net", "failure notice",
+                    "Hi. This is the qmail-send program at mx.example.net.\n\n<kim@example.com>:\n"
+                    "192.0.2.25 does not like recipient.\nRemote host said: 552 sorry, mailbox full\n"
+                    "Giving up on 192.0.2.25.\n\n--- Below this line is a copy of the message.\n\nhi\n")
+    second = bounce.replace(b"kim@example.com", b"lee@example.com")
+    (tmp_path / "one.eml").write_bytes(lead + bounce)
+    (tmp_path / "box.mbox").write_bytes(lead + b"From MAILER-DAEMON Thu Apr 29 23:34:45 2010\n" + bounce
+                                        + b"\nFrom MAILER-DAEMON Thu Apr 29 23:35:45 2010\n" + second)
+    found = {(Path(i.source.split("#")[0]).name, i.recipient) for i in iter_path_records([str(tmp_path)])
+             if isinstance(i, IntakeRecord)}
+    assert found == {("one.eml", "kim@example.com"), ("box.mbox", "kim@example.com"), ("box.mbox", "lee@example.com")}
+    assert [r.recipient for r in parse_message(lead + bounce)] == ["kim@example.com"]
+    # Near miss: blank lines before plain text do not make it a message.
+    assert parse_message(lead + b"The delivery failed for kim@example.com, sorry.\n") == []

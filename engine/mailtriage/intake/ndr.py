@@ -918,11 +918,27 @@ def non_failure_kind(data: bytes | str) -> str | None:
     return None
 
 
+def _skip_leading_blank(raw: bytes) -> bytes:
+    """A saved message or mbox with a byte-order mark or blank lines before its first line: those
+    would end the headers before they start (no From:, no Subject:, nothing read as a bounce)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if raw[:1] in (b"\n", b" ", b"\t"):
+        stripped = raw.lstrip(b" \t\n")
+        if stripped.startswith(b"From ") or _HEADER_START.match(stripped):
+            return stripped
+    return raw
+
+
+_HEADER_START = re.compile(rb"[!-9;-~]{1,76}:")
+
+
 def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRecord]:
     """One record per failed or delayed recipient of a bounce; [] for anything that is not one."""
     raw = data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data
     truncated = len(raw) > MAX_MESSAGE_BYTES
     raw = raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    raw = _skip_leading_blank(raw)
     if raw.startswith(b"From "):
         raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
     raw = _drop_returned_message(raw)

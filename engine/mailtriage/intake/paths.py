@@ -75,6 +75,11 @@ def binary_kind(head: bytes) -> str | None:
     return None
 
 
+def looks_like_mbox(head: bytes) -> bool:
+    """An mbox starts with a `From ` line, perhaps after a byte-order mark or blank lines."""
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n").startswith(b"From ")
+
+
 def is_binary(head: bytes) -> bool:
     return binary_kind(head) is not None
 
@@ -284,6 +289,8 @@ def mbox_records(lines: Iterable[bytes], path: str) -> Iterator[IntakeRecord | S
     truncated = False
     previous_blank = True
     for line in lines:
+        if not count and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]  # a byte-order mark before the first From line
         if line.startswith(b"From ") and previous_blank:
             if count:
                 yield from flush(chunks, truncated)
@@ -375,7 +382,7 @@ def iter_stream_records(
         yield SkippedInput(source, f"{binary}, not a message or log")
         return
     stream = _Rewound(head, handle)
-    if kind == "auto" and head.startswith(b"From "):
+    if kind == "auto" and looks_like_mbox(head):
         yield from _iter_mbox(source, stream)  # type: ignore[arg-type]
         return
     if kind == "auto":
