@@ -597,7 +597,8 @@ def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) 
     """The part of the notice that talks about one recipient: from where it is named to the next one."""
     addr, pos = recipients[index]
     if pos < 0:
-        return notice
+        # Named only in X-Failed-Recipients or the returned copy: the notice's words of failure.
+        return notice if _has_failure_code(notice) else (_failure_passage(notice, 0, len(notice), addr) or notice)
     starts = sorted(p for _, p in recipients if p >= 0)
     following = [p for p in starts if p > pos]
     end = following[0] if following else len(notice)
@@ -687,7 +688,8 @@ def _worded_lines(text: str) -> list[str]:
         line = raw.strip().strip("*=-_#~ \t")
         if not line or _DECORATION.fullmatch(line) or _LINE_ADDRESS_ONLY.fullmatch(line):
             continue
-        if (line.endswith(":") and len(line.split()) <= 5) or raw.strip().startswith(("---", "===", "***")):
+        if (line.endswith((":", "\uff1a")) and len(line.split()) <= 5 and len(line) <= 40) or (
+                raw.strip().startswith(("---", "===", "***"))):
             continue  # a heading, or a title framed by a rule
         if _QUOTED_HEADER.match(line):
             continue  # the returned message's headers, quoted to say which message failed
