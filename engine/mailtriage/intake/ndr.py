@@ -515,7 +515,7 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     found: list[tuple[str, int]] = []
     seen: set[str] = set()
     notice = report.notice
-    if sender_domains and "@" in notice:
+    if sender_domains and any(word in notice for word in _LIST_COMMAND_WORDS):
         # A list manager's notice names its own command addresses ("send 'guide' to list-ctl@"):
         # never a failed recipient.
         excluded |= {a.lower() for a in _ADDRESS_RE.findall(notice)
@@ -558,6 +558,8 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     return found
 
 
+_LIST_COMMAND_WORDS = ("-ctl@", "-request@", "-admin@", "-owner@", "owner-", "-help@", "subscribe@",
+                       "-CTL@", "-REQUEST@", "-ADMIN@", "-OWNER@", "OWNER-")
 _LIST_COMMAND = re.compile(r"-(?:ctl|request|admin|owner|help|unsubscribe|subscribe)$|^owner-", re.I)
 _HEADER_LINE = re.compile(r"[ \t]*+(?:subject|sent|date|from|cc)[ \t]*+:", re.I)
 
