@@ -236,6 +236,44 @@ def _plain(sender: str, subject: str, body: str, extra_headers: str = "") -> byt
                 "Duplicated Message-ID in <team@example.org>.\n\n\nOriginal mail as follows:\n\n"
                 "   To: <someone@example.net>\n   Subject: hi\n"),
          "team@example.org", "duplicated message-id"),
+        # IMail: a reason with no failure keyword the generic list knows, then the address.
+        (_plain('"Postmaster" <postmaster@example.net>', "Undeliverable Mail",
+                "User mailbox exceeds allowed size: kim@example.net\n\n\nOriginal message follows.\n\nHi\n"),
+         "kim@example.net", "exceeds allowed size"),
+        (_plain('"Postmaster" <postmaster@example.net>', "Undeliverable Mail",
+                "Delivery failed 12 attempts: kim@example.net\n\n\nOriginal message follows.\n"),
+         "kim@example.net", "delivery failed 12 attempts"),
+        # OpenSMTPD's delay notice: the reason after the address, the queue boilerplate left out.
+        (_plain("Mailer Daemon <MAILER-DAEMON@mx.example.jp>", "Delivery status notification: warning",
+                "    Hi!\n\n    This is the MAILER-DAEMON, please DO NOT REPLY to this e-mail.\n\n"
+                "    A message is delayed for more than 10 minutes for the following\n    list of recipients:\n\n"
+                "lee@slow.example.jp: Network error on destination MXs\n\n"
+                "    Below is a copy of the original message:\n\nSubject: hi\n"),
+         "lee@slow.example.jp", "network error on destination mxs"),
+        # A gateway's notice: a bulleted recipient, a framed "Technical details" section.
+        (_plain("Mail Delivery System <mail.delivery@gw.example.com>", "Delivery status notification",
+                "=====================================\n   This is an automatically generated notice.\n\n"
+                "Delivery to the following recipients was aborted after 5.0 hour(s):\n\n  * ana@example.co.jp\n\n"
+                "=====================================\n        Technical details:\n\n"
+                "Routing: Could not find a gateway for ana@example.co.jp\n\n=====================================\n"),
+         "ana@example.co.jp", "could not find a gateway"),
+        # Lotus Notes writes the reason first and the address under it.
+        (_plain("Postmaster <postmaster@notes.example.jp>", "Undeliverable message",
+                "------- Failure Reasons  --------\n\nUser not listed in the directory\nkim@notes.example.jp\n\n"
+                "------- Returned Message --------\nTo: kim@notes.example.jp\n"),
+         "kim@notes.example.jp", "user not listed"),
+        # A list manager refusing a non-member's post names the list; its command address is not a recipient.
+        (_plain("team-admin@lists.example.jp", "NOT MEMBER article from sam@example.org (team ML)",
+                "You are not a member of this mailing list <team@lists.example.jp>.\n\n"
+                "For the guide, send \"guide\" to the address team-ctl@lists.example.jp.\n\n"
+                "Original mail as follows:\n\nTo: team@lists.example.jp\n"),
+         "team@lists.example.jp", "not a member of this mailing list"),
+        # A security gateway's framed notice: the rules of asterisks and its banner are not the reason.
+        (_plain("postmaster@gw.example.com", "Mail could not be delivered",
+                "****************************************\nMessage from the Example Mail Gateway\n"
+                "****************************************\n\nUnable to deliver message to <bo@example.jp>"
+                " (and other recipients in the same domain).\n\n****************************************\n"),
+         "bo@example.jp", "unable to deliver message to <bo@example.jp> (and other recipients"),
     ],
 )
 def test_bounces_without_a_code_say_so(message: bytes, recipient: str, words: str) -> None:
@@ -244,7 +282,9 @@ def test_bounces_without_a_code_say_so(message: bytes, recipient: str, words: st
     record = records[0]
     assert record.facts["report.no_code"] is True and record.extra["no_code"] is True
     # The class-only code stands in for the missing one unless the text names a transport symptom.
-    expected = None if "dns.result" in record.facts else "5.0.0"
+    # (a delay notice stands in X.0.0 of class 4).
+    expected = None if "dns.result" in record.facts else (
+        "4.0.0" if record.facts["report.action"] == "delayed" else "5.0.0")
     assert record.facts.get("smtp.enhanced") == expected and record.extra["report_status"] is None
     assert words in str(record.facts["smtp.text"]).lower()
 
@@ -383,3 +423,252 @@ def test_header_decoding_shortcut_gives_what_the_full_decoding_gives(value: str)
     except (ValueError, LookupError, UnicodeError, TypeError, AssertionError):
         expected = str(stored)
     assert _header(msg, "Subject") == expected
+
+
+# --- codeless notices by layout: the failure passage, near misses, DSN and encoding quirks -------
+
+def test_a_codeless_record_reads_the_failure_not_the_banner() -> None:
+    notice = _plain("MAILER-DAEMON@relay.example.jp", "Mail delivery failed",
+                    "This is the Example Mail Agent v1.2 at relay.example.jp.\n\n"
+                    "There was an error delivering your mail to <kim@gone.example.jp>.\n\n"
+                    "DNS lookup failure: host gone.example.jp not found\n\nOriginal message follows.\n\nhi\n")
+    [record] = parse_message(notice)
+    assert record.recipient == "kim@gone.example.jp"
+    assert record.facts["smtp.text"] == "DNS lookup failure: host gone.example.jp not found"
+    assert (record.facts["dns.result"], record.facts["dns.query_name"]) == ("nxdomain", "gone.example.jp")
+    assert record.facts["report.no_code"] is True and "smtp.enhanced" not in record.facts
+
+
+def test_a_labelled_reason_is_the_text_and_the_quoted_to_line_is_not_a_recipient() -> None:
+    notice = _plain("postmaster@mail.example.net", "Delivery Notification: Delivery has failed",
+                    "This report relates to a message you sent with the following header fields:\n\n"
+                    "  Message-id: <1@example.org>\n  Date: Thu, 29 Apr 2010 10:00:00 +0000\n"
+                    "  To: team@example.net, kim@example.net\n  Subject: hi\n\n"
+                    "Your message cannot be delivered to the following recipients:\n\n"
+                    "  Recipient address: kim@example.net\n  Reason: host/domain does not accept mail\n")
+    [record] = parse_message(notice)
+    assert record.recipient == "kim@example.net"
+    assert record.facts["smtp.text"] == "host/domain does not accept mail"
+
+
+def test_exchange_2003_names_the_message_then_the_failed_recipient() -> None:
+    notice = _plain("System Administrator <postmaster@example.com>", "Undeliverable: hello",
+                    "Your message\n\n  To:      ana@example.com\n  Subject: hello\n  Sent:    Thu, 29 Apr 2010\n\n"
+                    "did not reach the following recipient(s):\n\n"
+                    "bo@example.com on Thu, 29 Apr 2010 23:34:46 +0900\n    The recipient name is not recognized\n"
+                    "    MSEXCH:IMS:Example:EXAMPLE:MAIL 0 (000C05A6) Unknown Recipient\n")
+    [record] = parse_message(notice)
+    assert record.recipient == "bo@example.com"
+    assert "recipient name is not recognized" in str(record.facts["smtp.text"])
+    assert "Subject" not in str(record.facts["smtp.text"])
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        # A person quoting a bounce's words in a normal letter is not a bounce.
+        _plain("ana@example.com", "re: your notice",
+               "They wrote: User mailbox exceeds allowed size: kim@example.net\nCould not find a gateway for it.\n"),
+        # A list's welcome from its admin address names addresses but reports no failure.
+        _plain("team-admin@lists.example.jp", "Welcome to the team list",
+               "Welcome! Send \"guide\" to the address team-ctl@lists.example.jp.\nPost to team@lists.example.jp.\n"),
+        # A bounce-looking subject whose colon lines are labels, not reasons.
+        _plain("postmaster@example.net", "Undeliverable Mail report for last week",
+               "Sent by: ana@example.net\nReply to: bo@example.net\n"),
+    ],
+)
+def test_near_misses_of_codeless_layouts_give_nothing(message: bytes) -> None:
+    assert parse_message(message) == []
+
+
+def test_dsn_recipients_run_together_without_a_blank_line() -> None:
+    message = (
+        "From: MAILER-DAEMON@mx.example.com\nTo: sam@example.org\nSubject: Undeliverable: hi\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n'
+        "Content-Type: text/plain\n\nDelivery failed.\n--b\nContent-Type: message/delivery-status\n\n"
+        "Reporting-MTA: dns; mx.example.com\n\n"
+        "Final-Recipient: rfc822; ana@example.jp\nAction: failed\nStatus: 5.2.2\n"
+        "Diagnostic-Code: smtp; 552 5.2.2 Mailbox full\n"
+        "Final-Recipient: rfc822; bo@example.jp\nOriginal-Recipient: rfc822; bo@example.jp\nAction: failed\n"
+        "Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n\n--b--\n")
+    records = {r.recipient: r.facts.get("smtp.enhanced") for r in parse_message(message)}
+    assert records == {"ana@example.jp": "5.2.2", "bo@example.jp": "5.1.1"}
+
+
+def test_iso_2022_jp_escapes_in_a_dsn_field_are_decoded() -> None:
+    japanese = "\u30e6\u30fc\u30b6\u30fc\u304c\u898b\u3064\u304b\u308a\u307e\u305b\u3093"  # "user not found"
+    escaped = japanese.encode("iso-2022-jp").decode("ascii")
+    message = (
+        "From: Postmaster <postmaster@example.co.jp>\nTo: sam@example.org\nSubject: DELIVERY FAILURE\n"
+        'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.co.jp\n\n"
+        f"Final-Recipient: rfc822;kim@example.co.jp\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: X-Notes; {escaped}\n"
+        "\n--b--\n")
+    [record] = parse_message(message)
+    assert japanese in str(record.facts["smtp.text"]) and "\x1b" not in str(record.facts["smtp.text"])
+
+
+def test_ses_notification_inside_an_sns_envelope() -> None:
+    import json
+
+    inner = json.dumps({"notificationType": "Bounce", "bounce": {
+        "bounceType": "Permanent", "bouncedRecipients": [
+            {"emailAddress": "gone@example.com", "action": "failed", "status": "5.1.1",
+             "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]}})
+    envelope = json.dumps({"Type": "Notification", "MessageId": "x", "Message": inner}, indent=2)
+    message = ("From: AWS Notifications <no-reply@sns.amazonaws.com>\nTo: ops@example.org\n"
+               "Subject: AWS Notification Message\nContent-Type: text/plain; charset=UTF-8\n\n" + envelope + "\n")
+    [record] = parse_message(message)
+    assert (record.recipient, record.facts["smtp.enhanced"], record.extra["format"]) == (
+        "gone@example.com", "5.1.1", "amazon-ses")
+    # An SNS envelope carrying something else is not read as a bounce.
+    other = message.replace('\\"notificationType\\": \\"Bounce\\"', '\\"note\\": \\"Bounce\\"')
+    assert parse_message(other) == []
+
+
+def test_a_stray_nul_does_not_make_a_bounce_binary(tmp_path: Path) -> None:
+    bounce = _plain("MAILER-DAEMON@mx.example.net", "Undelivered Mail Returned to Sender",
+                    "The mail system\n\n<kim@example.net>: host mx.example.net said: 550 5.1.1 User unknown\n")
+    (tmp_path / "padded.eml").write_bytes(bounce + b"\x00\n")
+    (tmp_path / "utf16.eml").write_bytes(bounce.decode().encode("utf-16-le"))
+    items = {Path(i.source).name: i for i in iter_path_records([str(tmp_path)])}
+    assert isinstance(items["padded.eml"], IntakeRecord) and items["padded.eml"].recipient == "kim@example.net"
+    assert isinstance(items["utf16.eml"], SkippedInput) and "binary" in items["utf16.eml"].reason
+
+
+def test_a_code_that_closes_the_sentence_leaves_the_sentence_as_text() -> None:
+    notice = _plain("MAILER-DAEMON@mx.example.net", "failure notice",
+                    "Hi. This is the qmail-send program at mx.example.net.\n"
+                    "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n"
+                    "<kim@nowhere.example>:\nSorry, I couldn't find any host named nowhere.example. (#5.1.2)\n\n"
+                    "--- Below this line is a copy of the message.\n")
+    [record] = parse_message(notice)
+    assert record.facts["smtp.enhanced"] == "5.1.2"
+    assert record.facts["smtp.text"] == "Sorry, I couldn't find any host named nowhere.example."
+
+
+_NOTICE_PIECES = st.sampled_from([
+    "User mailbox exceeds allowed size: ", "kim@example.net", "<bo@example.jp>", "\n", "\n\n", "Reason: ",
+    "*****\n", "------- Failure Reasons --------\n", "To: ", "Subject: hi\n", "There was an error delivering your mail to ",
+    "Technical details:\n", "  * ", ": ", "Delivery failed 3 attempts: ", "\x1b$B", "\x1b(B", "undeliverable to ",
+    "You are not a member of this mailing list ", "x" * 120, ":" * 3, " ",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_NOTICE_PIECES | st.text(max_size=8), max_size=30).map("".join), st.integers(0, 400))
+def test_fuzz_failure_passage_and_recipients(body: str, at: int) -> None:
+    from mailtriage.intake.ndr import _decode_escapes, _dsn_fields, _failure_passage, _ses_notification
+
+    start = min(at, len(body))
+    passage = _failure_passage(body, start, len(body), "kim@example.net")
+    assert isinstance(passage, str) and len(passage) <= len(body) + len("kim@example.net") + 1
+    assert isinstance(_decode_escapes(body), str)
+    assert all(isinstance(block, dict) for block in _dsn_fields(body))
+    assert _ses_notification(body) is None or isinstance(_ses_notification(body), dict)
+    for subject in ("Undeliverable Mail", "NOT MEMBER article"):
+        for record in parse_message(_plain("postmaster@example.net", subject, body)):
+            assert set(record.facts) <= set(vocabulary())
+            assert record.recipient and "@" in record.recipient
+
+
+def test_reason_then_address_lines_read_in_linear_time() -> None:
+    import time
+
+    from mailtriage.intake.ndr import _REASON_THEN_ADDRESS
+
+    hostile = ("a b " * 40 + "x@y.z" + " ") * 5000 + ":" + "q" * 100_000
+    started = time.process_time()
+    list(_REASON_THEN_ADDRESS.finditer(hostile))
+    assert time.process_time() - started < 5  # a hang detector, not a benchmark
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable", "7bit"])
+def test_an_encoded_delivery_status_part_is_decoded(encoding: str) -> None:
+    import base64
+    import quopri
+
+    fields = ("Reporting-MTA: dns; mx.example.com\n\nFinal-Recipient: rfc822; ana@example.jp\nAction: failed\n"
+              "Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 <ana@example.jp>: user unknown in virtual table\n")
+    body = {"base64": base64.encodebytes(fields.encode()).decode(),
+            "quoted-printable": quopri.encodestring(fields.encode()).decode(), "7bit": fields}[encoding]
+    message = ("From: MAILER-DAEMON@mx.example.com\nTo: sam@example.org\nSubject: Undeliverable: hi\nMIME-Version: 1.0\n"
+               'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n'
+               "Content-Type: text/plain\n\nYour message could not be delivered.\n--b\n"
+               f"Content-Type: message/delivery-status\nContent-Transfer-Encoding: {encoding}\n\n{body}\n--b--\n")
+    [record] = parse_message(message)
+    assert (record.recipient, record.facts["smtp.enhanced"]) == ("ana@example.jp", "5.1.1")
+    assert "user unknown in virtual table" in str(record.facts["smtp.text"])
+    # Damaged encoding: no traceback, whatever is read keeps to the vocabulary.
+    for damaged in (message.replace(body[:20], "!!!!====****"), message[: len(message) // 2]):
+        for other in parse_message(damaged):
+            assert set(other.facts) <= set(vocabulary())
+
+
+def test_a_number_in_the_message_details_is_not_the_failure_code() -> None:
+    notice = _plain("Postmaster <postmaster@sms.example.com>", "Mail delivery failed",
+                    "Error: Invalid user address\n\nError message below:\n"
+                    "550 - Requested action not taken: no such user here\n\nMessage details:\n"
+                    "  Subject: hi\n  RCPT TO: kim@sms.example.com\n  Size (in bytes): 222\n  Number of lines: 2\n")
+    [record] = parse_message(notice)
+    assert (record.recipient, record.facts["smtp.reply_code"]) == ("kim@sms.example.com", 550)
+    assert str(record.facts["smtp.text"]).startswith("Requested action not taken: no such user here")
+
+
+@pytest.mark.parametrize(
+    ("named", "expected"),
+    [("kim... Deferred: Connection refused by [192.0.2.4]", {"tcp.state": "refused", "smtp.enhanced": "4.4.7"}),
+     ('554 "|/usr/bin/procmail #kim"... Service unavailable', {"smtp.reply_code": 554, "smtp.enhanced": "4.4.7"}),
+     # Near miss: the local part inside other words is not the recipient named.
+     ("mykim... nothing to do with it", {"smtp.text": None, "smtp.enhanced": "4.4.7"})],
+)
+def test_a_dsn_without_diagnostic_reads_the_transcript_line_for_the_local_part(
+        named: str, expected: dict[str, object]) -> None:
+    message = (
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.jp>\nTo: kim@mx.example.jp\n"
+        "Subject: Returned mail: see transcript for details\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n\n'
+        "   ----- The following addresses had permanent fatal errors -----\nkim\n    (expanded from: kim)\n\n"
+        f"   ----- Transcript of session follows -----\n{named}\nMessage could not be delivered for 5 days\n\n"
+        "--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.jp\n\n"
+        "Final-Recipient: RFC822; kim@mx.example.jp\nAction: failed\nStatus: 4.4.7\n\n--b--\n")
+    [record] = parse_message(message)
+    assert subset(record, expected) == expected
+
+
+@pytest.mark.parametrize(("action", "status", "said", "failed"),
+                         [("deliverable", "2.1.5", "250 2.1.5 Ok", False), ("delivered", "2.0.0", "250 2.0.0 Ok", False),
+                          ("", "2.0.0", "250 Ok", False), ("undeliverable", "5.1.1", "550 5.1.1 User unknown", True)])
+def test_an_address_verification_report_is_not_a_failure(action: str, status: str, said: str, failed: bool,
+                                                          tmp_path: Path) -> None:
+    message = ("From: MAILER-DAEMON@mx.example.com\nTo: sam@example.org\nSubject: Mail Delivery Status Report\n"
+               'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n--b\n'
+               "Content-Type: text/plain\n\nEnclosed is the mail delivery report that you requested.\n--b\n"
+               "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.com\n\n"
+               f"Final-Recipient: rfc822; ana@example.jp\nAction: {action}\nStatus: {status}\n"
+               f"Diagnostic-Code: smtp; {said}\n\n--b--\n")
+    records = parse_message(message)
+    assert [(r.recipient, r.facts["report.action"]) for r in records] == ([("ana@example.jp", "failed")] if failed else [])
+    (tmp_path / "report.eml").write_text(message)
+    [item] = list(iter_path_records([str(tmp_path / "report.eml")]))
+    assert isinstance(item, IntakeRecord) == failed
+    if not failed:
+        assert isinstance(item, SkippedInput) and "every recipient was delivered" in item.reason
+
+
+@pytest.mark.parametrize("lead", [b"\xef\xbb\xbf", b"\n", b"\r\n\r\n", b"\xef\xbb\xbf\n"])
+def test_a_byte_order_mark_or_blank_lines_before_a_message_or_mbox(lead: bytes, tmp_path: Path) -> None:
+    bounce = _plain("MAILER-DAEMON@mx.example.net", "failure notice",
+                    "Hi. This is the qmail-send program at mx.example.net.\n\n<kim@example.com>:\n"
+                    "192.0.2.25 does not like recipient.\nRemote host said: 552 sorry, mailbox full\n"
+                    "Giving up on 192.0.2.25.\n\n--- Below this line is a copy of the message.\n\nhi\n")
+    second = bounce.replace(b"kim@example.com", b"lee@example.com")
+    (tmp_path / "one.eml").write_bytes(lead + bounce)
+    (tmp_path / "box.mbox").write_bytes(lead + b"From MAILER-DAEMON Thu Apr 29 23:34:45 2010\n" + bounce
+                                        + b"\nFrom MAILER-DAEMON Thu Apr 29 23:35:45 2010\n" + second)
+    found = {(Path(i.source.split("#")[0]).name, i.recipient) for i in iter_path_records([str(tmp_path)])
+             if isinstance(i, IntakeRecord)}
+    assert found == {("one.eml", "kim@example.com"), ("box.mbox", "kim@example.com"), ("box.mbox", "lee@example.com")}
+    assert [r.recipient for r in parse_message(lead + bounce)] == ["kim@example.com"]
+    # Near miss: blank lines before plain text do not make it a message.
+    assert parse_message(lead + b"The delivery failed for kim@example.com, sorry.\n") == []

@@ -453,6 +453,13 @@ REPLY_SAMPLES = [
     "--- Below this line is a copy of the message.\n\nReceived: by mail.example.org (Postfix)",
     "  ----- Original message -----\n550 5.7.1 at the start: nothing is cut",
     "550 5.7.1 x\r\n\u2028original message\n  == Returned message ==\nReceived: 452 4.2.2",
+    # A code that closes the sentence; DNS wordings of DragonFly and OpenSMTPD.
+    "Sorry, I couldn't find any host named nowhere.example. (#5.1.2)",
+    "550 5.1.1 (#5.1.1)",
+    "DNS lookup failure: host gone.example.jp not found",
+    "451 4.4.3 Temporary failure in MX lookup",
+    "No MX found for domain example.jp 4.4.4",
+    "  |---- Message text follows: ----|\n550 5.7.1 quoted",
 ]
 
 
@@ -680,7 +687,9 @@ _PIECES = st.sampled_from(
      "host gmail-smtp-in.l.google.com[192.0.2.3]", "host mx.hotmail.com[192.0.2.4]", "outbound connector",
      "Generating server: DM6PR12MB1234.namprd12.prod.outlook.com", "[LastAttemptedServerName=mx.example]",
      "\nOriginal message headers:\n", "\n--- Below this line is a copy of the message.", "\r\n", "\n  ==== ",
-     "returned message", "Content-Type: message/rfc822", "ORIGINAL MESSAGE"]
+     "returned message", "Content-Type: message/rfc822", "ORIGINAL MESSAGE", "(#5.1.2)", " (", "#",
+     "DNS lookup failure: host ", " not found", "No MX found for domain", "Temporary failure in MX lookup",
+     "Unsent message follows", "|---"]
 )
 _CHARS = st.characters(max_codepoint=0xFFFF, blacklist_categories=("No", "Cs"), blacklist_characters="\u0130\u0131")
 _TEXT = st.lists(st.one_of(_PIECES, st.text(alphabet=_CHARS, max_size=4)), max_size=16).map("".join)

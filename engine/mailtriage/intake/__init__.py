@@ -108,7 +108,7 @@ def clean_facts(raw: dict[str, FactValue], extra: dict[str, Any] | None = None) 
 
 def detect_kind(data: bytes) -> str:
     """Guess whether bytes are a message ("ndr"), MTA log lines ("log") or a pasted reply ("reply")."""
-    head = data[:_DETECT_HEAD_BYTES].lstrip(b"\r\n\t ")
+    head = data[:_DETECT_HEAD_BYTES].removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n\t ")  # a byte-order mark is not text
     lines = [line for line in head.replace(b"\r", b"\n").split(b"\n")[:12] if line.strip()]
     if not lines:
         return "reply"

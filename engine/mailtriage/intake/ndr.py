@@ -71,8 +71,9 @@ _OTHER_CASES = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 PHRASE_RECIPIENT_PHRASES = (
     "rcpt to:", "delivered to", "delivering your (?:mail|message) to", "delivery to", "could not be delivered to",
     "failed recipient:?", "following recipients?:", "following addresses:", "not be delivered to",
-    "unable to deliver (?:your )?message to", "recipient", "address",
-    "duplicated message-id in")  # a mailing list manager's loop alert names the list
+    "unable to deliver (?:your )?message to", "undeliverable to", "recipient", "address",
+    "duplicated message-id in",  # a mailing list manager's loop alert names the list
+    "member of this mailing list")  # ... and so does its refusal of a non-member's post
 PHRASE_RECIPIENT_TAIL = r"\s*+(?:<|\")?(?P<addr>" + _ADDRESS + r")"
 _PHRASE_RECIPIENT = _phrases_then(PHRASE_RECIPIENT_PHRASES, PHRASE_RECIPIENT_TAIL)
 # "Unknown user: a@b", "Could not be delivered to: <a@b>" (IMail, KDDI, MailFoundry and others).
@@ -82,6 +83,19 @@ COLON_RECIPIENT_PHRASES = (
     "undeliverable to", "delivery failed for", "failed recipient", "invalid recipient", "bad recipient")
 COLON_RECIPIENT_TAIL = r"\s*:\s*[<\"]?(?P<addr>" + _ADDRESS + r")"
 _COLON_RECIPIENT = _phrases_then(COLON_RECIPIENT_PHRASES, COLON_RECIPIENT_TAIL)
+# "User mailbox exceeds allowed size: a@b", "Delivery failed 20 attempts: a@b" (IMail and other
+# notices that state the reason, a colon, and the address that ends the line). The reason holds
+# no colon and is taken possessively, so each line is tried once, in linear time.
+_REASON_THEN_ADDRESS = re.compile(
+    rf"^[ \t]*+(?P<reason>[A-Za-z][^\n:<>@\"]{{4,100}}+):[ \t]*+[<\"]?(?P<addr>{_ADDRESS})[>\"]?[ \t.]*$",
+    re.M,
+)
+# The words that make the text before the colon a reason rather than a label ("Sent by:", "Reply to:").
+_REASON_WORDS = re.compile(
+    r"fail|error|unknown|invalid|illegal|exceed|full|quota|reject|refus|denied|not |no such|undeliver|unable|"
+    r"cannot|can't|could not|disabled|expired|blocked|bad |problem|attempt|unreachable|timed? ?out",
+    re.I,
+)
 _CUT_MARKERS = RETURNED_MESSAGE  # one list for pasted replies and whole messages
 _QUOTED_TO = re.compile(r"^[ \t]*To:[ \t]*(.+)$", re.M | re.I)
 _STATUS = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})")
@@ -95,7 +109,7 @@ _BOUNCE_SUBJECTS = (
     "message delayed", "delivery report", "rejected", "bounce", "mail system error", "unzustellbar",
     "non remis", "error sending", "returned to sender", "not be delivered", "delivery has failed",
     "undelivered", "failed delivery", "permanent error", "temporary error", "delivery error",
-    "error notification", "loop alert", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
+    "error notification", "loop alert", "not member", "\u30a8\u30e9\u30fc",  # Japanese "error" (KDDI and other carriers)
 )
 # Layouts of known bounce generators: without a status code, only these are trusted.
 _LAYOUT_PHRASES = (
@@ -110,6 +124,17 @@ _LAYOUT_PHRASES = (
     "transcript of session follows", "diagnostic information for administrators",
     "your message did not reach", "undeliverable", "delivery to the following recipients failed",
     "returned to sender", "user unknown", "no such user", "mailbox unavailable",
+    # Layouts learnt from the families' own notices (their openings and recipient lists):
+    "this is the mailer-daemon",  # OpenSMTPD
+    "following list of recipients", "to the following recipients", "for the following recipients",
+    "automatically generated delivery status notification",  # gateways that write no DSN fields
+    "body of message generated response",  # IMail quoting the remote server
+    "does not like recipient", "remote host said",  # qmail
+    "not a member of this mailing list", "not member article from",  # FML and other list managers
+    "malformed address",  # Exim's address parser
+    "could not find a gateway",
+    "failure reasons",  # Lotus Notes
+    "the recipient name is not recognized", "could not be reached",  # Exchange 2000/2003
 )
 _DELAY_PHRASES = (
     "has not yet been delivered", "not been delivered yet", "will continue to try", "will keep trying",
@@ -117,6 +142,7 @@ _DELAY_PHRASES = (
     "warning: message", "this is only a warning", "this is a warning message only",
     "delivery status notification (delay)", "temporary problem", "will try again",
     "still being retried", "no action is required on your part",
+    "message is delayed", "temporary failure report", "do not need to re-send",
 )
 # What a notice without a status code says when it reports a failure (checked only on messages that
 # already look like bounces: a bounce sender or subject, a DSN, X-Failed-Recipients).
@@ -127,7 +153,9 @@ _FAILURE_TEXT = re.compile(
     r"(?:unknown|invalid)(?: \w+){0,3}? (?:user(?:id)?|recipient|address|host|domain)|user unknown|host unknown|"
     r"no such (?:user|mailbox|address|account|domain)|(?:does|did) not exist|doesn't exist|"
     r"mailbox (?:is )?full|over quota|quota exceeded|exceeded the (?:local )?limit|no valid recipients|"
-    r"rejected by|account (?:is |has been )?(?:disabled|suspended)|envelope expired|giving up|gave up|no mx record|duplicated message-id|loop detected",
+    r"rejected by|account (?:is |has been )?(?:disabled|suspended)|envelope expired|giving up|gave up|no mx record|duplicated message-id|loop detected|"
+    r"exceeds? (?:the )?allowed size|network error|no mx found|temporary failure in mx lookup|not a member of|malformed address|"
+    r"could not find a gateway|was aborted after|no valid route|does not like recipient",
     re.I,
 )
 _GIVEN_UP = ("given up", "gave up", "permanent", "expired", "could not be delivered", "has failed",
@@ -159,6 +187,10 @@ def _header(msg: Message, name: str) -> str:
 
 
 def _decode_part(part: Message) -> str:
+    return _decode_escapes(_decode_payload(part))
+
+
+def _decode_payload(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if isinstance(payload, str):
         return payload
@@ -195,6 +227,22 @@ def _walk(part: Message, depth: int = 0) -> Iterator[Message]:
                     yield from _walk(sub, depth + 1)
 
 
+# Fields that open one recipient's block: seen twice in one block, a second recipient began there.
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+_ISO_2022_ESCAPE = re.compile(r"\x1b[$(][@A-DBJ]")
+
+
+def _decode_escapes(text: str) -> str:
+    """Japanese text in ISO-2022-JP escape sequences, as DSN fields and parts labelled ASCII carry
+    it (Domino, Notes, Japanese carriers), decoded; any other text unchanged."""
+    if "\x1b" not in text or not _ISO_2022_ESCAPE.search(text):
+        return text
+    try:
+        return text.encode("ascii").decode("iso-2022-jp")
+    except (UnicodeError, LookupError):
+        return text
+
+
 def _dsn_fields(text: str) -> list[dict[str, str]]:
     """RFC 3464 field blocks from text: unfolded `Name: value` lines, blocks split at blank lines."""
     blocks: list[dict[str, str]] = []
@@ -213,7 +261,10 @@ def _dsn_fields(text: str) -> list[dict[str, str]]:
         name, sep, value = line.partition(":")
         if sep and name and " " not in name.strip() and len(name) < 40:
             last = name.strip().lower()
-            current[last] = value.strip()
+            if last in _RECIPIENT_FIELDS and last in current:
+                blocks.append(current)  # the next recipient's fields with no blank line between
+                current = {}
+            current[last] = _decode_escapes(value.strip())
         else:
             last = None
     if current:
@@ -223,13 +274,23 @@ def _dsn_fields(text: str) -> list[dict[str, str]]:
 
 def _delivery_status_blocks(part: Message) -> list[dict[str, str]]:
     payload = part.get_payload()
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if isinstance(payload, list) and encoding in ("base64", "quoted-printable"):
+        # The parser split the still-encoded body into field blocks: decode it and read it again.
+        decoded = _decode_encoded_blocks(payload, encoding)
+        if decoded is not None:
+            return _dsn_fields(decoded)
     if isinstance(payload, list):
         blocks: list[dict[str, str]] = []
         for block in payload:
             if isinstance(block, Message):
                 fields: dict[str, str] = {}
                 for key, value in block.items():
-                    fields[key.lower()] = " ".join(str(value).split())
+                    name = key.lower()
+                    if name in _RECIPIENT_FIELDS and name in fields:
+                        blocks.append(fields)  # the next recipient's fields with no blank line between
+                        fields = {}
+                    fields[name] = _decode_escapes(" ".join(str(value).split()))
                 payload_text = block.get_payload()
                 if isinstance(payload_text, str) and ":" in payload_text:
                     # compat32 puts fields after a malformed line into the body; read them too.
@@ -239,6 +300,29 @@ def _delivery_status_blocks(part: Message) -> list[dict[str, str]]:
                 blocks.append(fields)
         return blocks
     return _dsn_fields(_decode_part(part).replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _decode_encoded_blocks(blocks: list[Any], encoding: str) -> str | None:
+    """The text of a delivery-status part sent base64 or quoted-printable encoded, or None."""
+    import binascii
+    import quopri
+
+    try:
+        # Each block as the lines it came from: its "headers", then (with no blank line between,
+        # as the parser split them at a line without a colon) whatever it kept as a body.
+        pieces = []
+        for block in blocks:
+            if isinstance(block, Message):
+                body = block.get_payload()
+                lines = [f"{name}:{value}" for name, value in block.items()]
+                pieces.append("\n".join([*lines, body] if isinstance(body, str) and body else lines))
+        encoded = "\n\n".join(pieces)
+        raw = encoded.encode("ascii", "ignore")
+        data = binascii.a2b_base64(raw) if encoding == "base64" else quopri.decodestring(raw)
+    except (binascii.Error, ValueError, TypeError, LookupError, UnicodeError):
+        return None
+    text = data.decode("utf-8", "replace")
+    return _decode_escapes(text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _strip_type(value: str) -> str:
@@ -428,13 +512,35 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     """Failed recipients named in the notice text, with where each is first named. Without
     `header_lines`, a "To:" line does not count: it is more often a quoted header than a failure."""
     excluded = {a.lower() for a in _ADDRESS_RE.findall(report.from_ + " " + report.to)}
+    sender_domains = {a.rsplit("@", 1)[1] for a in excluded}
     found: list[tuple[str, int]] = []
     seen: set[str] = set()
     notice = report.notice
-    matches = [(m.group("addr"), m.start()) for m in _LINE_RECIPIENT.finditer(notice)
-               if header_lines or not m.group(0).lstrip().lower().startswith("to:")]
+    if sender_domains and any(word in notice for word in _LIST_COMMAND_WORDS):
+        # A list manager's notice names its own command addresses ("send 'guide' to list-ctl@"):
+        # never a failed recipient.
+        excluded |= {a.lower() for a in _ADDRESS_RE.findall(notice)
+                     if a.rsplit("@", 1)[1].lower() in sender_domains and _LIST_COMMAND.search(a.split("@")[0])}
+    quoted_to: list[tuple[str, int]] = []
+    matches: list[tuple[str, int]] = []
+    for m in _LINE_RECIPIENT.finditer(notice):
+        if m.group(0).lstrip().lower().startswith("to:"):
+            if not header_lines:
+                continue
+            if _in_header_block(notice, m.start()):
+                # "Your message / To: / Subject: / Sent:" names the message, not who failed:
+                # read only if the notice names no recipient otherwise (below).
+                quoted_to.append((m.group("addr"), m.start()))
+                continue
+        matches.append((m.group("addr"), m.start()))
     matches += [(m.group("addr"), m.start()) for m in _PHRASE_RECIPIENT.finditer(notice)]
     matches += [(m.group("addr"), m.start()) for m in _COLON_RECIPIENT.finditer(notice)]
+    if ":" in notice:
+        matches += [(m.group("addr"), m.start()) for m in _REASON_THEN_ADDRESS.finditer(notice)
+                    if " " in m.group("reason").strip() and _REASON_WORDS.search(m.group("reason"))]
+    quoted_keys = {addr.lower() for addr, _ in quoted_to}
+    if not any(addr.lower() not in quoted_keys and addr.lower().rstrip(".") not in excluded for addr, _ in matches):
+        matches += quoted_to
     matches.sort(key=lambda item: item[1])
     for addr, pos in matches:
         key = addr.lower().rstrip(".")
@@ -451,6 +557,21 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
                 seen.add(key)
                 found.append((addr, -1))
     return found
+
+
+_LIST_COMMAND_WORDS = ("-ctl@", "-request@", "-admin@", "-owner@", "owner-", "-help@", "subscribe@",
+                       "-CTL@", "-REQUEST@", "-ADMIN@", "-OWNER@", "OWNER-")
+_LIST_COMMAND = re.compile(r"-(?:ctl|request|admin|owner|help|unsubscribe|subscribe)$|^owner-", re.I)
+_HEADER_LINE = re.compile(r"[ \t]*+(?:subject|sent|date|from|cc)[ \t]*+:", re.I)
+
+
+def _in_header_block(notice: str, at: int) -> bool:
+    """Whether the line at `at` sits next to a quoted Subject:/Sent:/Date:/From:/Cc: line."""
+    line_end = notice.find("\n", at)
+    following = notice[line_end + 1:] if line_end >= 0 else ""
+    before_end = notice.rfind("\n", 0, at)
+    previous = notice[notice.rfind("\n", 0, before_end) + 1:before_end] if before_end > 0 else ""
+    return bool(_HEADER_LINE.match(following) or _HEADER_LINE.match(previous))
 
 
 def _returned_recipients(report: _Report) -> list[tuple[str, int]]:
@@ -479,19 +600,115 @@ def _recipient_text(notice: str, recipients: list[tuple[str, int]], index: int) 
     """The part of the notice that talks about one recipient: from where it is named to the next one."""
     addr, pos = recipients[index]
     if pos < 0:
-        return notice
+        # Named only in X-Failed-Recipients or the returned copy: the notice's words of failure.
+        return notice if _has_failure_code(notice) else (_failure_passage(notice, 0, len(notice), addr) or notice)
     starts = sorted(p for _, p in recipients if p >= 0)
     following = [p for p in starts if p > pos]
     end = following[0] if following else len(notice)
     text = notice[pos:end]
-    if find_candidates(" ".join(text.split())):
+    if _has_failure_code(text):
         return text
     if len(recipients) == 1:
-        return notice
+        if _has_failure_code(notice):
+            return notice  # the code is elsewhere (a transcript, a quoted reply): read it all
+        line_start = notice.rfind("\n", 0, pos) + 1
+        return _failure_passage(notice, line_start, end, addr) or notice
+    passage = _failure_passage(notice, notice.rfind("\n", 0, pos) + 1, end, addr, whole_notice=False)
+    if passage:
+        return passage
     # Mentions elsewhere (Sendmail's transcript: "<<< 550 5.1.1 <addr>... User unknown").
     lower_addr = addr.lower()
     extra = [line for line in notice[end:].split("\n") if lower_addr in line.lower()]
     return text + "\n" + "\n".join(extra) if extra else text
+
+
+def _transcript_lines(notice: str, recipient: str) -> str:
+    """The notice's lines that say "<local part>... reason" about `recipient` (Sendmail names a
+    local or program recipient so in its transcript); "" when there are none."""
+    local = recipient.split("@", 1)[0]
+    if not local or "..." not in notice:
+        return ""
+    named = re.compile(rf"(?<![\w.+\-]){re.escape(local)}(?:@[\w.\-]+)?[>\"]?\.\.\.[ \t]", re.I)
+    lines = [line.strip() for line in notice.split("\n") if local in line and named.search(line)]
+    return "\n".join(lines[:5])
+
+
+def _has_failure_code(text: str) -> bool:
+    """Whether `text` holds a class 4 or 5 code: a 2xx number there ("Size (in bytes): 222", a
+    transcript's "250 OK") is not what failed."""
+    return any((c.code is not None and c.code >= 400) or (c.enhanced is not None and c.enhanced[0] in "45")
+               for c in find_candidates(" ".join(text.split())))
+
+
+# "Reason: ...", "Error: ...": the line a notice labels as the failure (Messaging Server, gateways).
+_REASON_LABEL = re.compile(r"^[ \t]*+(?:reasons?|error|diagnostic|cause|problem)[ \t]*+:[ \t]*+(?P<why>\S[^\n]*)$",
+                           re.M | re.I)
+_QUOTED_HEADER = re.compile(r"(?:to|cc|bcc|from|subject|sent|date|message-id|reply-to)[ \t]*+:", re.I)
+_DECORATION = re.compile(r"[^\w]*")
+_LINE_ADDRESS_ONLY = re.compile(rf"[ \t*\-\u2022>]*+(?:[\w-]++:[ \t]*+)?[<\"]?{_ADDRESS}[>\"]?[ \t.,:;]*")
+MAX_PASSAGE_LINES = 8
+
+
+def _failure_passage(notice: str, start: int, end: int, addr: str, whole_notice: bool = True) -> str:
+    """The sentences of a codeless notice that say why one recipient failed, without the layout
+    around them (the banner before the recipient, rules of asterisks, headings, quoted header
+    lines, lines that only hold the address): from a line labelled as the reason, else from the
+    recipient's line (`start`) to `end`, passing over the line that only announces the recipient
+    ("... delivering your mail to <a@b>.") when later lines give the reason; else the paragraph
+    the address closes (Notes writes the reason first); else, with `whole_notice`, the notice's
+    lines of words. "" when nothing is left."""
+    section = notice[start:end]
+    label = _REASON_LABEL.search(section)
+    if label is not None:
+        section = label.group("why") + section[label.end():]
+    elif whole_notice:
+        label = _REASON_LABEL.search(notice)
+        if label is not None:
+            section = label.group("why") + notice[label.end():]
+    lines = _worded_lines(section)
+    if len(lines) > 1 and label is None and _ends_with_address(lines[0], addr.lower()):
+        lines = lines[1:]
+    if lines:
+        return "\n".join(lines[:MAX_PASSAGE_LINES])
+    # Only the address: the reason is the paragraph's lines before it.
+    blank = notice.rfind("\n\n", 0, start)
+    before = _worded_lines(notice[blank + 2 if blank >= 0 else 0:start])
+    if before:
+        return "\n".join([*before[-MAX_PASSAGE_LINES:], addr])
+    if whole_notice:
+        return "\n".join(_worded_lines(notice)[:MAX_PASSAGE_LINES])
+    return ""
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+
+
+def _worded_lines(text: str) -> list[str]:
+    """The lines of `text` that hold words: no rules of asterisks or dashes, no short headings
+    ("Technical details:", "------- Failure Reasons --------"), no lines that only hold an address."""
+    out: list[str] = []
+    for raw in text.split("\n"):
+        line = raw.strip().strip("*=-_#~ \t")
+        if not line or _DECORATION.fullmatch(line) or _LINE_ADDRESS_ONLY.fullmatch(line):
+            continue
+        if (line.endswith((":", "\uff1a")) and len(line.split()) <= 5 and len(line) <= 40) or (
+                raw.strip().startswith(("---", "===", "***"))):
+            continue  # a heading, or a title framed by a rule
+        if _QUOTED_HEADER.match(line):
+            continue  # the returned message's headers, quoted to say which message failed
+        out.append(line)
+    return out
+
+
+def _ends_with_address(line: str, lower_addr: str) -> bool:
+    """Whether `line` only announces a delivery to the address: it ends with the address, after
+    words about delivering ("There was an error delivering your mail to <a@b>.")."""
+    at = line.lower().rfind(lower_addr)
+    return (at >= 0 and not any(ch.isalnum() for ch in line[at + len(lower_addr):])
+            and _ANNOUNCING.search(line[max(0, at - 60):at]) is not None)
+
+
+_ANNOUNCING = re.compile(r"deliver|following|sending|sent to|addressed to", re.I)
 
 
 def _status_code(value: str) -> str | None:
@@ -580,6 +797,7 @@ def _drop_returned_message(raw: bytes) -> bytes:
     return raw[: headers_end + 2] if headers_end > 0 else raw[: part_body + 2]
 
 
+_SUCCESS_ACTIONS = ("delivered", "relayed", "expanded", "deliverable")
 _SYMPTOM_FIELDS = ("dns.result", "tcp.state", "tls.error", "smtp.closed_abruptly", "smtp.timed_out")
 
 
@@ -591,24 +809,40 @@ def _mark_no_code(diagnostic: Facts, action: str) -> None:
         diagnostic["smtp.enhanced"] = "4.0.0" if action == "delayed" else "5.0.0"
 
 
-_SES_START = re.compile(r'\{\s*"(?:notificationType|eventType)"\s*:')
+_SES_START = re.compile(r'\{\s*"(?:notificationType|eventType|Type)"\s*:')
+# The words that make a body worth a JSON parse: SES's own keys, or SNS's envelope quoting them.
+_SES_MARKERS = ('"notificationType"', '"eventType"', '\\"notificationType\\"', '\\"eventType\\"')
+
+
+def _has_ses_marker(text: str) -> bool:
+    return any(marker in text for marker in _SES_MARKERS)
 
 
 def _ses_notification(text: str) -> dict[str, Any] | None:
     """An Amazon SES notification (bounce, complaint, delivery) in a message body, as SNS e-mail
-    subscriptions deliver it: a JSON object, sometimes wrapped by the mail system's line breaks."""
-    found = _SES_START.search(text)
-    if found is None:
-        return None
-    body = text[found.start(): found.start() + 200_000]
+    subscriptions deliver it: a JSON object, sometimes wrapped by the mail system's line breaks,
+    either bare or as the "Message" string of an SNS envelope ({"Type": "Notification", ...})."""
     decoder = json.JSONDecoder()
-    for candidate in (body, re.sub(r"!?\n[ \t]?", "", body)):
-        try:
-            value, _ = decoder.raw_decode(candidate)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
+    for found in _SES_START.finditer(text[:200_000]):
+        body = text[found.start(): found.start() + 200_000]
+        for candidate in (body, re.sub(r"!?\n[ \t]?", "", body)):
+            try:
+                value, _ = decoder.raw_decode(candidate)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(value, dict):
+                continue
+            inner = value.get("Message")
+            if "notificationType" not in value and "eventType" not in value and isinstance(inner, str):
+                try:
+                    value = json.loads(inner)
+                except (ValueError, RecursionError):
+                    continue
+                if not isinstance(value, dict):
+                    continue
+            if "notificationType" in value or "eventType" in value:
+                return value
+        break  # only the first JSON object of the body is read
     return None
 
 
@@ -662,7 +896,8 @@ _COMPLAINT_SUBJECT = re.compile(r"^(?:complaint about message|abuse report|spam 
 
 def non_failure_kind(data: bytes | str) -> str | None:
     """"complaint" for a feedback-loop report (ARF, RFC 5965) or an SES complaint notification,
-    "auto-reply" for an automatic reply (RFC 3834: vacation, out-of-office), else None."""
+    "auto-reply" for an automatic reply (RFC 3834: vacation, out-of-office), "delivered" for a
+    delivery report whose every recipient was delivered or found deliverable, else None."""
     raw = text_bytes(data) if isinstance(data, str) else data
     raw = _drop_returned_message(raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n"))
     msg = email.message_from_bytes(raw, policy=compat32)
@@ -670,11 +905,14 @@ def non_failure_kind(data: bytes | str) -> str | None:
     if ("feedback-report" in report.report_type.lower() or msg.get("Feedback-Type")
             or _COMPLAINT_SUBJECT.search(report.subject.strip())):
         return "complaint"
-    ses = _ses_notification(report.full_text) if '"notificationType"' in report.full_text or (
-        '"eventType"' in report.full_text) else None
+    ses = _ses_notification(report.full_text) if _has_ses_marker(report.full_text) else None
     if ses is not None:
         kind = str(ses.get("notificationType") or ses.get("eventType") or "").lower()
         return "complaint" if kind == "complaint" else None
+    blocks = report.recipient_blocks()
+    if blocks and all(b.get("action", "").lower().startswith(_SUCCESS_ACTIONS)
+                      or (_status_code(b.get("status", "")) or "").startswith("2.") for b in blocks):
+        return "delivered"
     if report.looks_like_bounce():
         return None
     auto = str(msg.get("Auto-Submitted") or "").strip().lower()
@@ -685,11 +923,27 @@ def non_failure_kind(data: bytes | str) -> str | None:
     return None
 
 
+def _skip_leading_blank(raw: bytes) -> bytes:
+    """A saved message or mbox with a byte-order mark or blank lines before its first line: those
+    would end the headers before they start (no From:, no Subject:, nothing read as a bounce)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if raw[:1] in (b"\n", b" ", b"\t"):
+        stripped = raw.lstrip(b" \t\n")
+        if stripped.startswith(b"From ") or _HEADER_START.match(stripped):
+            return stripped
+    return raw
+
+
+_HEADER_START = re.compile(rb"[!-9;-~]{1,76}:")
+
+
 def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRecord]:
     """One record per failed or delayed recipient of a bounce; [] for anything that is not one."""
     raw = text_bytes(data) if isinstance(data, str) else data
     truncated = len(raw) > MAX_MESSAGE_BYTES
     raw = raw[:MAX_MESSAGE_BYTES].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    raw = _skip_leading_blank(raw)
     if raw.startswith(b"From "):
         raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
     raw = _drop_returned_message(raw)
@@ -704,7 +958,7 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
         # a thousand deep. One unreadable message must not end a scan.
         raise InputError("MIME parts nested too deeply to read") from None
     report = _Report(msg)
-    if '"notificationType"' in report.full_text or '"eventType"' in report.full_text:
+    if _has_ses_marker(report.full_text):
         ses = _ses_notification(report.full_text)
         if ses is not None:
             return _ses_records(ses, source)
@@ -721,8 +975,8 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
             recipient = _strip_type(block.get("final-recipient") or block.get("original-recipient", ""))
             action = block.get("action", "").strip().lower().split()[0] if block.get("action", "").strip() else ""
             status = _status_code(block.get("status", ""))
-            if action in ("delivered", "relayed", "expanded"):
-                continue
+            if action in _SUCCESS_ACTIONS or (status or "").startswith("2."):
+                continue  # delivered, or found deliverable (Postfix's address verification, sendmail -bv)
             if action not in ("failed", "delayed"):
                 action = "delayed" if (delayed_notice or (status or "").startswith("4")) and not (
                     status or ""
@@ -738,6 +992,13 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                             diagnostic.setdefault(key, value)
                         diagnostic_text = diagnostic_text or block_text
                         break
+                else:
+                    if not diagnostic_text:
+                        # Named in the notice only by its local part or the program it was
+                        # expanded to: Sendmail's transcript line "kim... Deferred: ...".
+                        diagnostic_text = _transcript_lines(report.notice, recipient)
+                        for key, value in parse_reply(diagnostic_text).items():
+                            diagnostic.setdefault(key, value)
             if diagnostic_text and "smtp.text" not in diagnostic:
                 diagnostic["smtp.text"] = clean_text(diagnostic_text)
             if diagnostic.get("outer.expired") and "outer.enhanced" not in diagnostic:
@@ -763,7 +1024,8 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                                         recipient=recipient or None, extra=extra, inferred=inferred))
         if records:
             return records
-        if any(b.get("action", "").lower().startswith(("delivered", "relayed", "expanded")) for b in dsn_recipients):
+        if any(b.get("action", "").lower().startswith(_SUCCESS_ACTIONS) or (_status_code(b.get("status", "")) or "")
+               .startswith("2.") for b in dsn_recipients):
             return []
     trust = _trust_without_code(report)
     trusted = bool(trust)

@@ -60,7 +60,9 @@ def binary_kind(head: bytes) -> str | None:
         if head.startswith(magic):
             return name
     sample = head[:8192]
-    if b"\x00" in sample:
+    # A stray NUL or a few (a tool's padding at the end of a saved message) leave text text;
+    # binary formats and UTF-16 have them throughout.
+    if sample.count(b"\x00") > 2 + len(sample) // 1024:
         return "binary data"
     controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))  # C speed, not a byte loop
     if controls > len(sample) * 0.05:
@@ -71,6 +73,11 @@ def binary_kind(head: bytes) -> str | None:
     if undecodable > len(sample) * 0.1:
         return "binary data"
     return None
+
+
+def looks_like_mbox(head: bytes) -> bool:
+    """An mbox starts with a `From ` line, perhaps after a byte-order mark or blank lines."""
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n").startswith(b"From ")
 
 
 def is_binary(head: bytes) -> bool:
@@ -282,6 +289,8 @@ def mbox_records(lines: Iterable[bytes], path: str) -> Iterator[IntakeRecord | S
     truncated = False
     previous_blank = True
     for line in lines:
+        if not count and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]  # a byte-order mark before the first From line
         if line.startswith(b"From ") and previous_blank:
             if count:
                 yield from flush(chunks, truncated)
@@ -314,6 +323,8 @@ def _not_a_failure(data: bytes) -> str:
         return "a complaint (feedback-loop report), not a delivery failure"
     if kind == "auto-reply":
         return "an automatic reply (RFC 3834), not a delivery failure"
+    if kind == "delivered":
+        return "a delivery report whose every recipient was delivered (or found deliverable), not a failure"
     return "not a bounce or delay notice"
 
 
@@ -371,7 +382,7 @@ def iter_stream_records(
         yield SkippedInput(source, f"{binary}, not a message or log")
         return
     stream = _Rewound(head, handle)
-    if kind == "auto" and head.startswith(b"From "):
+    if kind == "auto" and looks_like_mbox(head):
         yield from _iter_mbox(source, stream)  # type: ignore[arg-type]
         return
     if kind == "auto":

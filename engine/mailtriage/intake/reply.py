@@ -43,13 +43,15 @@ _EXPIRY = re.compile(
 # failed attempt costs the length of one run, not its square.
 RETURNED_MESSAGE_PHRASES = (
     "below this line is a copy of the message", "this is a copy of the message", "original message follows",
+    "below is a copy of the original", "unsent message follows", "message text follows",
+    "the header of the original message",
     "original (?:mail|message) as follows",
     "original message", "returned message", "undelivered message", "message headers follow", "copy of the original",
     "original message headers", "headers of the original", "forwarded message",
     "content-type: message/rfc822", "content-type: text/rfc822-headers",
 )
 RETURNED_MESSAGE = re.compile(
-    r"(?<![^\n])[ \t]*(?:(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*)?(?:"
+    r"(?<![^\n])[ \t]*(?:\|?(?:-{2,}|={2,}|_{2,}|\*{2,})[ \t]*)?(?:"
     + "|".join(RETURNED_MESSAGE_PHRASES) + ")",  # words and simple groups, valid in RE2JS too
     re.I,
 )
@@ -249,6 +251,9 @@ def parse_reply(text: str) -> Facts:
             if outer_text:
                 facts["outer.text"] = outer_text
         message = _clean_text(line[chosen.end:], chosen)
+        if outer is None and not any(ch.isalpha() for ch in message):
+            # The code closes the sentence (qmail's "... host named example.com. (#5.1.2)").
+            message = _clean_text(line[:chosen.start].rstrip(" (#[<"), None)
     else:
         message = _clean_text(line, None)
     if "=" in line:

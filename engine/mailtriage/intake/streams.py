@@ -95,6 +95,12 @@ def iter_mbox_messages(lines: Iterable[bytes], source: str) -> Iterator[Item]:
     yield from mbox_records(lines, source)
 
 
+def _looks_like_mbox(head: bytes) -> bool:
+    from .paths import looks_like_mbox
+
+    return looks_like_mbox(head)
+
+
 def _is_binary(head: bytes) -> bool:
     from .paths import is_binary
 
@@ -130,7 +136,7 @@ def _iter_text_stream(head: bytes, rest: Iterator[bytes], source: str) -> Iterat
         return
     chunks = _prepend(head, rest)
     try:
-        if head.startswith(b"From "):
+        if _looks_like_mbox(head):
             yield from iter_mbox_messages(iter_lines(chunks), source)
             return
         kind = detect_kind(head)
@@ -304,7 +310,7 @@ def sniff_stream_kind(head: bytes) -> str:
         return "maildir-tar"
     if head[_TAR_MAGIC_OFFSET : _TAR_MAGIC_OFFSET + 5] == b"ustar":
         return "maildir-tar"
-    if head.startswith(b"From "):
+    if _looks_like_mbox(head):
         return "mbox"
     kind = detect_kind(head) if head.strip() else "message"
     return "log" if kind == "log" else "message"

@@ -44,6 +44,7 @@ _POSTFIX_DNS = re.compile(
 _GOOGLE_DNS = re.compile(
     r"dns type '(?P<type>\w+)' lookup of (?P<name>[\w.\-]+) responded with code (?P<rcode>[A-Z]+)", re.I
 )
+_LOOKUP_FAILURE = re.compile(r"dns lookup failure:? (?:host )?(?P<name>[\w.\-]+) not found", re.I)
 _RCODE_RESULT = {"nxdomain": "nxdomain", "servfail": "servfail", "refused": "refused"}
 
 # "host mx.example.com[192.0.2.7]", "connect to mx.example.com[192.0.2.7]:25", Exim's "host x [ip]".
@@ -228,6 +229,17 @@ def dns_facts(text: str, lower: str, facts: Facts) -> None:
         facts.setdefault("dns.result", "servfail")
     elif "couldn't find any host named" in lower or "domain does not exist" in lower or "nxdomain" in lower:
         facts.setdefault("dns.result", "nxdomain")
+    elif "dns lookup failure" in lower or "mx lookup" in lower or "no mx found" in lower:
+        # DragonFly's "DNS lookup failure: host X not found", OpenSMTPD's "Temporary failure in MX
+        # lookup" and "No MX found for domain".
+        found = _LOOKUP_FAILURE.search(text)
+        if found and found.group("name"):
+            facts.setdefault("dns.query_name", found.group("name").rstrip("."))
+            facts.setdefault("dns.result", "nxdomain")
+        elif "temporary failure in mx lookup" in lower:
+            facts.setdefault("dns.result", "servfail")
+        elif "no mx found" in lower:
+            facts.setdefault("dns.result", "no-mx")
     elif "dnssec" in lower and ("invalid" in lower or "bogus" in lower or "fail" in lower):
         facts.setdefault("dns.result", "dnssec-failure")
 

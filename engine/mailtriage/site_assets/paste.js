@@ -64,6 +64,7 @@
   var ADDRESS_WORD = rx(B + "(?:a|aaaa|address|smart ?host|host name)" + B);
   var POSTFIX_DNS = rx("name service error for (?:name=)?(?<name>[" + W + ".\\-]+)(?: type=(?<type>[" + W + "]+))?:? ?(?<why>[^;()]*)", "i");
   var GOOGLE_DNS = rx("dns type '(?<type>[" + W + "]+)' lookup of (?<name>[" + W + ".\\-]+) responded with code (?<rcode>[A-Z\\u0130\\u0131]+)", "i");
+  var LOOKUP_FAILURE = rx("dns lookup failure:? (?:host )?(?<name>[" + W + ".\\-]+) not found", "i");
   var RCODE_RESULT = { nxdomain: "nxdomain", servfail: "servfail", refused: "refused" };
   var HOST_BRACKET_IP = rx("(?:host|connect to|with|from|to|server)[" + S + "]+(?<host>[" + AZ + "0-9][" + W + ".\\-]*)[" + S + "]?\\[(?<ip>[0-9a-fA-F:.]+)\\](?::(?<port>[" + D + "]{1,5}))?", "i");
   var REMOTE_HOST_SAID = rx("(?:remote host (?<ip>[0-9a-fA-F:.]{7,}) said|(?<ip2>[" + D + "]{1,3}(?:\\.[" + D + "]{1,3}){3}) does not like)", "i");
@@ -325,6 +326,15 @@
     else if (has(lower, "point to non-existent hosts") || has(lower, "couldn't find a mail exchanger or ip")) setDefault(facts, "dns.result", "no-address");
     else if (has(lower, "host lookup did not complete")) setDefault(facts, "dns.result", "servfail");
     else if (has(lower, "couldn't find any host named") || has(lower, "domain does not exist") || has(lower, "nxdomain")) setDefault(facts, "dns.result", "nxdomain");
+    else if (has(lower, "dns lookup failure") || has(lower, "mx lookup") || has(lower, "no mx found")) {
+      // As symptoms.py: DragonFly's "DNS lookup failure: host X not found", OpenSMTPD's MX wordings.
+      found = LOOKUP_FAILURE.exec(text);
+      if (found && found.groups.name) {
+        setDefault(facts, "dns.query_name", rstripChars(found.groups.name, "."));
+        setDefault(facts, "dns.result", "nxdomain");
+      } else if (has(lower, "temporary failure in mx lookup")) setDefault(facts, "dns.result", "servfail");
+      else if (has(lower, "no mx found")) setDefault(facts, "dns.result", "no-mx");
+    }
     else if (has(lower, "dnssec") && (has(lower, "invalid") || has(lower, "bogus") || has(lower, "fail"))) setDefault(facts, "dns.result", "dnssec-failure");
   }
 
@@ -457,6 +467,10 @@
         if (outerText) facts["outer.text"] = outerText;
       }
       message = cleanText(line.slice(chosen.end), chosen);
+      if (outer === null && !/\p{L}/u.test(message)) {
+        // The code closes the sentence (qmail's "... host named example.com. (#5.1.2)"), as parse_reply.
+        message = cleanText(line.slice(0, chosen.start).replace(/[ (#[<]+$/, ""), null);
+      }
     } else {
       message = cleanText(line, null);
     }
@@ -619,6 +633,7 @@
     var bytes = new TextEncoder().encode(text.slice(0, L.headBytes));
     var head = "";
     for (var i = 0; i < bytes.length && i < L.headBytes; i++) head += String.fromCharCode(bytes[i]);
+    if (head.slice(0, 3) === "\xef\xbb\xbf") head = head.slice(3);  // a byte-order mark is not text
     head = lstripChars(head, "\r\n\t ");
     var lines = head.replace(/\r/g, "\n").split("\n").slice(0, 12).filter(function (line) {
       return stripChars(line, ASCII_SPACES).length > 0;
