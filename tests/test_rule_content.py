@@ -91,3 +91,27 @@ def test_why_lines_are_in_the_diagnosis_language(engine: Engine) -> None:
     fixes = {fix["id"]: fix for fix in portuguese["fixes"]}
     assert fixes["retire-connector"]["audience"] == "admin"
     assert {"shell": "powershell", "run": "Set-AcceptedDomain -Identity contoso.com -DomainType Authoritative"} in fixes["retire-connector"]["commands"]
+
+
+
+def test_every_example_reply_pasted_as_a_user_pastes_it_gets_the_rule_it_claims(engine: Engine) -> None:
+    # lint reads an example's reply with read_reply; a user's paste goes through parse_input, which may
+    # read the same text as a log line or a message. Both must give the example's verdict.
+    from mailtriage.triage import diagnose_text
+
+    checked = 0
+    wrong = []
+    for rule in RULES.values():
+        if rule.status is Status.DEPRECATED:
+            continue  # never matched by design; lint checks its examples against the rule itself
+        for kind, examples in (("match", rule.examples_match), ("no_match", rule.examples_no_match)):
+            for index, example in enumerate(examples):
+                if example.reply is None:
+                    continue
+                checked += 1
+                results = diagnose_text(example.reply, facts=dict(example.facts) or None, engine=engine)
+                matched = bool(results) and rule.id in {m.rule.id for m in results[0].diagnosis.matches}
+                if matched != (kind == "match"):
+                    wrong.append(f"{rule.id} {kind}[{index}]: {example.reply[:90]!r}")
+    assert checked > 800
+    assert not wrong, "\n".join(wrong)
