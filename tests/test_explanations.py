@@ -142,3 +142,54 @@ def test_an_engine_loaded_before_a_fork_answers_the_same_in_the_children() -> No
         results = pool.map(_diagnose_in_child, [queries, queries[::-1]])
     assert results[0] == expected
     assert results[1] == expected[::-1]
+
+
+def _reason_engine() -> Engine:
+    """A rule that needs a wording and rules out another: both reasons must read as they held."""
+    match = {"all": [
+        {"field": "smtp.reply_code", "equals": 550},
+        {"field": "smtp.text", "matches": "user unknown|no such user"},
+        {"not": {"field": "smtp.text", "matches": "sender address rejected"}},
+        {"not": {"field": "smtp.enhanced", "one_of": ["5.7.1", "5.7.26"]}},
+    ]}
+    return Engine(KnowledgeBase(rules={"unknown-user": make_rule("unknown-user", match)}))
+
+
+@pytest.mark.parametrize(("lang", "contains", "not_matches", "not_one_of"), [
+    ("en", "contains", "does not match", "is none of"),
+    ("pt-BR", "contém", "não corresponde a", "não é nenhum de"),
+])
+def test_why_reads_an_exclusion_as_an_exclusion_and_quotes_the_words_that_matched(
+    lang: str, contains: str, not_matches: str, not_one_of: str
+) -> None:
+    from mailtriage.cli.render import why_line
+
+    facts = {"smtp.reply_code": 550, "smtp.enhanced": "5.1.1", "smtp.text": "Recipient rejected: User Unknown here"}
+    why = _reason_engine().diagnose(facts).to_dict(lang)["matches"][0]["why"]
+    by_condition = {reason["condition"]: reason for reason in why}
+    text_test = next(r for r in why if r["field"] == "smtp.text" and r["excerpt"] is not None)
+    assert text_test["excerpt"] == "User Unknown"  # the text's own spelling, not the pattern's
+    exclusions = [r for r in why if r["excerpt"] is None and r["field"] != "smtp.reply_code"]
+    assert sorted(r["condition"] for r in exclusions) == sorted([
+        f"smtp.text {not_matches} /sender address rejected/", f"smtp.enhanced {not_one_of} 5.7.1, 5.7.26",
+    ])
+    assert why[-len(exclusions):] == exclusions  # what held comes before what was ruled out
+    line = why_line(why, lang)
+    assert f'smtp.text {contains} "User Unknown"' in line
+    assert f"{not_matches} /sender address rejected/" in line
+    assert not any(f"smtp.text {word} /sender" in line for word in ("matches", "corresponde a"))
+    assert len(by_condition) == len(why)
+
+
+def test_why_line_cuts_a_long_pattern_but_json_keeps_it_whole() -> None:
+    from mailtriage.cli.render import MAX_TEST_SHOWN, why_line
+
+    long_pattern = "|".join(f"sender rule number {n}" for n in range(20))
+    match = {"all": [{"field": "smtp.reply_code", "equals": 550},
+                     {"not": {"field": "smtp.text", "matches": long_pattern}}]}
+    engine = Engine(KnowledgeBase(rules={"r": make_rule("r", match)}))
+    why = engine.diagnose({"smtp.reply_code": 550, "smtp.text": "no"}).to_dict("en")["matches"][0]["why"]
+    assert any(long_pattern in r["condition"] for r in why)
+    shown = why_line(why, "en").split("; ")
+    assert max(len(part) for part in shown) <= MAX_TEST_SHOWN
+    assert shown[-1].endswith("…/")

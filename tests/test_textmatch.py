@@ -202,3 +202,16 @@ def test_patterns_re2_cannot_run_are_refused(pattern: str) -> None:
 
 def test_python_end_of_text_is_accepted() -> None:
     assert compile_pattern(r"full\Z").search("mailbox FULL") and not compile_pattern(r"full\Z").search("full!")
+
+
+@settings(max_examples=300, deadline=None)
+@given(patterns | st.sampled_from(BUNDLED_PATTERNS), texts)
+def test_find_quotes_what_the_reference_search_matches(pattern: str, text: str) -> None:
+    """The "why" lines quote `find`: the same leftmost match as RE2's own search, found exactly when
+    the test holds (an empty match aside, which has nothing to quote)."""
+    found = compile_pattern(pattern).find(text)
+    reference = re2.compile(pattern, _OPTIONS).search(text)
+    if reference is None:
+        assert found is None
+    else:
+        assert found == reference.group(0)

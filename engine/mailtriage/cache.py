@@ -29,7 +29,7 @@ from .textmatch import WordAnalysis, plan_alternatives, prime_word_analyses, wor
 from .textsafe import text_bytes
 
 CACHE_ENV = "MAILTRIAGE_CACHE_DIR"
-_FORMAT = "4"  # 4: keyed-hash header + pickle of (knowledge base, pattern word analyses, pattern splits)
+_FORMAT = "5"  # 5: Leaf.negated; 4: keyed-hash header + pickle of (knowledge base, pattern word analyses, pattern splits)
 _MAGIC = b"mailtriage-kb-4\n"
 _KEY_FILE = "secret.key"
 _KEY_BYTES = 32

@@ -73,14 +73,14 @@ class Match:
             "generic_level": head[5],
             "family": head[6],
             "status": head[7],
-            "why": [{"field": name, "condition": text, "value": get(name)} for name, text in template.why],
+            "why": [_reason(name, text, pattern, get(name)) for name, text, pattern in template.why],
             "causes": [
                 {
                     "id": cause_id,
                     "title": title,
                     "detail": detail,
                     "likelihood": likelihood,
-                    "because": [{"field": name, "condition": text, "value": get(name)} for name, text in because],
+                    "because": [_reason(name, text, pattern, get(name)) for name, text, pattern in because],
                 }
                 for cause_id, title, detail, likelihood, because in template.causes
             ],
@@ -100,14 +100,14 @@ class Match:
         return _MatchTemplate(
             (rule.id, tuple(rule.codes), head["title"], head["summary"], head["kind"], head["generic_level"],
              head["family"], head["status"]),
-            tuple((leaf.field, leaf.describe(lang)) for leaf in self.why),
+            tuple(_reason_template(leaf, lang) for leaf in self.why),
             tuple(
                 (
                     c.cause.id,
                     static.causes[c.cause.id]["title"],
                     static.causes[c.cause.id]["detail"],
                     c.likelihood.value,
-                    tuple((leaf.field, leaf.describe(lang)) for leaf in c.because),
+                    tuple(_reason_template(leaf, lang) for leaf in c.because),
                 )
                 for c in self.causes
             ),
@@ -124,8 +124,8 @@ class Match:
 @dataclass(frozen=True)
 class _MatchTemplate:
     head: tuple[Any, ...]
-    why: tuple[tuple[str, str], ...]
-    causes: tuple[tuple[str, str, str, str, tuple[tuple[str, str], ...]], ...]
+    why: tuple[_ReasonTemplate, ...]
+    causes: tuple[tuple[str, str, str, str, tuple[_ReasonTemplate, ...]], ...]
     fixes: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...], str | None, tuple[tuple[str, str], ...]], ...]
     references: tuple[tuple[str, str], ...]
     language: str
@@ -285,4 +285,31 @@ def _rendered(rule: Rule, lang: str) -> _RenderedRule:
 
 
 def _leaf_reason(leaf: Leaf, facts: dict[str, FactValue], lang: str = SOURCE_LANGUAGE) -> dict[str, Any]:
-    return {"field": leaf.field, "condition": leaf.describe(lang), "value": facts.get(leaf.field)}
+    name, condition, pattern = _reason_template(leaf, lang)
+    return _reason(name, condition, pattern, facts.get(name))
+
+
+# (field, the test in words, the pattern of a text test that held or None): what a reason needs
+# besides the facts.
+_ReasonTemplate = tuple[str, str, str | None]
+
+# The longest excerpt a reason quotes: a pattern such as `denied.*policy` can span a whole text.
+MAX_EXCERPT = 200
+
+
+def _reason_template(leaf: Leaf, lang: str) -> _ReasonTemplate:
+    pattern = leaf.value if leaf.op == "matches" and not leaf.negated else None
+    return (leaf.field, leaf.describe(lang), pattern)
+
+
+def _reason(name: str, condition: str, pattern: str | None, value: FactValue | None) -> dict[str, Any]:
+    """One reason: the fact, the test in words, the fact's value and, for a text test that held,
+    `excerpt`: the words of the text it matched (None for other tests)."""
+    excerpt = None
+    if pattern is not None and isinstance(value, str):
+        from .textmatch import compile_pattern
+
+        found = compile_pattern(pattern).find(value)
+        if found:
+            excerpt = found if len(found) <= MAX_EXCERPT else found[: MAX_EXCERPT - 1] + "…"
+    return {"field": name, "condition": condition, "value": value, "excerpt": excerpt}

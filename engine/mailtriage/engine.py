@@ -219,6 +219,7 @@ class Engine:
     def _explain(self, rule: Rule, assessor: _Assessor) -> Match:
         assess = assessor.assess
         why = list(dict.fromkeys(assess(rule.match).held))  # branches may share leaves
+        why.sort(key=lambda leaf: leaf.negated)  # what held before what was ruled out
         causes = []
         for cause in rule.causes:
             likely = assess(cause.likely_when) if cause.likely_when else None

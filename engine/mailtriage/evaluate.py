@@ -153,8 +153,10 @@ def _assess_node(condition: Condition, facts: Mapping[str, FactValue], memo: dic
     if isinstance(condition, Not):
         inner = _assess(condition.child, facts, memo)
         value = None if inner.value is None else not inner.value
-        # Under a negation, leaves that failed are the ones that made it hold.
-        return Assessment(value, inner.failed, inner.held, inner.unknown)
+        # Under a negation, leaves that failed are the ones that made it hold; they are reported
+        # read the other way round ("does not match"), so no reason reads as its opposite.
+        return Assessment(value, [leaf.negation() for leaf in inner.failed], [leaf.negation() for leaf in inner.held],
+                          inner.unknown)
     parts = [_assess(child, facts, memo) for child in condition.children]
     decisive = not isinstance(condition, All)  # the value that settles an all (False) or an any (True)
     saw_decisive = saw_unknown = False

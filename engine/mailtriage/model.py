@@ -7,7 +7,8 @@ and the linter checks meaning.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .facts import FactValue
@@ -48,6 +49,9 @@ class Leaf:
     field: str
     op: str
     value: Any
+    # Only on the leaves of an assessment, never in a rule's tree: a leaf under a `not` that failed,
+    # which is what made the `not` hold, so the "why" line must say "does not match".
+    negated: bool = False
 
     @property
     def pattern(self) -> LinearPattern | None:
@@ -58,23 +62,37 @@ class Leaf:
     def to_dict(self) -> dict[str, Any]:
         return {"field": self.field, self.op: list(self.value) if self.op == "one_of" else self.value}
 
+    def negation(self) -> Leaf:
+        """This test read the other way round (for the leaves under a `not`)."""
+        return _negation(self)
+
     def describe(self, lang: str = SOURCE_LANGUAGE) -> str:
         """The test in words, in `lang` (English, or Brazilian Portuguese): the "why" lines."""
         words = _LEAF_WORDS.get(lang, _LEAF_WORDS[SOURCE_LANGUAGE])
         if self.op == "exists":
-            return f"{self.field} {words['known' if self.value else 'unknown']}"
+            return f"{self.field} {words['known' if bool(self.value) != self.negated else 'unknown']}"
+        op = f"not_{self.op}" if self.negated else self.op
         if self.op == "one_of":
-            return f"{self.field} {words['one_of']} {', '.join(str(v) for v in self.value)}"
+            return f"{self.field} {words[op]} {', '.join(str(v) for v in self.value)}"
         if self.op == "matches":
-            return f"{self.field} {words['matches']} /{self.value}/"
-        return f"{self.field} {words[self.op]} {self.value}"
+            return f"{self.field} {words[op]} /{self.value}/"
+        return f"{self.field} {words[op]} {self.value}"
+
+
+@functools.cache
+def _negation(leaf: Leaf) -> Leaf:
+    return replace(leaf, negated=not leaf.negated)
 
 
 _LEAF_WORDS = {
     "en": {"equals": "is", "one_of": "is one of", "matches": "matches", "less_than": "<", "at_most": "<=",
-           "greater_than": ">", "at_least": ">=", "known": "is known", "unknown": "is unknown"},
+           "greater_than": ">", "at_least": ">=", "known": "is known", "unknown": "is unknown",
+           "not_equals": "is not", "not_one_of": "is none of", "not_matches": "does not match",
+           "not_less_than": ">=", "not_at_most": ">", "not_greater_than": "<=", "not_at_least": "<"},
     "pt-BR": {"equals": "é", "one_of": "é um de", "matches": "corresponde a", "less_than": "<", "at_most": "<=",
-              "greater_than": ">", "at_least": ">=", "known": "é conhecido", "unknown": "é desconhecido"},
+              "greater_than": ">", "at_least": ">=", "known": "é conhecido", "unknown": "é desconhecido",
+              "not_equals": "não é", "not_one_of": "não é nenhum de", "not_matches": "não corresponde a",
+              "not_less_than": ">=", "not_at_most": ">", "not_greater_than": "<=", "not_at_least": "<"},
 }
 
 

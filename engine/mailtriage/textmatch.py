@@ -65,6 +65,15 @@ class LinearPattern:
         found: bool = self._match(self._unanchored, data, 0, len(data))[0][0] != -1
         return found
 
+    def find(self, text: str) -> str | None:
+        """The leftmost part of `text` the pattern matches, or None (for the "why" lines: the words
+        that made a text test hold say more than the whole pattern)."""
+        data = text.encode("utf-8", "surrogatepass")
+        start, end = self._match(self._unanchored, data, 0, len(data))[0]
+        if start == -1:
+            return None
+        return data[start:end].decode("utf-8", "replace")
+
 
 @functools.cache
 def compile_pattern(pattern: str) -> LinearPattern:

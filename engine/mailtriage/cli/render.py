@@ -29,6 +29,7 @@ LABELS = {
         "refs": "References",
         "failed": "failed on",
         "because": "because",
+        "contains": "contains",
     },
     "pt-BR": {
         "facts": "Fatos usados",
@@ -49,6 +50,7 @@ LABELS = {
         "refs": "Referências",
         "failed": "falhou em",
         "because": "porque",
+        "contains": "contém",
     },
 }
 
@@ -57,6 +59,27 @@ def safe_text(text: str) -> str:
     """Text for a terminal: control characters (ESC sequences included) shown escaped, never sent.
     The one helper is `textsafe.visible`; this name stays for the callers that import it."""
     return visible(text, keep_lines=True)
+
+
+# A test quoted in a "why" line is cut here: some rule patterns run to hundreds of characters,
+# and the JSON output keeps every test whole.
+MAX_TEST_SHOWN = 100
+
+
+def why_line(reasons: list[dict[str, Any]], lang: str) -> str:
+    """The reasons a rule matched, for people: a text test shows the words it matched
+    (`smtp.text contains "User unknown"`), not its whole pattern; repeats are said once."""
+    contains = labels(lang)["contains"]
+    phrases: list[str] = []
+    for reason in reasons:
+        if reason.get("excerpt"):
+            phrase = f'{reason["field"]} {contains} "{reason["excerpt"]}"'
+        else:
+            condition = reason["condition"]
+            phrase = condition if len(condition) <= MAX_TEST_SHOWN else condition[: MAX_TEST_SHOWN - 2] + "…/"
+        if phrase not in phrases:
+            phrases.append(phrase)
+    return "; ".join(phrases)
 
 
 def labels(lang: str) -> dict[str, str]:
@@ -90,7 +113,7 @@ def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
         lines.append(match["summary"])
         lines.append("")
         if match["why"]:
-            lines.append(f"**{text['why']}:** " + "; ".join(w["condition"] for w in match["why"]))
+            lines.append(f"**{text['why']}:** " + why_line(match["why"], lang))
             lines.append("")
         if match["causes"]:
             lines.append(f"### {text['causes']}")
@@ -117,7 +140,7 @@ def inferred_lines(diagnosis: Diagnosis, lang: str) -> list[str]:
     """One line per context fact inferred from the input: `context.system=postfix (from log tag postfix/smtp)`."""
     from ..intake.context import describe
 
-    return [describe(fact, labels(lang)["from"]) for fact in diagnosis.inferred]
+    return [describe(fact, labels(lang)["from"], lang) for fact in diagnosis.inferred]
 
 
 def render_diagnosis(diagnosis: Diagnosis, fmt: str = "text", lang: str = "en", file: Any = None) -> None:
@@ -153,7 +176,7 @@ def _render_rich(diagnosis: Diagnosis, lang: str, out: Any) -> None:
     for position, match in enumerate(data["matches"][:2] if data["specific"] else data["matches"][:3]):
         body: list[Any] = [Text(match["summary"]), Text("")]
         if match["why"]:
-            body.append(Text.from_markup(f"[bold]{text['why']}:[/bold] " + escape("; ".join(w["condition"] for w in match["why"]))))
+            body.append(Text.from_markup(f"[bold]{text['why']}:[/bold] " + escape(why_line(match["why"], lang))))
         if match["causes"]:
             body.append(Text.from_markup(f"\n[bold]{text['causes']}[/bold]"))
             for cause in match["causes"]:

@@ -109,6 +109,7 @@ class Reason(BaseModel):
     field: str
     condition: str
     value: Any = None
+    excerpt: str | None = None  # a text test that held: the words of the text it matched
 
 
 class CauseOut(BaseModel):
