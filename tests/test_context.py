@@ -194,6 +194,14 @@ def test_eop_stamped_replies_get_exchange_online_rules(engine: Engine) -> None:
 def test_describe_reads_like_the_report() -> None:
     [record] = parse_input(POSTFIX_LINE)
     assert describe(record.inferred[0]) == "context.system=postfix (from log tag postfix/smtp)"
+    assert describe(record.inferred[0], "de", "pt-BR") == "context.system=postfix (de identificador do log postfix/smtp)"
+
+
+def test_every_place_evidence_comes_from_is_named_in_both_languages() -> None:
+    from mailtriage.intake.context import SOURCE_LABELS
+
+    assert set(SOURCE_LABELS) == {"en", "pt-BR"}
+    assert all(set(labels) == set(SOURCES) and all(labels.values()) for labels in SOURCE_LABELS.values())
 
 
 # --- ranking and wording (issue 10 part 3) -----------------------------------------------------

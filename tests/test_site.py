@@ -360,7 +360,7 @@ def test_rules_json_carries_the_log_readers_patterns_and_tables(site: BuiltSite)
     assert context["skipped"] == []
     systems = {m["value"] for m in context["markers"] if m["sources"] == ["log-tag"]}
     assert {"postfix", "sendmail", "exim"} <= systems
-    assert context["source_labels"]["log-tag"] == "log tag"
+    assert context["source_labels"]["log-tag"] == {"en": "log tag", "pt-BR": "identificador do log"}
 
 
 def run_node(cases: list[dict[str, Any]], rules_json: Path | None, parse_only: bool = False) -> dict[str, Any]:
@@ -932,17 +932,27 @@ def test_rule_page_in_browser_has_a_copy_button_on_every_command_block(browser: 
     page.close()
 
 
-def test_paste_page_in_browser_shows_what_it_inferred_and_from_what(browser: Any, served: str) -> None:
+@pytest.mark.parametrize(("lang", "said"), [
+    ("en", "context.system=postfix (from log tag postfix/smtp)"),
+    ("pt-BR", "context.system=postfix (de identificador do log postfix/smtp)"),
+])
+def test_paste_page_in_browser_shows_what_it_inferred_and_from_what(browser: Any, served: str, lang: str, said: str) -> None:
+    """The line `diagnose --lang` prints, place name included, in the page's language."""
+    from mailtriage.cli.render import inferred_lines
+    from mailtriage.triage import diagnose_text
+
+    [found] = diagnose_text(INFERENCE_CASES[0])
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{served}paste/")
+    page.goto(f"{served}{LANGS[lang]}paste/")
     page.fill("#mt-paste-input", INFERENCE_CASES[0])
     page.click("#mt-paste button[type=submit]")
     page.click(".mt-paste-details > summary")  # the facts are folded away, after the answer
     item = page.locator('.mt-paste-inferred li[data-field="context.system"]')
     item.wait_for(timeout=5000)
-    assert item.inner_text() == "context.system=postfix (from log tag postfix/smtp)"
+    assert item.inner_text() == said
+    assert inferred_lines(found.diagnosis, lang) == [said]
     # The page reads the log line like `diagnose` and names the Postfix rule.
     page.locator('a[data-rule-id^="postfix-"]').first.wait_for(timeout=5000)
     assert not errors

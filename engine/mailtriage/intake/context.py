@@ -40,6 +40,25 @@ SOURCES: dict[str, str] = {
     "failed-recipients-notice": "report text (with X-Failed-Recipients)",
     "fact": "inferred fact",
 }
+# The same places in Brazilian Portuguese (header and field names stay as the standards spell them).
+SOURCES_PT_BR: dict[str, str] = {
+    "text": "texto do erro",
+    "remote-host": "servidor que respondeu",
+    "log-tag": "identificador do log",
+    "reporting-mta": "Reporting-MTA",
+    "remote-mta": "Remote-MTA",
+    "received-from-mta": "Received-From-MTA",
+    "from": "cabeçalho From",
+    "received": "cabeçalho Received",
+    "message-id": "cabeçalho Message-ID",
+    "x-mailer": "cabeçalho X-Mailer",
+    "headers": "cabeçalho X-MS-Exchange",
+    "notice": "texto do relatório",
+    "dsn-fields": "campo do DSN",
+    "failed-recipients-notice": "texto do relatório (com X-Failed-Recipients)",
+    "fact": "fato inferido",
+}
+SOURCE_LABELS: dict[str, dict[str, str]] = {"en": SOURCES, "pt-BR": SOURCES_PT_BR}
 # The sources a pasted text has, read as a reply or as a log line (the paste page exports the
 # markers that use them).
 TEXT_SOURCES = ("text", "remote-host", "log-tag")
@@ -256,9 +275,10 @@ def infer_context(facts: Facts, evidence: Mapping[str, str]) -> tuple[Facts, lis
     return facts, inferred
 
 
-def describe(fact: InferredFact, from_word: str = "from") -> str:
-    """`context.system=postfix (from log tag postfix/smtp)`, as the reports print it."""
-    where = SOURCES.get(fact.source, fact.source)
+def describe(fact: InferredFact, from_word: str = "from", lang: str = "en") -> str:
+    """`context.system=postfix (from log tag postfix/smtp)`, as the reports print it, with the
+    place named in `lang` (`from_word` is the report's own word for "from")."""
+    where = SOURCE_LABELS.get(lang, SOURCES).get(fact.source, fact.source)
     return f"{fact.field}={fact.value} ({from_word} {where} {fact.evidence})"
 
 
@@ -282,5 +302,6 @@ def export_markers() -> dict[str, object]:
                         "sources": sources})
     derived = [{"field": d.field, "value": d.value, "when_field": d.when_field, "when_values": list(d.when_values)}
                for d in DERIVED]
-    return {"markers": markers, "derived": derived, "source_labels": {k: SOURCES[k] for k in (*TEXT_SOURCES, "fact")},
+    return {"markers": markers, "derived": derived, "source_labels": {k: {lang: labels[k] for lang, labels in SOURCE_LABELS.items()}
+                                                               for k in (*TEXT_SOURCES, "fact")},
             "skipped": skipped}

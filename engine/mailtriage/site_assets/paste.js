@@ -1101,7 +1101,7 @@
   }
 
   /** The facts and inferred context, for whoever wants to see why: collapsed, after the answer. */
-  function factsDetails(result, words, labels) {
+  function factsDetails(result, words, labels, lang) {
     var details = el("details", "mt-paste-details");
     var summary = el("summary", null, words.read + " (" + words.read_hint + ")");
     details.appendChild(summary);
@@ -1122,7 +1122,7 @@
         var item = el("li");
         item.setAttribute("data-field", fact.field);
         item.appendChild(el("code", null, fact.field + "=" + fact.value));
-        var where = (labels && labels[fact.source]) || fact.source;
+        var where = (labels && inLang(labels[fact.source], lang)) || fact.source;
         item.appendChild(document.createTextNode(" (" + words.from_word + " " + where + " "));
         item.appendChild(el("code", null, fact.evidence));
         item.appendChild(document.createTextNode(")"));
@@ -1158,7 +1158,7 @@
       result.matches.forEach(function (rule) { ol.appendChild(resultCard(rule, words, page.lang, page.siteRoot)); });
       container.appendChild(ol);
     }
-    container.appendChild(factsDetails(result, words, page.labels));
+    container.appendChild(factsDetails(result, words, page.labels, page.lang));
   }
 
   /** What to paste, with an example that fills the box. */
