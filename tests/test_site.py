@@ -630,9 +630,9 @@ def test_paste_page_reads_log_lines_as_parse_input_does_fuzzed(texts: list[str])
     for text, result in zip(texts, answer["results"], strict=True):
         records = parse_input(text)
         page = result["paste"]
-        expected = {"facts": records[0].facts, "inferred": [f.to_dict() for f in records[0].inferred],
-                    "kind": records[0].kind} if records else {"facts": {}, "inferred": [], "kind": None}
-        assert page == expected, repr(text)
+        every = [{"facts": r.facts, "inferred": [f.to_dict() for f in r.inferred], "kind": r.kind} for r in records]
+        assert page == (every[0] if every else {"facts": {}, "inferred": [], "kind": None}), repr(text)
+        assert result["records"] == every, repr(text)
 
 
 @needs_node
@@ -658,6 +658,66 @@ def test_paste_page_and_diagnose_give_the_same_answer_on_every_inference_case(si
         log_tags += any(f["source"] == "log-tag" for f in inferred)
     assert not disagreements, "\n".join(disagreements)
     assert log_tags >= 15
+
+
+# A many-line log paste: three recipients, two kinds of failure, a delivery and a line of noise.
+MANY_LINES = "\n".join([LOG_CASES[0], "May 16 08:00:04 relay postfix/qmgr[99]: 4AB12C3D4E: removed", LOG_CASES[2],
+                         LOG_CASES[0].replace("bob@", "carl@"), "May 16 08:00:05 relay postfix/smtp[1003]: 5BC: to=<ok@example.net>, "
+                         "relay=mx1.example.net[192.0.2.25]:25, delay=1, dsn=2.0.0, status=sent (250 2.0.0 Ok)"])
+
+
+def _best_rules_grouped(text: str) -> list[list[Any]]:
+    """`diagnose TEXT`'s best rule for each record, counted in order of first appearance."""
+    from mailtriage.triage import diagnose_text
+
+    engine = Engine.load([REPO / "rules"], bundled=False, backend="python", use_cache=False)
+    counts: dict[str | None, int] = {}
+    for found in diagnose_text(text, engine=engine):
+        best = found.diagnosis.matches[0].rule.id if found.diagnosis.matches else None
+        counts[best] = counts.get(best, 0) + 1
+    return [[rule, count] for rule, count in counts.items()]
+
+
+@needs_node
+def test_paste_page_counts_every_failure_line_of_a_log_paste_under_the_rule_diagnose_gives_it(site: BuiltSite) -> None:
+    """A many-line paste is not cut to its first line: every failure line `diagnose` reads is
+    counted under the same best rule; deliveries and other lines are no records on either side."""
+    texts = [MANY_LINES, "\n".join(LOG_CASES), LOG_CASES[0]]
+    answer = run_node([{"text": t} for t in texts], site.root / "assets" / "mailtriage" / "rules.json")
+    many, every_case, one = answer["results"]
+    assert many["records"] == 3
+    assert many["groups"] == _best_rules_grouped(MANY_LINES)
+    assert [count for _rule, count in many["groups"]] == [2, 1]
+    assert every_case["groups"] == _best_rules_grouped("\n".join(LOG_CASES))
+    assert every_case["records"] >= 15
+    assert (one["records"], one["groups"]) == (1, [])
+
+
+@pytest.mark.parametrize(("lang", "heading"), [("en", "All 3 failure lines in your text"),
+                                               ("pt-BR", "As 3 linhas de falha do seu texto")])
+def test_paste_page_in_browser_lists_every_failure_line_of_a_log_paste(browser: Any, served: str, lang: str, heading: str) -> None:
+    page, errors = _open_paste(browser, served, lang, width=390)
+    _diagnose_in_page(page, MANY_LINES)
+    section = page.locator(".mt-paste-records")
+    section.wait_for(timeout=5000)
+    _screenshot(page, f"paste-many-lines-390-{lang}")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scroll on a phone
+    assert _axe(page) == []
+    assert section.locator("h2").inner_text() == heading
+    groups = section.locator("ul.mt-paste-record-groups > li")
+    expected = _best_rules_grouped(MANY_LINES)
+    assert groups.count() == len(expected)
+    for index, (rule, count) in enumerate(expected):
+        item = groups.nth(index)
+        assert item.get_attribute("data-count") == str(count)
+        assert item.locator("a.mt-paste-link").get_attribute("data-rule-id") == rule
+        assert item.locator("a.mt-paste-link").get_attribute("href").endswith(f"rules/{rule}/")
+    # The cards still explain the first line, and say so.
+    assert page.locator("#mt-paste-output > h2").first.inner_text() != section.locator("h2").inner_text()
+    _diagnose_in_page(page, LOG_CASES[0])  # one line: no list
+    page.wait_for_function("() => !document.querySelector('.mt-paste-records')", timeout=5000)
+    assert not errors
+    page.close()
 
 
 @needs_node

@@ -820,12 +820,14 @@
     return null;
   }
 
-  function firstLogRecord(context, lines) {
+  /** logs.parse_log_lines: a record per delivery-failure line, in order. */
+  function logRecords(context, lines) {
+    var records = [];
     for (var i = 0; i < lines.length; i++) {
       var record = parseLogLine(context, lines[i]);
-      if (record !== null) return record;
+      if (record !== null) records.push(record);
     }
-    return null;
+    return records;
   }
 
   /** intake.failure_code: a 4xx/5xx reply code or a 4.x.x/5.x.x status code. */
@@ -835,24 +837,33 @@
     return (typeof code === "number" && code >= 400 && code < 600) || (typeof enhanced === "string" && (enhanced[0] === "4" || enhanced[0] === "5"));
   }
 
-  /** A pasted text as parse_input reads it (first record): {facts, inferred, kind}. `known` are
-   * the reader's facts: the text is read without them, then the inferred facts the reader stated
-   * are dropped, as triage.diagnose_record does (so `diagnose TEXT --fact ...` agrees). */
-  function readPaste(context, text, known) {
+  /** A pasted text as parse_input reads it: every record, [{facts, inferred, kind}] (none when
+   * nothing was recognised). `known` are the reader's facts: the text is read without them, then
+   * the inferred facts the reader stated are dropped, as triage.diagnose_record does (so
+   * `diagnose TEXT --fact ...` agrees). */
+  function readPasteRecords(context, text, known) {
     known = known || {};
-    var record = null;
+    var records = [];
     var log = context.logs !== null && looksLikeLog(context.logs, text);
-    if (log) record = firstLogRecord(context, splitLines(text));
-    if (record === null) { // not a log, or timestamped lines no log reader knows: read as a reply
+    if (log) records = logRecords(context, splitLines(text));
+    if (!records.length) { // not a log, or timestamped lines no log reader knows: read as a reply
       var read = readReply(context, text, {});
-      if (log && !failureCode(read.facts)) return { facts: {}, inferred: [], kind: null };
-      if (Object.keys(read.facts).length) record = { facts: read.facts, inferred: read.inferred, kind: "reply" };
-      if (record) setDefault(record.facts, "input.kind", "reply");
-      else if (context.logs) record = firstLogRecord(context, splitLines(text).slice(0, MAX_FALLBACK_LOG_LINES));
+      if (log && !failureCode(read.facts)) return [];
+      if (Object.keys(read.facts).length) {
+        setDefault(read.facts, "input.kind", "reply");
+        records = [{ facts: read.facts, inferred: read.inferred, kind: "reply" }];
+      } else if (context.logs) records = logRecords(context, splitLines(text).slice(0, MAX_FALLBACK_LOG_LINES));
     }
-    if (record === null) return { facts: {}, inferred: [], kind: null };
-    record.inferred = record.inferred.filter(function (f) { return !hasOwn(known, f.field); });
-    return record;
+    records.forEach(function (record) {
+      record.inferred = record.inferred.filter(function (f) { return !hasOwn(known, f.field); });
+    });
+    return records;
+  }
+
+  /** The first record of a pasted text ({facts: {}, inferred: [], kind: null} when none). */
+  function readPaste(context, text, known) {
+    var records = readPasteRecords(context, text, known);
+    return records.length ? records[0] : { facts: {}, inferred: [], kind: null };
   }
 
   /** Normalise like mailtriage.facts.normalize_facts for the fields a paste can produce, and add
@@ -959,14 +970,47 @@
     return found;
   }
 
-  /** Everything at once: text (+ extra facts) to facts and matching rules. */
-  function diagnose(prepared, text, extra) {
-    var read = readPaste(prepared.context, text, extra);
-    var raw = read.facts;
+  // A paste of many log lines: the records grouped by the rule that explains each (the cards
+  // explain the first); past this many, the rest are counted but not matched.
+  var MAX_GROUPED_RECORDS = 500;
+
+  function recordMatches(prepared, facts, extra) {
+    var raw = {};
+    Object.keys(facts).forEach(function (k) { raw[k] = facts[k]; });
     Object.keys(extra || {}).forEach(function (k) { raw[k] = extra[k]; });
     var normal = normalizeFacts(raw);
-    return { facts: normal.facts, dropped: normal.dropped, matches: matchRules(prepared, normal.facts),
-      inferred: read.inferred, kind: read.kind };
+    return { facts: normal.facts, dropped: normal.dropped, matches: matchRules(prepared, normal.facts) };
+  }
+
+  /** [{rule (the best match, or null), count, text (the first such record's error text)}], in
+   * the order the rules first appear; empty for a paste of one record. */
+  function groupRecords(prepared, records, extra) {
+    if (records.length < 2) return [];
+    var groups = [];
+    var byRule = {};
+    records.slice(0, MAX_GROUPED_RECORDS).forEach(function (record) {
+      var matches = recordMatches(prepared, record.facts, extra).matches;
+      var rule = matches.length ? matches[0] : null;
+      var key = rule ? "r:" + rule.id : "none";
+      if (!hasOwn(byRule, key)) {
+        var said = record.facts["smtp.text"];
+        byRule[key] = { rule: rule, count: 0, text: typeof said === "string" ? said : "" };
+        groups.push(byRule[key]);
+      }
+      byRule[key].count += 1;
+    });
+    return groups;
+  }
+
+  /** Everything at once: text (+ extra facts) to facts and matching rules of the first record, and
+   * for a many-line paste every record grouped by the rule that explains it (`records`, `groups`). */
+  function diagnose(prepared, text, extra) {
+    var records = readPasteRecords(prepared.context, text, extra);
+    var read = records.length ? records[0] : { facts: {}, inferred: [], kind: null };
+    var first = recordMatches(prepared, read.facts, extra);
+    return { facts: first.facts, dropped: first.dropped, matches: first.matches,
+      inferred: read.inferred, kind: read.kind, records: records.length, groups: groupRecords(prepared, records, extra),
+      groupedAtMost: MAX_GROUPED_RECORDS };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -996,6 +1040,11 @@
       status_many: "{count} matches; best: {title}",
       status_none: "No rule matches.",
       status_no_code: "No error code found.",
+      matches_first: "What the first failure line means",
+      records_title: "All {count} failure lines in your text",
+      records_hint: "Each line counted under the rule that explains it best; the cards below explain the first line.",
+      records_capped: "Only the first {limit} lines were matched here; run mailtriage scan on the log for all of them.",
+      no_rule: "no rule",
       loading_failed: "The rule list did not load, so nothing can be matched. Rebuild the site or reload the page."
     },
     "pt-BR": {
@@ -1021,6 +1070,11 @@
       status_many: "{count} correspondências; a melhor: {title}",
       status_none: "Nenhuma regra corresponde.",
       status_no_code: "Nenhum código de erro encontrado.",
+      matches_first: "O que significa a primeira linha de falha",
+      records_title: "As {count} linhas de falha do seu texto",
+      records_hint: "Cada linha contada sob a regra que melhor a explica; os cartões abaixo explicam a primeira linha.",
+      records_capped: "Só as primeiras {limit} linhas foram comparadas aqui; execute mailtriage scan no log para ver todas.",
+      no_rule: "nenhuma regra",
       loading_failed: "A lista de regras não carregou, então nada pode ser comparado. Gere o site de novo ou recarregue a página."
     }
   };
@@ -1145,7 +1199,9 @@
       container.appendChild(el("p", "mt-paste-empty", words.none_read));
       return;
     }
-    container.appendChild(el("h2", null, words.matches));
+    // A many-line paste: every line counted first, then the cards for the first line.
+    if (result.groups && result.groups.length) container.appendChild(recordGroups(result, words, page));
+    container.appendChild(el("h2", null, result.records > 1 ? words.matches_first : words.matches));
     if (result.matches.length === 0) {
       var none = el("p", "mt-paste-empty mt-paste-no-match", words.no_match_before);
       var codes = el("a", null, words.codes_table);
@@ -1159,6 +1215,41 @@
       container.appendChild(ol);
     }
     container.appendChild(factsDetails(result, words, page.labels, page.lang));
+  }
+
+  // The error text quoted beside a group, cut at this many characters.
+  var MAX_GROUP_TEXT_CHARS = 160;
+
+  /** Every failure line of a many-line paste, counted under the rule that explains it best. */
+  function recordGroups(result, words, page) {
+    var section = el("section", "mt-paste-records");
+    section.appendChild(el("h2", null, fill(words.records_title, { count: result.records }, page.lang)));
+    section.appendChild(el("p", "mt-paste-note", words.records_hint));
+    if (result.records > result.groupedAtMost) {
+      section.appendChild(el("p", "mt-paste-note mt-paste-records-capped", fill(words.records_capped, { limit: result.groupedAtMost }, page.lang)));
+    }
+    var list = el("ul", "mt-paste-record-groups");
+    result.groups.forEach(function (group) {
+      var item = el("li");
+      item.setAttribute("data-count", String(group.count));
+      item.appendChild(el("strong", "mt-paste-count", group.count.toLocaleString(page.lang) + " \u00d7 "));
+      if (group.rule) {
+        var link = el("a", "mt-paste-link", ruleTitle(group.rule, page.lang));
+        link.setAttribute("href", page.siteRoot + group.rule.url);
+        link.setAttribute("data-rule-id", group.rule.id);
+        item.appendChild(link);
+      } else {
+        item.appendChild(el("em", null, words.no_rule));
+      }
+      if (group.text) {
+        var said = Array.from(group.text);
+        item.appendChild(document.createTextNode(" \u2014 "));
+        item.appendChild(el("code", null, said.length > MAX_GROUP_TEXT_CHARS ? said.slice(0, MAX_GROUP_TEXT_CHARS - 1).join("") + "\u2026" : group.text));
+      }
+      list.appendChild(item);
+    });
+    section.appendChild(list);
+    return section;
   }
 
   /** What to paste, with an example that fills the box. */
@@ -1276,6 +1367,7 @@
     parseReply: parseReply,
     readReply: readReply,
     readPaste: readPaste,
+    readPasteRecords: readPasteRecords,
     readLimits: readLimits,
     prepareContext: prepareContext,
     inferContext: inferContext,
