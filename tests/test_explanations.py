@@ -193,3 +193,20 @@ def test_why_line_cuts_a_long_pattern_but_json_keeps_it_whole() -> None:
     shown = why_line(why, "en").split("; ")
     assert max(len(part) for part in shown) <= MAX_TEST_SHOWN
     assert shown[-1].endswith("…/")
+
+
+def test_why_line_quotes_overlapping_words_of_one_text_once() -> None:
+    from mailtriage.cli.render import why_line
+
+    match = {"all": [{"field": "smtp.reply_code", "equals": 550},
+                     {"any": [{"field": "smtp.text", "matches": "not accepted due to domain's DMARC policy"},
+                              {"field": "smtp.text", "matches": "DMARC"},
+                              {"field": "smtp.text", "matches": "example.org is not accepted"}]}]}
+    engine = Engine(KnowledgeBase(rules={"r": make_rule("r", match)}))
+    text = "Unauthenticated email from example.org is not accepted due to domain's DMARC policy"
+    why = engine.diagnose({"smtp.reply_code": 550, "smtp.text": text}).to_dict("en")["matches"][0]["why"]
+    assert len([r for r in why if r["excerpt"]]) == 3  # JSON keeps every test that held
+    line = why_line(why, "en")
+    assert line.count("smtp.text contains") == 2
+    assert "\"not accepted due to domain's DMARC policy\"" in line and '"example.org is not accepted"' in line
+    assert '"DMARC"' not in line

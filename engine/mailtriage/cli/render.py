@@ -71,15 +71,30 @@ def why_line(reasons: list[dict[str, Any]], lang: str) -> str:
     (`smtp.text contains "User unknown"`), not its whole pattern; repeats are said once."""
     contains = labels(lang)["contains"]
     phrases: list[str] = []
+    quoted: dict[int, tuple[str, str]] = {}  # phrase index -> (field, excerpt) of the text tests shown
     for reason in reasons:
-        if reason.get("excerpt"):
-            phrase = f'{reason["field"]} {contains} "{reason["excerpt"]}"'
+        excerpt = reason.get("excerpt")
+        if excerpt:
+            # Two branches of one rule often match overlapping words of the same text: quote the
+            # longer once.
+            if any(field == reason["field"] and excerpt in shown for field, shown in quoted.values()):
+                continue
+            phrase = f'{reason["field"]} {contains} "{excerpt}"'
+            inside = [i for i, (field, shown) in quoted.items() if field == reason["field"] and shown in excerpt]
+            if inside:
+                phrases[inside[0]] = phrase
+                quoted[inside[0]] = (reason["field"], excerpt)
+                for i in inside[1:]:
+                    phrases[i] = ""
+                    del quoted[i]
+                continue
+            quoted[len(phrases)] = (reason["field"], excerpt)
         else:
             condition = reason["condition"]
             phrase = condition if len(condition) <= MAX_TEST_SHOWN else condition[: MAX_TEST_SHOWN - 2] + "…/"
         if phrase not in phrases:
             phrases.append(phrase)
-    return "; ".join(phrases)
+    return "; ".join(phrase for phrase in phrases if phrase)
 
 
 def labels(lang: str) -> dict[str, str]:
