@@ -210,3 +210,23 @@ def test_why_line_quotes_overlapping_words_of_one_text_once() -> None:
     assert line.count("smtp.text contains") == 2
     assert "\"not accepted due to domain's DMARC policy\"" in line and '"example.org is not accepted"' in line
     assert '"DMARC"' not in line
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from(list("`[]()<>*_\\!")), min_size=1, max_size=40))
+def test_markdown_reports_quote_message_words_as_code_never_as_markup(text: str) -> None:
+    """Words quoted from a message in a Markdown report stay literal text: a bounce cannot put a
+    link, HTML or emphasis into the report."""
+    import html
+
+    import markdown
+
+    from mailtriage.cli.render import markdown_code
+
+    if not text.strip():
+        return
+    rendered = markdown.markdown(f"smtp.text contains {markdown_code(text)}")
+    body = rendered.removeprefix("<p>smtp.text contains <code>").removesuffix("</code></p>")
+    assert body != rendered, rendered
+    assert "<" not in body
+    assert html.unescape(body) == text.strip()

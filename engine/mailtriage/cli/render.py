@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..diagnosis import Diagnosis
@@ -66,9 +68,20 @@ def safe_text(text: str) -> str:
 MAX_TEST_SHOWN = 100
 
 
-def why_line(reasons: list[dict[str, Any]], lang: str) -> str:
+def _double_quoted(text: str) -> str:
+    return f'"{text}"'
+
+
+def markdown_code(text: str) -> str:
+    """`text` as a Markdown code span: words from a message never become links, HTML or emphasis."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if fence != "`" or text.startswith(" ") or text.endswith(" ") else f"`{text}`"
+
+
+def why_line(reasons: list[dict[str, Any]], lang: str, quote: Callable[[str], str] = _double_quoted) -> str:
     """The reasons a rule matched, for people: a text test shows the words it matched
-    (`smtp.text contains "User unknown"`), not its whole pattern; repeats are said once."""
+    (`smtp.text contains "User unknown"`), not its whole pattern; repeats are said once. `quote`
+    marks the quoted words (Markdown reports pass `markdown_code`)."""
     contains = labels(lang)["contains"]
     phrases: list[str] = []
     quoted: dict[int, tuple[str, str]] = {}  # phrase index -> (field, excerpt) of the text tests shown
@@ -79,7 +92,7 @@ def why_line(reasons: list[dict[str, Any]], lang: str) -> str:
             # longer once.
             if any(field == reason["field"] and excerpt in shown for field, shown in quoted.values()):
                 continue
-            phrase = f'{reason["field"]} {contains} "{excerpt}"'
+            phrase = f'{reason["field"]} {contains} {quote(excerpt)}'
             inside = [i for i, (field, shown) in quoted.items() if field == reason["field"] and shown in excerpt]
             if inside:
                 phrases[inside[0]] = phrase
@@ -128,7 +141,7 @@ def diagnosis_markdown(diagnosis: Diagnosis, lang: str) -> str:
         lines.append(match["summary"])
         lines.append("")
         if match["why"]:
-            lines.append(f"**{text['why']}:** " + why_line(match["why"], lang))
+            lines.append(f"**{text['why']}:** " + why_line(match["why"], lang, markdown_code))
             lines.append("")
         if match["causes"]:
             lines.append(f"### {text['causes']}")
