@@ -127,6 +127,32 @@ def test_dsn_fields_and_exchange_headers() -> None:
     assert got["context.system"][1] in ("headers", "reporting-mta")
 
 
+def test_a_bounce_delivered_to_a_gmail_mailbox_is_not_gmails_bounce() -> None:
+    """The top Received header is the last hop: Google receiving the bounce for its user says
+    nothing about who wrote it (an Exim bounce was read as Gmail's, and got a registry answer)."""
+    exim = (
+        "Received: by mx.google.com with ESMTPS id x1si123.2024.05.01.10.00.00\n"
+        " for <alice@gmail.example>; Wed, 01 May 2024 10:00:00 -0700 (PDT)\n"
+        "Received: from mailnull by relay.example.org with local (Exim 4.97)\n"
+        "From: Mail Delivery System <Mailer-Daemon@relay.example.org>\nTo: alice@gmail.example\n"
+        "Subject: Mail delivery failed: returning message to sender\nX-Failed-Recipients: bob@example.net\n\n"
+        "This message was created automatically by mail delivery software.\n\n"
+        "A message that you sent could not be delivered to one or more of its recipients. This is a\n"
+        "permanent error. The following address(es) failed:\n\n"
+        "  bob@example.net\n    retry timeout exceeded\n"
+    )
+    [record] = parse_input(exim, kind="ndr")
+    assert record.facts["context.system"] == "exim"
+    # Google's own bounce still says so where Google writes it.
+    google = ndr(
+        "From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>\nTo: a@example.org\nSubject: Delivery Status Notification (Failure)",
+        "Your message wasn't delivered to bob@example.net because the address couldn't be found.",
+        "Reporting-MTA: dns; mx.google.com\n\nFinal-Recipient: rfc822; bob@example.net\nAction: failed\nStatus: 5.1.1\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 The email account that you tried to reach does not exist.",
+    )
+    assert inferred_of(google, kind="ndr")["context.system"][0] == "gmail"
+
+
 def test_received_from_mta_and_reporting_mta_are_separate_sources() -> None:
     facts: dict[str, Any] = {}
     found = infer(facts, {"reporting-mta": "dns; mx.google.com", "remote-mta": "dns; mail.protection.outlook.com"})

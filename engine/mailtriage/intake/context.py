@@ -114,7 +114,7 @@ MARKERS: tuple[ContextMarker, ...] = (
     ContextMarker("context.system", "exchange-server", r"microsoft exchange|x-ms-exchange|msexchange",
                   ("headers", "x-mailer", "received", "message-id", "from", "notice"), needles=("exchange",)),
     ContextMarker("context.system", "gmail", r"googlemail\.com", ("from",), needles=("googlemail.com",)),
-    ContextMarker("context.system", "gmail", r"mx\.google\.com", ("received", "message-id", "reporting-mta", "notice"), needles=("mx.google.com",)),
+    ContextMarker("context.system", "gmail", r"mx\.google\.com", ("message-id", "reporting-mta", "notice"), needles=("mx.google.com",)),
     ContextMarker("context.system", "gmail", r"gmail\.com|google\.com", ("reporting-mta",), needles=("gmail.com", "google.com")),
     ContextMarker("context.system", "yahoo", r"yahoo", ("from", "reporting-mta"), needles=("yahoo",)),
     ContextMarker("context.system", "postfix", r"\(postfix\)|this is the mail system at host",
