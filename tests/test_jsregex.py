@@ -144,3 +144,16 @@ def test_js_regex_ascii_mode_uses_ascii_classes() -> None:
 def test_js_regex_refuses_what_javascript_cannot_say(python: str) -> None:
     with pytest.raises(UnsupportedPattern):
         js_regex(python)
+
+
+def test_js_pattern_carries_ignorecase_and_refuses_compile_flags_it_would_lose() -> None:
+    import re
+
+    from mailtriage.jsregex import UnsupportedPattern, js_pattern
+
+    assert js_pattern(re.compile("abc", re.I))["flags"].startswith("i")
+    assert "i" not in js_pattern(re.compile("abc"))["flags"]
+    assert js_pattern(re.compile(rb"^\d+ "))["pattern"]  # a bytes pattern keeps ASCII classes
+    for flag in (re.M, re.S, re.X):
+        with pytest.raises(UnsupportedPattern):
+            js_pattern(re.compile("a", flag))

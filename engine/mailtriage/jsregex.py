@@ -46,6 +46,18 @@ def _boundary(word: str, negated: bool) -> str:
     return f"(?:(?<=[{word}])(?![{word}])|(?<![{word}])(?=[{word}]))"
 
 
+def js_pattern(compiled: re.Pattern[str] | re.Pattern[bytes]) -> dict[str, str]:
+    """A compiled Python pattern as the paste page reads it: `{"pattern", "flags"}` in JavaScript's
+    spelling, `i` added for re.IGNORECASE; a bytes pattern keeps its ASCII classes."""
+    if compiled.flags & (re.MULTILINE | re.DOTALL | re.VERBOSE):
+        raise UnsupportedPattern("re.MULTILINE, re.DOTALL and re.VERBOSE given to compile() are not carried over: write them inline")
+    if isinstance(compiled.pattern, bytes):
+        source, flags = js_regex(compiled.pattern.decode("ascii"), ascii=True)
+    else:
+        source, flags = js_regex(compiled.pattern)
+    return {"pattern": source, "flags": ("i" if compiled.flags & re.IGNORECASE else "") + flags}
+
+
 def js_regex(pattern: str, ascii: bool = False) -> tuple[str, str]:
     """(source, extra flags) of a JavaScript RegExp equivalent to Python `pattern`: compile it with
     `"u" + flags` (add `i` where Python adds re.I; flags holds `s` for Python's DOTALL). With

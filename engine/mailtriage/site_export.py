@@ -110,10 +110,9 @@ def export_reading() -> dict[str, Any]:
     from .intake.context import export_markers
     from .intake.logs import export_log_reading
     from .intake.reply import RETURNED_MESSAGE
-    from .jsregex import js_regex
+    from .jsregex import js_pattern
 
-    source, flags = js_regex(RETURNED_MESSAGE.pattern)
-    return {**export_markers(), "returned_message": {"pattern": source, "flags": "i" + flags},
+    return {**export_markers(), "returned_message": js_pattern(RETURNED_MESSAGE),
             "detection": export_detection(), "logs": export_log_reading()}
 
 

@@ -131,13 +131,9 @@ def detect_kind(data: bytes) -> str:
 def export_detection() -> dict[str, Any]:
     """How `detect_kind` tells a log from a reply, for the paste page: its bytes patterns in
     JavaScript's spelling (ASCII classes; the page runs them on the text's UTF-8 bytes)."""
-    from ..jsregex import js_regex
+    from ..jsregex import js_pattern
 
-    def pattern(compiled: re.Pattern[bytes]) -> dict[str, str]:
-        source, flags = js_regex(compiled.pattern.decode("ascii"), ascii=True)
-        return {"pattern": source, "flags": flags}
-
-    return {**{name: pattern(compiled) for name, compiled in DETECTION_PATTERNS.items()},
+    return {**{name: js_pattern(compiled) for name, compiled in DETECTION_PATTERNS.items()},
             "hints": [hint.decode("ascii") for hint in _LOG_HINTS], "head_bytes": _DETECT_HEAD_BYTES}
 
 

@@ -352,15 +352,11 @@ EXPORTED_PATTERNS: dict[str, re.Pattern[str]] = {
 def export_log_reading() -> dict[str, object]:
     """What the paste page needs to read a pasted log line as `parse_log_line` does: its patterns
     in JavaScript's spelling (see jsregex) and its tables. paste.js ports the steps between them."""
-    from ..jsregex import js_regex
-
-    def pattern(compiled: re.Pattern[str]) -> dict[str, str]:
-        source, flags = js_regex(compiled.pattern)
-        return {"pattern": source, "flags": flags}  # case-sensitive, as here
+    from ..jsregex import js_pattern
 
     return {
         "max_line_chars": MAX_LINE_CHARS,
-        "patterns": {name: pattern(compiled) for name, compiled in EXPORTED_PATTERNS.items()},
+        "patterns": {name: js_pattern(compiled) for name, compiled in EXPORTED_PATTERNS.items()},
         "errno_tcp": {str(number): state for number, state in _ERRNO_TCP.items()},
         "postfix_status_action": dict(_POSTFIX_STATUS_ACTION),
         "postfix_delivered": list(_POSTFIX_DELIVERED),
