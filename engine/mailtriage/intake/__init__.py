@@ -17,6 +17,9 @@ from ..facts import FactValue, FieldSpec, InferredFact, coerce_value, schema_reg
 from ..textsafe import text_bytes
 
 INPUT_KINDS = ("auto", "reply", "ndr", "log")
+# A UTF-8 byte-order mark some editors save before the first line: not text, and it would hide a
+# message's first header or an mbox's first From line.
+UTF8_BOM = b"\xef\xbb\xbf"
 
 _HEADER_LINE = re.compile(rb"^(?:From |[A-Za-z][A-Za-z0-9\-]{1,60}:[ \t]?)")
 # A line that starts with a syslog or ISO timestamp (bytes patterns: ASCII classes; the paste page
@@ -108,7 +111,7 @@ def clean_facts(raw: dict[str, FactValue], extra: dict[str, Any] | None = None) 
 
 def detect_kind(data: bytes) -> str:
     """Guess whether bytes are a message ("ndr"), MTA log lines ("log") or a pasted reply ("reply")."""
-    head = data[:_DETECT_HEAD_BYTES].removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n\t ")  # a byte-order mark is not text
+    head = data[:_DETECT_HEAD_BYTES].removeprefix(UTF8_BOM).lstrip(b"\r\n\t ")
     lines = [line for line in head.replace(b"\r", b"\n").split(b"\n")[:12] if line.strip()]
     if not lines:
         return "reply"

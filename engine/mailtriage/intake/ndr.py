@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import InputError
 from ..facts import Facts, InferredFact
 from ..textsafe import text_bytes
-from . import IntakeRecord, clean_facts
+from . import UTF8_BOM, IntakeRecord, clean_facts
 from .context import infer_context
 from .reply import RETURNED_MESSAGE, clean_text, find_candidates, parse_reply
 
@@ -516,7 +516,7 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     found: list[tuple[str, int]] = []
     seen: set[str] = set()
     notice = report.notice
-    if sender_domains and any(word in notice for word in _LIST_COMMAND_WORDS):
+    if sender_domains and _LIST_COMMAND_HINT.search(notice):
         # A list manager's notice names its own command addresses ("send 'guide' to list-ctl@"):
         # never a failed recipient.
         excluded |= {a.lower() for a in _ADDRESS_RE.findall(notice)
@@ -559,8 +559,8 @@ def _text_recipients(report: _Report, header_lines: bool = True) -> list[tuple[s
     return found
 
 
-_LIST_COMMAND_WORDS = ("-ctl@", "-request@", "-admin@", "-owner@", "owner-", "-help@", "subscribe@",
-                       "-CTL@", "-REQUEST@", "-ADMIN@", "-OWNER@", "OWNER-")
+# A list manager's command address somewhere in the notice (checked before the costlier scan).
+_LIST_COMMAND_HINT = re.compile(r"-(?:ctl|request|admin|owner|help)@|owner-|subscribe@", re.I)
 _LIST_COMMAND = re.compile(r"-(?:ctl|request|admin|owner|help|unsubscribe|subscribe)$|^owner-", re.I)
 _HEADER_LINE = re.compile(r"[ \t]*+(?:subject|sent|date|from|cc)[ \t]*+:", re.I)
 
@@ -798,6 +798,13 @@ def _drop_returned_message(raw: bytes) -> bytes:
 
 
 _SUCCESS_ACTIONS = ("delivered", "relayed", "expanded", "deliverable")
+
+
+def _reports_success(block: dict[str, str]) -> bool:
+    """A recipient block that reports no failure: delivered, relayed, expanded, or found deliverable
+    (Postfix's address verification, sendmail -bv), by its action or a class 2 status."""
+    return (block.get("action", "").strip().lower().startswith(_SUCCESS_ACTIONS)
+            or (_status_code(block.get("status", "")) or "").startswith("2."))
 _SYMPTOM_FIELDS = ("dns.result", "tcp.state", "tls.error", "smtp.closed_abruptly", "smtp.timed_out")
 
 
@@ -910,8 +917,7 @@ def non_failure_kind(data: bytes | str) -> str | None:
         kind = str(ses.get("notificationType") or ses.get("eventType") or "").lower()
         return "complaint" if kind == "complaint" else None
     blocks = report.recipient_blocks()
-    if blocks and all(b.get("action", "").lower().startswith(_SUCCESS_ACTIONS)
-                      or (_status_code(b.get("status", "")) or "").startswith("2.") for b in blocks):
+    if blocks and all(_reports_success(b) for b in blocks):
         return "delivered"
     if report.looks_like_bounce():
         return None
@@ -926,8 +932,7 @@ def non_failure_kind(data: bytes | str) -> str | None:
 def _skip_leading_blank(raw: bytes) -> bytes:
     """A saved message or mbox with a byte-order mark or blank lines before its first line: those
     would end the headers before they start (no From:, no Subject:, nothing read as a bounce)."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
+    raw = raw.removeprefix(UTF8_BOM)
     if raw[:1] in (b"\n", b" ", b"\t"):
         stripped = raw.lstrip(b" \t\n")
         if stripped.startswith(b"From ") or _HEADER_START.match(stripped):
@@ -975,8 +980,8 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
             recipient = _strip_type(block.get("final-recipient") or block.get("original-recipient", ""))
             action = block.get("action", "").strip().lower().split()[0] if block.get("action", "").strip() else ""
             status = _status_code(block.get("status", ""))
-            if action in _SUCCESS_ACTIONS or (status or "").startswith("2."):
-                continue  # delivered, or found deliverable (Postfix's address verification, sendmail -bv)
+            if _reports_success(block):
+                continue
             if action not in ("failed", "delayed"):
                 action = "delayed" if (delayed_notice or (status or "").startswith("4")) and not (
                     status or ""
@@ -1024,8 +1029,7 @@ def parse_message(data: bytes | str, source: str = "<message>") -> list[IntakeRe
                                         recipient=recipient or None, extra=extra, inferred=inferred))
         if records:
             return records
-        if any(b.get("action", "").lower().startswith(_SUCCESS_ACTIONS) or (_status_code(b.get("status", "")) or "")
-               .startswith("2.") for b in dsn_recipients):
+        if any(_reports_success(b) for b in dsn_recipients):
             return []
     trust = _trust_without_code(report)
     trusted = bool(trust)

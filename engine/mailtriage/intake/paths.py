@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import INTERNAL_ERROR, MailtriageError
-from . import IntakeRecord, SkippedInput, detect_kind, parse_input
+from . import UTF8_BOM, IntakeRecord, SkippedInput, detect_kind, parse_input
 from .logs import MAX_LINE_CHARS, parse_log_lines
 from .ndr import MAX_MESSAGE_BYTES, non_failure_kind, parse_message
 from .trace import parse_trace, parse_trace_file, parse_trace_stream, sniff_trace
@@ -77,7 +77,7 @@ def binary_kind(head: bytes) -> str | None:
 
 def looks_like_mbox(head: bytes) -> bool:
     """An mbox starts with a `From ` line, perhaps after a byte-order mark or blank lines."""
-    return head.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n").startswith(b"From ")
+    return head.removeprefix(UTF8_BOM).lstrip(b"\r\n").startswith(b"From ")
 
 
 def is_binary(head: bytes) -> bool:
@@ -289,8 +289,8 @@ def mbox_records(lines: Iterable[bytes], path: str) -> Iterator[IntakeRecord | S
     truncated = False
     previous_blank = True
     for line in lines:
-        if not count and line.startswith(b"\xef\xbb\xbf"):
-            line = line[3:]  # a byte-order mark before the first From line
+        if not count:
+            line = line.removeprefix(UTF8_BOM)  # before the first From line
         if line.startswith(b"From ") and previous_blank:
             if count:
                 yield from flush(chunks, truncated)
