@@ -693,6 +693,18 @@ def test_paste_page_counts_every_failure_line_of_a_log_paste_under_the_rule_diag
     assert (one["records"], one["groups"]) == (1, [])
 
 
+
+@needs_node
+def test_paste_page_matches_at_most_its_limit_of_a_huge_log_paste_and_counts_the_rest(site: BuiltSite) -> None:
+    """A pasted log of thousands of failure lines: every line is counted, the first 500 are
+    matched (a bounded cost per keystroke), and nothing is dropped without being counted."""
+    lines = [LOG_CASES[0].replace("bob@", f"user{n}@") for n in range(1200)]
+    answer = run_node([{"text": "\n".join(lines)}], site.root / "assets" / "mailtriage" / "rules.json")
+    [result] = answer["results"]
+    assert result["records"] == 1200
+    assert sum(count for _rule, count in result["groups"]) == 500
+
+
 @pytest.mark.parametrize(("lang", "heading"), [("en", "All 3 failure lines in your text"),
                                                ("pt-BR", "As 3 linhas de falha do seu texto")])
 def test_paste_page_in_browser_lists_every_failure_line_of_a_log_paste(browser: Any, served: str, lang: str, heading: str) -> None:

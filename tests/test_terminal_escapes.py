@@ -61,6 +61,17 @@ def test_pasted_reply_with_escape_sequences(fmt: str) -> None:
         assert "\\x1b]0;pwned-title\\x07" in output  # the facts line shows it, escaped
 
 
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_quoted_words_of_a_why_line_with_escape_sequences(fmt: str) -> None:
+    """The why line quotes the words a rule's pattern matched; `\\S+` in a pattern matches an escape
+    sequence too, so the quote must be shown escaped like any other text from the input."""
+    reply = "550 5.1.1 The user does not have a \x1b]0;pwned\x07\x1b[31m account here"
+    code, output = invoke("diagnose", reply, "--format", fmt)
+    assert code in (0, 1), output
+    assert_no_raw_controls(output)
+    assert "does not have a \\x1b]0;pwned\\x07\\x1b[31m account" in " ".join(output.split())
+
+
 def test_bounce_message_with_escape_sequences(tmp_path: Path) -> None:
     message = (
         "From: MAILER-DAEMON@example.org\r\n"

@@ -83,31 +83,26 @@ def why_line(reasons: list[dict[str, Any]], lang: str, quote: Callable[[str], st
     (`smtp.text contains "User unknown"`), not its whole pattern; repeats are said once. `quote`
     marks the quoted words (Markdown reports pass `markdown_code`)."""
     contains = labels(lang)["contains"]
-    phrases: list[str] = []
-    quoted: dict[int, tuple[str, str]] = {}  # phrase index -> (field, excerpt) of the text tests shown
+    shown: list[tuple[str, str | None, str]] = []  # (field, quoted words or None, phrase)
     for reason in reasons:
-        excerpt = reason.get("excerpt")
+        name, excerpt = reason["field"], reason.get("excerpt")
         if excerpt:
             # Two branches of one rule often match overlapping words of the same text: quote the
-            # longer once.
-            if any(field == reason["field"] and excerpt in shown for field, shown in quoted.values()):
+            # longer once, where the first of them stood.
+            if any(field == name and quoted and excerpt in quoted for field, quoted, _ in shown):
                 continue
-            phrase = f'{reason["field"]} {contains} {quote(excerpt)}'
-            inside = [i for i, (field, shown) in quoted.items() if field == reason["field"] and shown in excerpt]
+            phrase = f"{name} {contains} {quote(excerpt)}"
+            inside = [i for i, (field, quoted, _) in enumerate(shown) if field == name and quoted and quoted in excerpt]
             if inside:
-                phrases[inside[0]] = phrase
-                quoted[inside[0]] = (reason["field"], excerpt)
-                for i in inside[1:]:
-                    phrases[i] = ""
-                    del quoted[i]
+                shown[inside[0]] = (name, excerpt, phrase)
+                shown = [entry for i, entry in enumerate(shown) if i not in inside[1:]]
                 continue
-            quoted[len(phrases)] = (reason["field"], excerpt)
         else:
             condition = reason["condition"]
             phrase = condition if len(condition) <= MAX_TEST_SHOWN else condition[: MAX_TEST_SHOWN - 2] + "…/"
-        if phrase not in phrases:
-            phrases.append(phrase)
-    return "; ".join(phrase for phrase in phrases if phrase)
+        if all(phrase != seen for _, _, seen in shown):
+            shown.append((name, excerpt, phrase))
+    return "; ".join(phrase for _, _, phrase in shown)
 
 
 def labels(lang: str) -> dict[str, str]:

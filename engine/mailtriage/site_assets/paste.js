@@ -983,13 +983,14 @@
   }
 
   /** [{rule (the best match, or null), count, text (the first such record's error text)}], in
-   * the order the rules first appear; empty for a paste of one record. */
-  function groupRecords(prepared, records, extra) {
+   * the order the rules first appear; empty for a paste of one record. `firstMatches`: the first
+   * record's, already found for the cards. */
+  function groupRecords(prepared, records, extra, firstMatches) {
     if (records.length < 2) return [];
     var groups = [];
     var byRule = {};
-    records.slice(0, MAX_GROUPED_RECORDS).forEach(function (record) {
-      var matches = recordMatches(prepared, record.facts, extra).matches;
+    records.slice(0, MAX_GROUPED_RECORDS).forEach(function (record, index) {
+      var matches = index === 0 ? firstMatches : recordMatches(prepared, record.facts, extra).matches;
       var rule = matches.length ? matches[0] : null;
       var key = rule ? "r:" + rule.id : "none";
       if (!hasOwn(byRule, key)) {
@@ -1009,7 +1010,7 @@
     var read = records.length ? records[0] : { facts: {}, inferred: [], kind: null };
     var first = recordMatches(prepared, read.facts, extra);
     return { facts: first.facts, dropped: first.dropped, matches: first.matches,
-      inferred: read.inferred, kind: read.kind, records: records.length, groups: groupRecords(prepared, records, extra),
+      inferred: read.inferred, kind: read.kind, records: records.length, groups: groupRecords(prepared, records, extra, first.matches),
       groupedAtMost: MAX_GROUPED_RECORDS };
   }
 
